@@ -1,0 +1,36 @@
+# deepcls — every target that needs the venv creates it first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROFILE ?= quick
+JOBS   ?= 1
+
+.PHONY: setup test report lab bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m ipykernel install --prefix $(VENV) --name deepcls --display-name "deepcls (.venv)"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+report: $(STAMP)
+	$(VENV)/bin/deepcls report --profile $(PROFILE) --jobs $(JOBS)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(VENV)/bin/deepcls bench --model resnet18 --dataset cifar10 --batch-size 128
+	$(VENV)/bin/deepcls bench --model resnet18 --stem cifar --dataset cifar10 --batch-size 128
+	$(VENV)/bin/deepcls bench --model vgg7 --dataset mnist --batch-size 128
+	$(PY) -m deepcls.bench.loader
+
+clean:
+	rm -rf $(VENV) results/.cache
