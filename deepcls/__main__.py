@@ -1,0 +1,5 @@
+import sys
+
+from deepcls.cli import main
+
+sys.exit(main())

@@ -1,0 +1,158 @@
+"""The ``deepcls`` command line: train, report, bench, info.
+
+Bad input ends with one line on stderr (``deepcls: error: ...``) and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from collections.abc import Sequence
+
+from deepcls.config import RunConfig
+from deepcls.errors import DeepclsError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error instead of usage + error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"deepcls: error: {message}\n")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """One option per RunConfig field, typed from its annotation; unset means the default."""
+    hints = typing.get_type_hints(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        if f.name in skip:
+            continue
+        kind = next((t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None)), str)
+        default = f.default
+        help_text = f"default: {default}" if default is not dataclasses.MISSING else None
+        if kind is bool:
+            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif f.name == "augment":
+            parser.add_argument(_flag(f.name), default=None, metavar="OPS",
+                                help="comma-separated: flip,crop,rotate,brightness_contrast,cutout (default: none)")
+        else:
+            parser.add_argument(_flag(f.name), type=kind if kind in (int, float) else str, default=None,
+                                metavar=f.name.upper(), help=help_text)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)
+              if getattr(args, f.name, None) is not None}
+    return RunConfig(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="deepcls", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train one run (or reuse it from the store)")
+    add_config_arguments(train)
+    train.add_argument("--data-dir", help="folder with <dataset>.npz (default: $DEEPCLS_DATA_DIR or ./data)")
+    train.add_argument("--results-dir", help="run store root (default: $DEEPCLS_RESULTS_DIR or ./results)")
+    train.add_argument("--force", action="store_true", help="retrain even if the run is stored")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    report = sub.add_parser("report", help="execute the notebooks and render the HTML report")
+    report.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper", "best"))
+    report.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel")
+    report.add_argument("--notebooks", default=None, help="comma-separated notebook names (default: all)")
+    report.add_argument("--data-dir", default=None)
+    report.add_argument("--results-dir", default=None)
+    report.add_argument("--force", action="store_true", help="retrain runs even if stored")
+
+    bench = sub.add_parser("bench", help="images/s of the deepcls engine vs a plain reference loop")
+    bench.add_argument("--model", default="resnet18")
+    bench.add_argument("--stem", default=None)
+    bench.add_argument("--dataset", default="cifar10")
+    bench.add_argument("--batch-size", type=int, default=128)
+    bench.add_argument("--steps", type=int, default=20)
+    bench.add_argument("--augment", default="flip,crop")
+    bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    bench.add_argument("--data-dir", default=None)
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub.add_parser("info", help="models, datasets, device and versions")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "report":
+            from deepcls.report import build_report
+
+            return build_report(profile=args.profile, jobs=args.jobs, data_dir=args.data_dir,
+                                results_dir=args.results_dir, force=args.force,
+                                only=args.notebooks.split(",") if args.notebooks else None)
+        if args.command == "bench":
+            from deepcls.bench.engine import run_bench
+
+            return run_bench(args)
+        return _info()
+    except DeepclsError as err:
+        print(f"deepcls: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _train(args: argparse.Namespace) -> int:
+    from deepcls.train import fit
+
+    config = config_from_args(args)
+    record = fit(config, data_dir=args.data_dir, results_dir=args.results_dir,
+                 force=args.force, progress=not args.quiet)
+    m = record.metrics
+    verb = "reused" if record.reused else "trained"
+    print(f"{verb} {record.run_id}: status {m['status']}, epochs {m['epochs_run']}, "
+          f"highest test {_pct(m['highest_test_acc'])}, final test {_pct(m['final_test_acc'])}")
+    print(f"stored in {record.path}")
+    return 0 if m["status"] == "complete" else 1
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}%"
+
+
+def _info() -> int:
+    import platform
+
+    import torch
+    import torchvision
+
+    import deepcls
+    from deepcls.data import DATASETS, dataset_path, resolve_data_dir
+    from deepcls.models import list_models, model_info
+    from deepcls.train import resolve_device
+
+    print(f"deepcls {deepcls.__version__}  torch {torch.__version__}  torchvision {torchvision.__version__}  "
+          f"python {platform.python_version()}")
+    device = resolve_device("auto")
+    bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else torch.backends.mkldnn.is_available()
+    print(f"device: {device}  threads: {torch.get_num_threads()}  bf16: {'yes' if bf16 else 'no'}")
+    print(f"data dir: {resolve_data_dir()}")
+    for name, spec in DATASETS.items():
+        path = dataset_path(name)
+        state = "present" if path.exists() else "missing (downloaded on first use)"
+        print(f"  {name:8s} {spec.train_size}/{spec.test_size} images {spec.image_shape}  {state}")
+    print("models:")
+    for name in list_models():
+        info = model_info(name)
+        print(f"  {name:9s} {info.family:6s} min input {info.min_input_size}  options: {', '.join(info.options)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""RunConfig: one frozen dataclass per training run, validated with one clear error per field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from deepcls.data import DATASETS, parse_augment
+from deepcls.errors import ConfigError
+from deepcls.models import INIT_SCHEMES, list_models, model_info
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+PRECISIONS = ("fp32", "bf16")
+PROFILES = ("smoke", "quick", "paper", "best", "custom")
+
+# Options forwarded to build_model when set (None means "the model's default").
+MODEL_OPTIONS = ("stem", "se", "width", "first_kernel", "batch_norm", "classifier_width")
+# Knobs that change speed but not the result: recorded, but not part of the run id.
+SPEED_FIELDS = ("device", "threads", "channels_last", "compile")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every knob that changes a result, plus the speed-only knobs listed in SPEED_FIELDS."""
+
+    dataset: str = "cifar10"
+    model: str = "resnet18"
+    # model options (None: the model's default)
+    stem: str | None = None
+    se: bool | None = None
+    width: str | None = None
+    first_kernel: int | None = None
+    batch_norm: bool | None = None
+    classifier_width: int | None = None
+    init: str = "default"
+    # optimisation
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup: float = 0.0  # fraction of all steps spent warming up (cosine, onecycle)
+    epochs: int = 20
+    batch_size: int = 32
+    augment: tuple[str, ...] = ()
+    label_smoothing: float = 0.0
+    precision: str = "bf16"
+    seed: int = 0
+    subset: int | None = None  # class-balanced first N training samples
+    test_subset: int | None = None  # class-balanced first N test samples
+    profile: str = "custom"
+    # speed only
+    device: str = "auto"
+    threads: int | None = None
+    channels_last: bool = True
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "augment", parse_augment(self.augment))
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        def check(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        check(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
+        check(self.model in list_models(), f"unknown model {self.model!r}; known: {', '.join(list_models())}")
+        accepted = model_info(self.model).options
+        for name in MODEL_OPTIONS:
+            value = getattr(self, name)
+            check(value is None or name in accepted,
+                  f"model {self.model} has no option {name!r}; it accepts: {', '.join(accepted)}")
+        check(self.init in INIT_SCHEMES, f"unknown init {self.init!r}; known: {', '.join(INIT_SCHEMES)}")
+        check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+        check(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
+        check(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
+        check(self.profile in PROFILES, f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        check(_is_number(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr!r}")
+        check(_is_int(self.epochs) and self.epochs > 0, f"epochs must be a positive integer, got {self.epochs!r}")
+        check(_is_int(self.batch_size) and self.batch_size > 0,
+              f"batch_size must be a positive integer, got {self.batch_size!r}")
+        check(_is_number(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}")
+        check(_is_number(self.weight_decay) and self.weight_decay >= 0,
+              f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        check(_is_number(self.warmup) and 0 <= self.warmup < 1, f"warmup must be in [0, 1), got {self.warmup!r}")
+        check(_is_number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+              f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        check(_is_int(self.seed) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed!r}")
+        for name in ("subset", "test_subset"):
+            value = getattr(self, name)
+            check(value is None or (_is_int(value) and value >= 10),
+                  f"{name} must be an integer >= 10 (one per class), got {value!r}")
+        check(self.threads is None or (_is_int(self.threads) and self.threads > 0),
+              f"threads must be a positive integer, got {self.threads!r}")
+
+    # ------------------------------------------------------------------ identity
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine the result, as plain JSON-able values."""
+        data = asdict(self)
+        for name in SPEED_FIELDS:
+            data.pop(name)
+        data["augment"] = list(self.augment)
+        return data
+
+    @property
+    def run_id(self) -> str:
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha1(canonical.encode()).hexdigest()[:10]
+        return f"{self.dataset}-{self.model}-{digest}"
+
+    def model_options(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in MODEL_OPTIONS if getattr(self, name) is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["augment"] = list(self.augment)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return replace(self, **changes)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value

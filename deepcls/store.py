@@ -1,0 +1,187 @@
+"""The run store: ``<root>/runs/<run-id>/`` written atomically, cache lookup, resume checkpoints.
+
+A run directory holds ``config.json``, ``history.csv``, ``metrics.json``,
+``confusion.npy`` and ``samples.npz``. It is assembled in a temporary directory and
+renamed into place, so a killed process never leaves a half-written run. Epoch
+checkpoints for resuming live in ``<root>/.cache/checkpoints`` (ignored by git).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepcls.config import RunConfig
+from deepcls.errors import StoreError
+
+FINISHED = ("complete", "diverged")  # outcomes that are reused instead of retrained
+
+
+def resolve_results_dir(results_dir: str | os.PathLike | None = None) -> Path:
+    """``results_dir`` if given, else ``$DEEPCLS_RESULTS_DIR``, else ``./results``."""
+    if results_dir is not None:
+        return Path(results_dir)
+    return Path(os.environ.get("DEEPCLS_RESULTS_DIR") or "results")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored run, as read back from its directory."""
+
+    path: Path
+    config: RunConfig
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+    confusion: np.ndarray | None
+    samples: dict[str, np.ndarray]
+    reused: bool = False  # True when fit() returned it without training
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        return self.metrics["status"]
+
+
+class RunStore:
+    """Read and write runs under one results directory."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = resolve_results_dir(root)
+        self.runs = self.root / "runs"
+        self.checkpoints = self.root / ".cache" / "checkpoints"
+
+    # ------------------------------------------------------------------ paths
+    def run_dir(self, run: RunConfig | str) -> Path:
+        return self.runs / (run.run_id if isinstance(run, RunConfig) else run)
+
+    def ensure_writable(self) -> None:
+        """Fail early, with one line, if runs cannot be written here."""
+        try:
+            for folder in (self.runs, self.checkpoints):
+                folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+        except OSError as err:
+            raise StoreError(f"results directory {self.root} is not writable ({err.strerror or err})") from None
+
+    # ------------------------------------------------------------------ lookup
+    def status(self, config: RunConfig) -> str | None:
+        """The stored outcome of a config, or None when it has never finished."""
+        path = self.run_dir(config) / "metrics.json"
+        if not path.exists():
+            return None
+        return json.loads(path.read_text())["status"]
+
+    def has(self, config: RunConfig) -> bool:
+        return self.status(config) in FINISHED
+
+    def run_ids(self) -> list[str]:
+        if not self.runs.exists():
+            return []
+        return sorted(p.name for p in self.runs.iterdir() if (p / "metrics.json").exists())
+
+    def load(self, run: RunConfig | str) -> RunRecord:
+        path = self.run_dir(run)
+        if not (path / "metrics.json").exists():
+            raise StoreError(f"no stored run {path.name!r} in {self.runs}")
+        confusion = path / "confusion.npy"
+        sample_arrays: dict[str, np.ndarray] = {}
+        if (path / "samples.npz").exists():
+            with np.load(path / "samples.npz", allow_pickle=False) as npz:
+                sample_arrays = {k: npz[k] for k in npz.files}
+        return RunRecord(
+            path=path,
+            config=RunConfig.from_dict(json.loads((path / "config.json").read_text())),
+            history=pd.read_csv(path / "history.csv"),
+            metrics=json.loads((path / "metrics.json").read_text()),
+            confusion=np.load(confusion, allow_pickle=False) if confusion.exists() else None,
+            samples=sample_arrays,
+        )
+
+    def frame(self, runs: Iterable[RunConfig | str] | None = None) -> pd.DataFrame:
+        """One row per stored run: config fields and scalar metrics as columns."""
+        ids = self.run_ids() if runs is None else [
+            r.run_id if isinstance(r, RunConfig) else r for r in runs
+        ]
+        rows = []
+        for run_id in ids:
+            if not (self.run_dir(run_id) / "metrics.json").exists():
+                continue
+            record = self.load(run_id)
+            row = {"run_id": run_id, **record.config.identity()}
+            row["augment"] = ",".join(record.config.augment) or "none"
+            row.update({k: v for k, v in record.metrics.items() if np.isscalar(v) or v is None})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------------ writing
+    def save(
+        self,
+        config: RunConfig,
+        history: pd.DataFrame,
+        metrics: dict[str, Any],
+        confusion: np.ndarray | None = None,
+        samples: dict[str, np.ndarray] | None = None,
+    ) -> Path:
+        """Write a run directory atomically (replacing an older one) and return its path."""
+        self.runs.mkdir(parents=True, exist_ok=True)
+        target = self.run_dir(config)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=self.runs))
+        try:
+            (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+            history.to_csv(tmp / "history.csv", index=False)
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            if confusion is not None:
+                np.save(tmp / "confusion.npy", confusion)
+            if samples:
+                np.savez(tmp / "samples.npz", **samples)
+            if target.exists():
+                old = target.with_name(f".old-{target.name}-{os.getpid()}")
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old)
+            else:
+                os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_path(self, config: RunConfig) -> Path:
+        return self.checkpoints / f"{config.run_id}.pt"
+
+    def save_checkpoint(self, config: RunConfig, state: dict[str, Any]) -> None:
+        path = self.checkpoint_path(config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(self, config: RunConfig) -> dict[str, Any] | None:
+        path = self.checkpoint_path(config)
+        if not path.exists():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def drop_checkpoint(self, config: RunConfig) -> None:
+        self.checkpoint_path(config).unlink(missing_ok=True)
+

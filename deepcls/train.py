@@ -1,0 +1,283 @@
+"""fit(config) -> RunRecord: the only training loop.
+
+One epoch = a pass over the device-resident training split (shuffled and augmented from a
+generator seeded by (seed, epoch)) followed by a full evaluation of the test split. Loss
+and accuracy are accumulated on the device and read back every ``SYNC_EVERY`` steps, which
+is also when a NaN/inf loss stops the run as ``diverged``. After every epoch a checkpoint
+is written, so an interrupted run resumes and ends with the same history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+import deepcls
+from deepcls.config import RunConfig
+from deepcls.data import BatchLoader, DatasetSpec, Split, balanced_subset, get_spec, load_dataset
+from deepcls.models import build_model, model_info, model_summary
+from deepcls.optim import lr_factor, make_optimizer
+from deepcls.store import RunRecord, RunStore
+
+SYNC_EVERY = 50  # steps between host reads of the running loss (and divergence checks)
+SAMPLES_KEPT = 64  # correctly and wrongly classified test indices kept for image grids
+EVAL_BATCH = 1000
+
+RunResult = RunRecord
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def fit(
+    config: RunConfig,
+    *,
+    results_dir: str | None = None,
+    data_dir: str | None = None,
+    store: RunStore | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> RunRecord:
+    """Train ``config`` (or reuse its stored run) and return the stored record."""
+    store = store or RunStore(results_dir)
+    if not force and store.has(config):
+        return dataclasses.replace(store.load(config), reused=True)
+    store.ensure_writable()
+    if force:
+        store.drop_checkpoint(config)
+    trainer = Trainer(config, data_dir)
+    checkpoint = store.load_checkpoint(config)
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
+    return trainer.train(store, progress)
+
+
+class Trainer:
+    """One training run: data on the device, model, optimizer and the history so far."""
+
+    def __init__(self, config: RunConfig, data_dir: str | None = None) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.spec: DatasetSpec = get_spec(config.dataset)
+        train, test = load_dataset(config.dataset, data_dir)
+        train = _subset(train, config.subset, self.spec)
+        self.test_index = _subset_index(test, config.test_subset, self.spec)
+        test = Split(test.x[self.test_index], test.y[self.test_index])
+        pad_to = input_padding(config.model, self.spec)
+        common = dict(device=self.device, pad_to=pad_to, channels_last=config.channels_last, seed=config.seed)
+        self.train_loader = BatchLoader(train, self.spec, batch_size=config.batch_size, train=True,
+                                        augment=config.augment, **common)
+        self.test_loader = BatchLoader(test, self.spec, batch_size=EVAL_BATCH, **common)
+
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.model, in_channels=self.spec.channels,
+                                 num_classes=self.spec.num_classes, init=config.init,
+                                 **config.model_options()).to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.size = model_summary(self.model, tuple(self.test_loader.x.shape[1:]))
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.optimizer = make_optimizer(config, self.model.parameters())
+        self.history: list[dict[str, float]] = []
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "history": self.history}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.history = state["history"]
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.config.precision == "bf16")
+
+    # ------------------------------------------------------------------ loop
+    def train(self, store: RunStore, progress: bool = True) -> RunRecord:
+        cfg = self.config
+        steps = len(self.train_loader)
+        bar = tqdm(total=cfg.epochs * steps, initial=len(self.history) * steps, disable=not progress,
+                   desc=f"{cfg.model} {cfg.dataset}", unit="step", dynamic_ncols=True)
+        status, diverged_epoch, predictions = "complete", None, None
+        try:
+            for epoch in range(len(self.history), cfg.epochs):
+                bar.set_description(f"{cfg.model} {cfg.dataset} epoch {epoch + 1}/{cfg.epochs}")
+                start = time.perf_counter()
+                train_loss, train_acc = self.train_epoch(epoch, bar)
+                train_seconds = time.perf_counter() - start
+                if not math.isfinite(train_loss):
+                    status, diverged_epoch = "diverged", epoch + 1
+                    break
+                test_loss, test_acc, predictions = self.evaluate()
+                self.history.append({
+                    "epoch": epoch + 1,
+                    "lr": cfg.lr * lr_factor(cfg.schedule, (epoch + 1) * steps - 1, cfg.epochs * steps, cfg.warmup),
+                    "train_loss": train_loss, "train_acc": train_acc,
+                    "test_loss": test_loss, "test_acc": test_acc,
+                    "seconds": time.perf_counter() - start,
+                    "images_per_s": self.train_loader.num_samples / train_seconds,
+                })
+                store.save_checkpoint(cfg, self.state())
+        finally:
+            bar.close()
+        if predictions is None and self.history:  # resumed after the last epoch was checkpointed
+            _, _, predictions = self.evaluate()
+        record = self.save(store, status, diverged_epoch, predictions)
+        store.drop_checkpoint(cfg)
+        return record
+
+    def train_epoch(self, epoch: int, bar: tqdm) -> tuple[float, float]:
+        """One pass over the training split; returns (mean loss, accuracy %) or (nan, ...)."""
+        cfg, steps = self.config, len(self.train_loader)
+        self.model.train()
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout masks replay on resume
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen, start = 0, time.perf_counter()
+        for i, (x, y) in enumerate(self.train_loader.epoch(epoch)):
+            lr = cfg.lr * lr_factor(cfg.schedule, epoch * steps + i, cfg.epochs * steps, cfg.warmup)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            loss, logits = self.step(x, y)
+            loss_sum += loss * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            bar.update(1)
+            if (i + 1) % SYNC_EVERY == 0 or i + 1 == steps:
+                mean_loss = (loss_sum / seen).item()
+                if not math.isfinite(mean_loss):
+                    return math.nan, math.nan
+                bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{100 * correct.item() / seen:.2f}%",
+                                img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        return (loss_sum / seen).item(), 100.0 * correct.item() / seen
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step; returns the (detached) loss and the logits, no host sync."""
+        with self.autocast():
+            logits = self.forward(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), logits.detach()
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float, np.ndarray]:
+        """Full pass over the test split: (mean loss, accuracy %, predictions)."""
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        preds = []
+        for x, y in self.test_loader.epoch():
+            with self.autocast():
+                logits = self.forward(x)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+            preds.append(logits.argmax(1))
+        pred = torch.cat(preds)
+        n = self.test_loader.num_samples
+        acc = 100.0 * (pred == self.test_loader.y).sum().item() / n
+        return loss_sum.item() / n, acc, pred.cpu().numpy()
+
+    # ------------------------------------------------------------------ results
+    def save(self, store: RunStore, status: str, diverged_epoch: int | None, predictions: np.ndarray | None) -> RunRecord:
+        cfg = self.config
+        history = pd.DataFrame(self.history, columns=HISTORY_COLUMNS)
+        metrics: dict[str, Any] = {
+            "run_id": cfg.run_id,
+            "status": status,
+            "profile": cfg.profile,
+            "epochs_run": len(history),
+            "diverged_epoch": diverged_epoch,
+            **_accuracy_summary(history),
+            "wall_time_s": float(history["seconds"].sum()),
+            "images_per_s": float(history["images_per_s"].mean()) if len(history) else None,
+            "params": self.size["params"],
+            "macs": self.size["macs"],
+            "device": _device_name(self.device),
+            "torch_version": torch.__version__,
+            "deepcls_version": deepcls.__version__,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        confusion, samples = None, None
+        if predictions is not None:
+            labels = self.test_loader.y.cpu().numpy()
+            k = self.spec.num_classes
+            confusion = np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
+            metrics.update(_confusion_summary(confusion))
+            samples = _samples(labels, predictions, self.test_index.numpy())
+        store.save(cfg, history, metrics, confusion, samples)
+        return store.load(cfg)
+
+
+HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
+
+
+def input_padding(model: str, spec: DatasetSpec) -> int | None:
+    """The side to zero-pad images to (MNIST 28 -> 32 for VGGs with five poolings), or None."""
+    size = model_info(model).min_input_size
+    return size if size > spec.image_shape[0] else None
+
+
+def _subset_index(split: Split, n: int | None, spec: DatasetSpec) -> torch.Tensor:
+    return torch.arange(len(split)) if n is None else balanced_subset(split.y, n, spec.num_classes)
+
+
+def _subset(split: Split, n: int | None, spec: DatasetSpec) -> Split:
+    if n is None:
+        return split
+    index = balanced_subset(split.y, n, spec.num_classes)
+    return Split(split.x[index], split.y[index])
+
+
+def _accuracy_summary(history: pd.DataFrame) -> dict[str, Any]:
+    """The report's metric (highest over epochs) and the honest one (final epoch)."""
+    if history.empty:
+        return dict.fromkeys(("highest_train_acc", "highest_test_acc", "final_train_acc",
+                              "final_test_acc", "best_epoch"))
+    return {
+        "highest_train_acc": float(history["train_acc"].max()),
+        "highest_test_acc": float(history["test_acc"].max()),
+        "final_train_acc": float(history["train_acc"].iloc[-1]),
+        "final_test_acc": float(history["test_acc"].iloc[-1]),
+        "best_epoch": int(history.loc[history["test_acc"].idxmax(), "epoch"]),
+    }
+
+
+def _confusion_summary(confusion: np.ndarray, top: int = 5) -> dict[str, Any]:
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
+    off = confusion.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(off, axis=None)[::-1][:top]
+    pairs = [[int(i // len(off)), int(i % len(off)), int(off.flat[i])] for i in order if off.flat[i] > 0]
+    return {"per_class_acc": [round(100 * float(a), 2) for a in per_class], "most_confused": pairs}
+
+
+def _samples(labels: np.ndarray, predictions: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:
+    """The first correctly and wrongly classified test images (original dataset indices)."""
+    right = np.flatnonzero(labels == predictions)[:SAMPLES_KEPT]
+    wrong = np.flatnonzero(labels != predictions)[:SAMPLES_KEPT]
+    return {
+        "correct_index": index[right], "correct_pred": predictions[right],
+        "wrong_index": index[wrong], "wrong_pred": predictions[wrong], "wrong_true": labels[wrong],
+    }
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
