@@ -61,6 +61,9 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "augment", parse_augment(self.augment))
+        for f in fields(self):  # lr=1 and lr=1.0 are the same run: one run id, one config.json
+            if f.type == "float" and _is_int(getattr(self, f.name)):
+                object.__setattr__(self, f.name, float(getattr(self, f.name)))
         self.validate()
 
     # ------------------------------------------------------------------ validation

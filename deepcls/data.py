@@ -15,6 +15,7 @@ import math
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,9 +137,10 @@ def _missing_message(spec: DatasetSpec, path: Path) -> str:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
+        zipfile.ZipFile(path).close()  # not a zip: np.load would return a .npy array or unpickle
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as err:
         raise DataError(f"{path} is not a readable .npz file ({err.__class__.__name__}: {err})") from None
 
 

@@ -91,7 +91,9 @@ class RunStore:
     def run_ids(self) -> list[str]:
         if not self.runs.exists():
             return []
-        return sorted(p.name for p in self.runs.iterdir() if (p / "metrics.json").exists())
+        # names starting with "." are save()'s temporaries (.tmp-*, .old-*), left by a killed process
+        return sorted(p.name for p in self.runs.iterdir()
+                      if not p.name.startswith(".") and (p / "metrics.json").exists())
 
     def load(self, run: RunConfig | str) -> RunRecord:
         path = self.run_dir(run)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -36,6 +37,11 @@ EVAL_BATCH = 1000
 RunResult = RunRecord
 
 
+def show_progress(progress: bool | None = None) -> bool:
+    """An explicit choice, else on unless ``$DEEPCLS_PROGRESS=0`` (the report sets it)."""
+    return progress if progress is not None else os.environ.get("DEEPCLS_PROGRESS", "1") != "0"
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -49,9 +55,12 @@ def fit(
     data_dir: str | None = None,
     store: RunStore | None = None,
     force: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> RunRecord:
-    """Train ``config`` (or reuse its stored run) and return the stored record."""
+    """Train ``config`` (or reuse its stored run) and return the stored record.
+
+    ``progress`` shows a tqdm bar; None means on unless ``$DEEPCLS_PROGRESS`` is ``0``.
+    """
     store = store or RunStore(results_dir)
     if not force and store.has(config):
         return dataclasses.replace(store.load(config), reused=True)
@@ -62,7 +71,7 @@ def fit(
     checkpoint = store.load_checkpoint(config)
     if checkpoint is not None:
         trainer.restore(checkpoint)
-    return trainer.train(store, progress)
+    return trainer.train(store, show_progress(progress))
 
 
 class Trainer:

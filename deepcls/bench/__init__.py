@@ -1,0 +1,1 @@
+"""Benchmarks of the deepcls engine, run as modules (``python -m deepcls.bench.loader``)."""

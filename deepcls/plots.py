@@ -1,0 +1,103 @@
+"""Figures for the notebooks: curves, confusion matrices, image grids, reported vs reproduced."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from deepcls.data import DATASETS, load_dataset
+from deepcls.store import RunRecord
+
+sns.set_theme(style="whitegrid", context="notebook")
+DPI = 80  # modest resolution keeps the committed HTML report small
+
+
+def _figure(ncols: int = 1, width: float = 5.0, height: float = 3.6) -> tuple[plt.Figure, np.ndarray]:
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), dpi=DPI, squeeze=False)
+    return fig, axes[0]
+
+
+def reported_vs_reproduced(results: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Grouped bars of reported and reproduced highest test accuracy per row (error bars: std)."""
+    frame = results.assign(label=[f"{t.split('_')[0]} {r}" if results["table"].nunique() > 1 else f"row {r}"
+                                  for t, r in zip(results["table"], results["row"])])
+    fig, (ax,) = _figure(width=max(5.0, 0.7 * len(frame)))
+    x = np.arange(len(frame))
+    ax.bar(x - 0.2, frame["reported_test"], 0.4, label="reported", color="#9aa5b1")
+    ax.bar(x + 0.2, frame["test_mean"], 0.4, yerr=frame["test_std"].fillna(0), label="reproduced",
+           color="#2a6f97", capsize=3)
+    ax.set_xticks(x, frame["label"], rotation=45, ha="right")
+    ax.set_ylabel("highest test accuracy (%)")
+    known = pd.concat([frame["reported_test"], frame["test_mean"]]).dropna()
+    if len(known):
+        ax.set_ylim(max(0.0, known.min() - 10), min(100.0, known.max() + 3))
+    ax.set_title(title or f"reported vs reproduced ({frame['profile'].iloc[0]} profile)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def curves(records: Sequence[RunRecord], labels: Sequence[str] | None = None) -> plt.Figure:
+    """Loss and train/test accuracy per epoch for one or more runs."""
+    labels = list(labels) if labels is not None else [r.run_id for r in records]
+    fig, (loss_ax, acc_ax) = _figure(ncols=2)
+    for record, label, color in zip(records, labels, sns.color_palette(n_colors=len(records))):
+        h = record.history
+        loss_ax.plot(h["epoch"], h["train_loss"], "--", color=color, label=f"{label} train")
+        loss_ax.plot(h["epoch"], h["test_loss"], "-", color=color, label=f"{label} test")
+        acc_ax.plot(h["epoch"], h["train_acc"], "--", color=color, label=f"{label} train")
+        acc_ax.plot(h["epoch"], h["test_acc"], "-", color=color, label=f"{label} test")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="train (dashed) and test accuracy")
+    acc_ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(record: RunRecord, ax: plt.Axes | None = None, title: str | None = None) -> plt.Figure:
+    """Confusion matrix (counts) of a run's final model on its test set."""
+    names = DATASETS[record.config.dataset].classes
+    if ax is None:
+        fig, (ax,) = _figure(width=5.5, height=4.8)
+    else:
+        fig = ax.figure
+    sns.heatmap(record.confusion, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
+                xticklabels=names, yticklabels=names, annot_kws={"size": 7})
+    ax.set(xlabel="predicted", ylabel="true", title=title or record.run_id)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_pair(a: RunRecord, b: RunRecord, titles: tuple[str, str]) -> plt.Figure:
+    """Two confusion matrices side by side (e.g. without and with SE)."""
+    fig, axes = _figure(ncols=2, width=5.5, height=4.8)
+    confusion(a, axes[0], titles[0])
+    confusion(b, axes[1], titles[1])
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(record: RunRecord, kind: str = "wrong", n: int = 24, data_dir: str | None = None,
+                cols: int = 8) -> plt.Figure:
+    """Test images a run classified correctly (``kind="correct"``) or wrongly, with labels."""
+    names = DATASETS[record.config.dataset].classes
+    _, test = load_dataset(record.config.dataset, data_dir)
+    index = record.samples[f"{kind}_index"][:n]
+    pred = record.samples[f"{kind}_pred"][:n]
+    rows = max(1, int(np.ceil(len(index) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows), dpi=DPI, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i, p in zip(axes.flat, index, pred):
+        image = test.x[int(i)].numpy()
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
+        true = names[int(test.y[int(i)])]
+        label = f"{names[p]}" if kind == "correct" else f"{true}→{names[p]}"
+        ax.set_title(label, fontsize=7, color="black" if kind == "correct" else "firebrick")
+    fig.suptitle("correctly classified" if kind == "correct" else "misclassified (true→predicted)", fontsize=9)
+    fig.tight_layout()
+    return fig

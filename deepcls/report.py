@@ -1,0 +1,187 @@
+"""Execute the notebooks with papermill, render them to HTML and write the report's index.
+
+``results/notebooks/<profile>/`` gets the executed copies, ``results/report/<profile>/``
+one HTML page per notebook (input cells hidden) and ``index.html`` linking them all with
+the overview table. A failing notebook is shown as failed; the rest still render and the
+call returns 1 at the end.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+import papermill
+from nbconvert import HTMLExporter
+
+from deepcls import tables
+from deepcls.errors import ConfigError
+from deepcls.experiments import ALL_TABLES, get_profile, results_table
+from deepcls.reference import REPORT_TITLE
+from deepcls.store import resolve_results_dir
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+OVERVIEW = "00_overview"
+
+
+@dataclass(frozen=True)
+class NotebookOutcome:
+    name: str
+    ok: bool
+    error: str = ""
+
+
+def notebook_names(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[str]:
+    """Notebook stems in report order: the overview last, since it reads what the others ran."""
+    names = sorted(p.stem for p in notebooks_dir.glob("*.ipynb"))
+    return [n for n in names if n != OVERVIEW] + ([OVERVIEW] if OVERVIEW in names else [])
+
+
+def execute(name: str, profile: str, out_dir: Path, html_dir: Path, parameters: dict,
+            notebooks_dir: Path = NOTEBOOKS_DIR) -> NotebookOutcome:
+    """Run one notebook with papermill, then render whatever it produced to HTML."""
+    source = notebooks_dir / f"{name}.ipynb"
+    executed = out_dir / f"{name}.ipynb"
+    outcome = NotebookOutcome(name, True)
+    try:
+        papermill.execute_notebook(str(source), str(executed), parameters=parameters,
+                                   kernel_name="python3", cwd=str(notebooks_dir.parent),
+                                   progress_bar=False, report_mode=False)
+    except Exception as err:  # papermill raises PapermillExecutionError, kernels other errors
+        message = getattr(err, "ename", type(err).__name__) + ": " + str(getattr(err, "evalue", err))
+        outcome = NotebookOutcome(name, False, message.strip().splitlines()[0][:500])
+        if not executed.exists():
+            return outcome
+    render_html(executed, html_dir / f"{name}.html")
+    return outcome
+
+
+def render_html(notebook: Path, target: Path) -> None:
+    """Notebook -> standalone HTML with input cells hidden, written atomically."""
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    _write(target, body)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_report(
+    profile: str = "quick",
+    jobs: int = 1,
+    data_dir: str | None = None,
+    results_dir: str | None = None,
+    force: bool = False,
+    only: list[str] | None = None,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+) -> int:
+    """Execute and render every notebook (or ``only`` these) and write the index; 0 if all ran."""
+    get_profile(profile)
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    names = notebook_names(notebooks_dir)
+    if only:
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown notebook(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        names = [n for n in names if n in only]
+    root = resolve_results_dir(results_dir).resolve()
+    out_dir, html_dir = root / "notebooks" / profile, root / "report" / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_dir.mkdir(parents=True, exist_ok=True)
+    parameters = {"profile": profile, "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+                  "results_dir": str(root), "force": force}
+
+    def run(name: str) -> NotebookOutcome:
+        print(f"[{profile}] executing {name} ...", flush=True)
+        outcome = execute(name, profile, out_dir, html_dir, parameters, notebooks_dir)
+        print(f"[{profile}] {name}: {'ok' if outcome.ok else 'FAILED: ' + outcome.error}", flush=True)
+        return outcome
+
+    body = [n for n in names if n != OVERVIEW]
+    with _environment(DEEPCLS_PROGRESS="0"):  # kernels inherit it: no progress bars in the pages
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            outcomes = list(pool.map(run, body))
+        if OVERVIEW in names:
+            outcomes.append(run(OVERVIEW))
+    write_index(profile, outcomes, html_dir, str(root))
+    print(f"report: {html_dir / 'index.html'}")
+    failed = [o.name for o in outcomes if not o.ok]
+    if failed:
+        print(f"failed notebooks: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, results_dir: str) -> None:
+    """index.html: profile banner, links with status, and the overview table from the store."""
+    prof = get_profile(profile)
+    try:
+        overview = tables.to_html(results_table(ALL_TABLES, profile, run=False, results_dir=results_dir))
+    except Exception:  # the index must still render and show why
+        overview = f"<pre>{html.escape(traceback.format_exc())}</pre>"
+    items = "\n".join(
+        f'<li class="{"ok" if o.ok else "failed"}"><a href="{o.name}.html">{html.escape(_title(o.name))}</a>'
+        + ("" if o.ok else f' — <strong>failed</strong>: <code>{html.escape(o.error)}</code>') + "</li>"
+        for o in outcomes
+    )
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = INDEX_TEMPLATE.format(title=html.escape(REPORT_TITLE), profile=html.escape(profile),
+                                 description=html.escape(prof.description), items=items,
+                                 overview=overview, stamp=stamp)
+    _write(html_dir / "index.html", page)
+
+
+def _title(name: str) -> str:
+    return name.split("_", 1)[-1].replace("_", " ")
+
+
+INDEX_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>deepcls report ({profile}) — {title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 80rem; padding: 0 1rem; }}
+.banner {{ background: #eef3f8; border-left: 4px solid #2a6f97; padding: .6rem 1rem; }}
+li.failed {{ color: #a4161a; }}
+table.results {{ border-collapse: collapse; font-size: .85rem; }}
+table.results th, table.results td {{ padding: .25rem .5rem; border-bottom: 1px solid #ddd; text-align: right; }}
+table.results td:nth-child(3) {{ text-align: left; }}
+</style></head>
+<body>
+<h1>deepcls — reproducing “{title}”</h1>
+<p class="banner">Profile <strong>{profile}</strong>: {description}.</p>
+<h2>Notebooks</h2>
+<ul id="notebooks">
+{items}
+</ul>
+<h2>Overview: reported vs reproduced</h2>
+<p>Highest accuracies over epochs (the report's metric), the final-epoch test accuracy (the
+honest one), Δ = reproduced − reported test accuracy. “pending” rows have not been run at this profile.</p>
+{overview}
+<p><small>Generated {stamp} by <code>deepcls report --profile {profile}</code>.</small></p>
+</body></html>
+"""

@@ -1,0 +1,73 @@
+"""Formatting of results tables (notebooks, the HTML index and the README)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from deepcls.experiments import get_profile
+
+
+def pct(value: float | None, std: float | None = None) -> str:
+    """``81.39`` -> ``"81.39"``; with a std ``"81.39 ± 0.42"``; missing -> ``"—"``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{value:.2f}"
+    return f"{value:.2f} ± {std:.2f}"
+
+
+def signed(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:+.2f}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def banner(profile: str) -> str:
+    """Markdown line naming the profile and what it means, shown at the top of every notebook."""
+    return f"> **Profile: `{profile}`** — {get_profile(profile).description}."
+
+
+def format_results(results: pd.DataFrame) -> pd.DataFrame:
+    """The comparison columns of experiments.results_table as display strings."""
+    return pd.DataFrame({
+        "table": results["table"],
+        "row": results["row"],
+        "setting": results["setting"],
+        "reported train": results["reported_train"].map(pct),
+        "reported test": results["reported_test"].map(pct),
+        "reproduced train": results["train_mean"].map(pct),
+        "reproduced test": [pct(m, s) for m, s in zip(results["test_mean"], results["test_std"])],
+        "final-epoch test": results["final_test_mean"].map(pct),
+        "Δ test": results["delta_test"].map(signed),
+        "epochs": results["epochs"],
+        "seeds": results["seeds_done"],
+        "wall time": results["wall_time_s"].map(duration),
+        "status": results["status"],
+        "profile": results["profile"],
+    })
+
+
+def to_html(results: pd.DataFrame) -> str:
+    """A formatted results table as an HTML <table> (class ``results``)."""
+    return format_results(results).to_html(index=False, classes="results", border=0, escape=True)
+
+
+def to_markdown(results: pd.DataFrame) -> str:
+    """A formatted results table as a GitHub-flavoured Markdown table."""
+    frame = format_results(results).drop(columns=["setting"])
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in line) + " |" for line in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])

@@ -1,0 +1,130 @@
+"""The report: committed notebooks, papermill execution at the smoke profile on the real data,
+the rendered HTML opened in headless Chromium, and the overview's reported numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from deepcls import experiments as ex
+from deepcls.report import NOTEBOOKS_DIR, build_report, notebook_names
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE_CSV = REPO / "deepcls" / "reference" / "paper_tables.csv"
+
+
+def test_notebooks_are_committed_without_outputs_and_take_parameters() -> None:
+    names = notebook_names()
+    assert len(names) == 10 and names[-1] == "00_overview"
+    for name in names:
+        nb = json.loads((NOTEBOOKS_DIR / f"{name}.ipynb").read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert all(not c["outputs"] and c["execution_count"] is None for c in code), name
+        params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(params) == 1, f"{name} needs one 'parameters' cell"
+        for key in ("profile", "seeds", "data_dir", "results_dir", "force"):
+            assert f"{key} =" in "".join(params[0]["source"]), (name, key)
+
+
+def test_overview_reported_numbers_match_the_paper_tables() -> None:
+    paper = pd.read_csv(REFERENCE_CSV)
+    paper = paper[paper["table"] != "resnet_init"]  # a claim without numbers, expanded into 3 runs
+    results = ex.results_table(ex.ALL_TABLES, "paper", run=False, results_dir="/nonexistent-store")
+    merged = results.merge(paper, on=["table", "row"], how="inner", suffixes=("", "_paper"))
+    assert len(merged) == len(paper)
+    pd.testing.assert_series_equal(merged["reported_test"], merged["highest_test_acc"], check_names=False)
+    pd.testing.assert_series_equal(merged["reported_train"], merged["highest_train_acc"], check_names=False)
+    assert (results["status"] == "pending").all()
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """Execute every notebook at the smoke profile into a fresh results dir, once."""
+    root = tmp_path_factory.mktemp("results")
+    code = build_report(profile="smoke", jobs=1, data_dir=str(data_dir), results_dir=str(root))
+    assert code == 0, "a notebook failed at the smoke profile; see the printed error"
+    return root
+
+
+def test_every_notebook_executes_and_renders(smoke_report: Path) -> None:
+    for name in notebook_names():
+        executed = json.loads((smoke_report / "notebooks" / "smoke" / f"{name}.ipynb").read_text())
+        errors = [o for c in executed["cells"] if c["cell_type"] == "code"
+                  for o in c["outputs"] if o["output_type"] == "error"]
+        assert not errors, (name, errors)
+        assert (smoke_report / "report" / "smoke" / f"{name}.html").stat().st_size > 10_000
+    runs = list((smoke_report / "runs").iterdir())
+    assert len(runs) == len({c.run_id for t in ex.ALL_TABLES for c in ex.table_grid(t, "smoke")["config"]})
+
+
+class _Elements(HTMLParser):
+    """Collects tags, link targets and image sources of a DOM dump."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.links: list[str] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        attributes = dict(attrs)
+        if tag == "a" and attributes.get("href"):
+            self.links.append(attributes["href"] or "")
+        if tag == "img":
+            self.images.append(attributes.get("src") or "")
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("headless Chromium is required in CI (.ci/run installs Debian's chromium)")
+    pytest.skip("no Chromium on this machine (apt-get install chromium)")
+
+
+def _browse(page: Path) -> _Elements:
+    """Load a page in headless Chromium and parse the DOM it rendered."""
+    out = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    assert "</html>" in out.lower() or "</body>" in out.lower(), "Chromium rendered nothing"
+    elements = _Elements()
+    elements.feed(out)
+    return elements
+
+
+def test_browser_renders_index_with_overview_and_working_links(smoke_report: Path) -> None:
+    report = smoke_report / "report" / "smoke"
+    index = _browse(report / "index.html")
+    assert index.tags.count("table") == 1 and index.tags.count("tr") > 30
+    targets = [link for link in index.links if not link.startswith(("http", "#"))]
+    assert sorted(targets) == sorted(f"{n}.html" for n in notebook_names())
+    for target in targets:
+        assert (report / target).is_file(), target
+
+
+def test_browser_renders_a_notebook_page_with_tables_and_figures(smoke_report: Path) -> None:
+    page = _browse(smoke_report / "report" / "smoke" / "05_squeeze_excitation.html")
+    assert page.tags.count("table") >= 3  # results, claims, bird -> airplane counts
+    assert len(page.images) >= 2 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    for link in page.links:
+        assert link.startswith(("http", "#")), f"unexpected relative link {link}"
+
+
+def test_shipped_paper_tables_are_an_exact_copy_of_the_spec() -> None:
+    spec = REPO.parent / "shared" / "spec" / "paper_tables.csv"
+    if not spec.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{spec} is missing in CI")
+        pytest.skip(f"{spec} not present")
+    assert REFERENCE_CSV.read_bytes() == spec.read_bytes()

@@ -1,0 +1,217 @@
+"""fit(): learning, determinism, real-MNIST accuracy, divergence, reuse, resume after SIGKILL, metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepcls.config import RunConfig
+from deepcls.data import balanced_subset
+from deepcls.store import RunRecord, RunStore
+from deepcls.train import Trainer, fit
+
+REPO = Path(__file__).resolve().parents[1]
+TIMING_COLUMNS = ["seconds", "images_per_s"]
+FAST = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
+SMALL = RunConfig(**FAST, batch_norm=True, epochs=3, subset=1000, test_subset=200, batch_size=50)
+# One epoch on all 60000 real training images, scored on all 10000 test images.
+MNIST_ONE_EPOCH = RunConfig(dataset="mnist", model="vgg7", width="reduced", batch_norm=True, classifier_width=256,
+                            batch_size=128, optimizer="adam", lr=3e-3, schedule="onecycle", warmup=0.1, epochs=1)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    path = Path(os.environ.get("DEEPCLS_DATA_DIR") or REPO.parent / "shared" / "data")
+    if not path.is_dir():
+        message = f"real data folder {path} not found; set DEEPCLS_DATA_DIR"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def train(config: RunConfig, root: Path, data_dir: Path, **kwargs: Any) -> RunRecord:
+    return fit(config, results_dir=str(root), data_dir=str(data_dir), progress=False, **kwargs)
+
+
+def results(history: pd.DataFrame) -> pd.DataFrame:
+    """The history without its wall-clock columns: what must replay exactly."""
+    return history.drop(columns=TIMING_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory, real_data_dir: Path) -> tuple[Path, RunRecord]:
+    root = tmp_path_factory.mktemp("small")
+    return root, train(SMALL, root, real_data_dir)
+
+
+def test_training_lowers_the_loss(small_run: tuple[Path, RunRecord]) -> None:
+    _, record = small_run
+    assert record.status == "complete" and not record.reused
+    loss = record.history["train_loss"]
+    assert list(record.history["epoch"]) == [1, 2, 3]
+    assert loss.iloc[0] > loss.iloc[-1]
+    assert record.history["train_acc"].iloc[-1] > 20  # well above chance (10%)
+
+
+def test_same_config_gives_identical_history(small_run: tuple[Path, RunRecord], real_data_dir: Path,
+                                             tmp_path: Path) -> None:
+    _, first = small_run
+    second = train(SMALL, tmp_path, real_data_dir)
+    assert second.run_id == first.run_id
+    pd.testing.assert_frame_equal(results(second.history), results(first.history), check_exact=True)
+    np.testing.assert_array_equal(second.confusion, first.confusion)
+
+
+def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], real_data_dir: Path) -> None:
+    root, record = small_run
+    m, h = record.metrics, record.history
+    assert (root / "runs" / SMALL.run_id) == record.path
+    assert m["status"] == "complete" and m["run_id"] == SMALL.run_id and m["epochs_run"] == 3
+    assert m["diverged_epoch"] is None
+    assert m["highest_test_acc"] == h["test_acc"].max() >= m["final_test_acc"] == h["test_acc"].iloc[-1]
+    assert m["highest_train_acc"] == h["train_acc"].max() and m["final_train_acc"] == h["train_acc"].iloc[-1]
+    assert h.loc[h["epoch"] == m["best_epoch"], "test_acc"].item() == m["highest_test_acc"]
+    assert m["wall_time_s"] == pytest.approx(h["seconds"].sum()) and m["wall_time_s"] > 0
+    assert m["device"].startswith(("cpu", "cuda")) and m["torch_version"] == torch.__version__
+    assert m["params"] > 0 and m["macs"] > 0
+
+    confusion = record.confusion
+    assert confusion is not None and confusion.shape == (10, 10)
+    assert confusion.sum() == SMALL.test_subset
+    assert confusion.sum(1).tolist() == [SMALL.test_subset // 10] * 10  # class-balanced test subset
+    assert 100 * np.trace(confusion) / confusion.sum() == pytest.approx(m["final_test_acc"])
+    per_class = 100 * confusion.diagonal() / confusion.sum(1)
+    assert m["per_class_acc"] == pytest.approx(per_class.round(2).tolist())
+    for true, pred, count in m["most_confused"]:
+        assert true != pred and count == confusion[true, pred] > 0
+    counts = [c for _, _, c in m["most_confused"]]
+    assert counts == sorted(counts, reverse=True)
+
+    y_test = np.load(real_data_dir / "mnist.npz")["y_test"]
+    subset = set(balanced_subset(torch.from_numpy(y_test), SMALL.test_subset, 10).tolist())
+    s = record.samples
+    assert set(s) == {"correct_index", "correct_pred", "wrong_index", "wrong_pred", "wrong_true"}
+    assert set(s["correct_index"].tolist()) | set(s["wrong_index"].tolist()) <= subset
+    assert len(s["correct_index"]) > 0 and len(s["wrong_index"]) > 0
+    np.testing.assert_array_equal(s["correct_pred"], y_test[s["correct_index"]])
+    np.testing.assert_array_equal(s["wrong_true"], y_test[s["wrong_index"]])
+    assert (s["wrong_pred"] != s["wrong_true"]).all()
+
+
+def test_finished_run_is_reused_without_training(small_run: tuple[Path, RunRecord], real_data_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    root, first = small_run
+
+    def no_training(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a stored run must not be retrained")
+
+    monkeypatch.setattr(Trainer, "step", no_training)
+    reused = train(SMALL, root, real_data_dir)
+    assert reused.reused and reused.path == first.path
+    pd.testing.assert_frame_equal(reused.history, first.history)
+
+    monkeypatch.undo()
+    steps: list[int] = []
+    real_step = Trainer.step
+
+    def counting_step(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        steps.append(len(y))
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "step", counting_step)
+    forced = train(SMALL, root, real_data_dir, force=True)
+    assert not forced.reused and forced.status == "complete"
+    assert sum(steps) == SMALL.epochs * SMALL.subset
+    pd.testing.assert_frame_equal(results(forced.history), results(first.history), check_exact=True)
+
+
+def test_divergence_is_recorded_and_the_store_stays_usable(real_data_dir: Path, tmp_path: Path) -> None:
+    absurd = RunConfig(**FAST, optimizer="sgd", lr=1e6, epochs=2, subset=500, test_subset=100, batch_size=50)
+    record = train(absurd, tmp_path, real_data_dir)
+    m = record.metrics
+    assert record.status == "diverged" and m["diverged_epoch"] == 1 and m["epochs_run"] == 0
+    assert m["final_test_acc"] is None and record.history.empty
+    store = RunStore(tmp_path)
+    assert store.status(absurd) == "diverged"
+    assert not store.checkpoint_path(absurd).exists()
+    assert train(absurd, tmp_path, real_data_dir).reused  # a diverged run is a result, not retried
+
+    normal = SMALL.replace(epochs=1, subset=200, test_subset=100)
+    assert train(normal, tmp_path, real_data_dir).status == "complete"
+    assert set(store.run_ids()) == {absurd.run_id, normal.run_id}
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(real_data_dir: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    config = RunConfig(**FAST, batch_norm=True, epochs=4, subset=12000, test_subset=500, batch_size=100)
+    killed_root, reference_root = tmp_path / "killed", tmp_path / "reference"
+    store = RunStore(killed_root)
+    checkpoint = store.checkpoint_path(config)
+    argv = [sys.executable, "-m", "deepcls", "train", "--dataset", "mnist", "--model", "vgg7",
+            "--width", "reduced", "--classifier-width", "64", "--batch-norm", "--epochs", "4",
+            "--subset", "12000", "--test-subset", "500", "--batch-size", "100",
+            "--results-dir", str(killed_root), "--quiet"]
+    env = {**os.environ, "DEEPCLS_DATA_DIR": str(real_data_dir)}
+    env.pop("DEEPCLS_RESULTS_DIR", None)
+    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not checkpoint.exists():
+            assert proc.poll() is None, f"finished before a checkpoint was seen: {proc.communicate()}"
+            assert time.monotonic() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert not store.run_dir(config).exists() and store.status(config) is None
+    assert [p.name for p in store.runs.iterdir() if p.name.startswith(".tmp-")] == []
+    state = store.load_checkpoint(config)
+    assert state is not None
+    done = len(state["history"])
+    assert 1 <= done < config.epochs
+
+    epochs_trained: list[int] = []
+    real_train_epoch = Trainer.train_epoch
+
+    def recording_train_epoch(self: Trainer, epoch: int, bar: Any) -> tuple[float, float]:
+        epochs_trained.append(epoch)
+        return real_train_epoch(self, epoch, bar)
+
+    monkeypatch.setattr(Trainer, "train_epoch", recording_train_epoch)
+    resumed = train(config, killed_root, real_data_dir)
+    assert epochs_trained == list(range(done, config.epochs))  # resumed, not restarted
+    assert resumed.status == "complete" and not resumed.reused
+    assert not checkpoint.exists()
+
+    monkeypatch.undo()
+    uninterrupted = train(config, reference_root, real_data_dir)
+    assert list(resumed.history["epoch"]) == [1, 2, 3, 4]
+    pd.testing.assert_frame_equal(results(resumed.history), results(uninterrupted.history), check_exact=True)
+    np.testing.assert_array_equal(resumed.confusion, uninterrupted.confusion)
+
+
+@pytest.mark.slow
+def test_one_epoch_on_real_mnist_reaches_98_percent(real_data_dir: Path, tmp_path: Path) -> None:
+    start = time.perf_counter()
+    record = train(MNIST_ONE_EPOCH, tmp_path, real_data_dir)
+    elapsed = time.perf_counter() - start
+    assert record.status == "complete" and record.metrics["epochs_run"] == 1
+    assert record.confusion is not None and record.confusion.sum() == 10_000  # the full test set
+    assert MNIST_ONE_EPOCH.subset is None and MNIST_ONE_EPOCH.test_subset is None
+    print(f"real MNIST, 1 epoch of 60000: test accuracy {record.metrics['final_test_acc']:.2f}% "
+          f"in {elapsed:.1f} s")
+    assert record.metrics["final_test_acc"] >= 98.0
