@@ -1,4 +1,4 @@
-"""The ``deepcls`` command line: train, report, bench, info.
+"""The ``deepcls`` command line: train, report, results, bench, info.
 
 Bad input ends with one line on stderr (``deepcls: error: ...``) and exit code 2.
 """
@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-dir", default=None)
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
+    results = sub.add_parser("results", help="print reported vs reproduced from the run store (trains nothing)")
+    results.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper", "best"))
+    results.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
+    results.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    results.add_argument("--results-dir", default=None)
+    results.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
+
     sub.add_parser("info", help="models, datasets, device and versions")
     return parser
 
@@ -98,13 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return build_report(profile=args.profile, jobs=args.jobs, data_dir=args.data_dir,
                                 results_dir=args.results_dir, force=args.force,
                                 only=args.notebooks.split(",") if args.notebooks else None)
+        if args.command == "results":
+            return _results(args)
         if args.command == "bench":
             from deepcls.bench.engine import run_bench
 
             return run_bench(args)
         return _info()
     except DeepclsError as err:
-        print(f"deepcls: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split())  # one line, even when a library's message has several
+        print(f"deepcls: error: {message}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -120,6 +130,28 @@ def _train(args: argparse.Namespace) -> int:
           f"highest test {_pct(m['highest_test_acc'])}, final test {_pct(m['final_test_acc'])}")
     print(f"stored in {record.path}")
     return 0 if m["status"] == "complete" else 1
+
+
+def _results(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from deepcls import experiments, tables
+
+    names = args.tables.split(",") if args.tables else list(experiments.ALL_TABLES)
+    unknown = sorted(set(names) - set(experiments.ALL_TABLES))
+    if unknown:
+        raise DeepclsError(f"unknown table(s) {', '.join(unknown)}; known: {', '.join(experiments.ALL_TABLES)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise DeepclsError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    results = experiments.results_table(names, args.profile, seeds, results_dir=args.results_dir, run=False)
+    if args.markdown:
+        print(tables.to_markdown(results))
+    else:
+        with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+            print(tables.format_results(results).drop(columns=["profile"]).to_string(index=False))
+    return 0
 
 
 def _pct(value: float | None) -> str:

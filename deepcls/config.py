@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -20,6 +21,7 @@ PROFILES = ("smoke", "quick", "paper", "best", "custom")
 MODEL_OPTIONS = ("stem", "se", "width", "first_kernel", "batch_norm", "classifier_width")
 # Knobs that change speed but not the result: recorded, but not part of the run id.
 SPEED_FIELDS = ("device", "threads", "channels_last", "compile")
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class RunConfig:
             value = getattr(self, name)
             check(value is None or (_is_int(value) and value >= 10),
                   f"{name} must be an integer >= 10 (one per class), got {value!r}")
+        check(isinstance(self.device, str) and _DEVICE.fullmatch(self.device) is not None,
+              f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         check(self.threads is None or (_is_int(self.threads) and self.threads > 0),
               f"threads must be a positive integer, got {self.threads!r}")
 

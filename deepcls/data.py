@@ -182,7 +182,8 @@ def _download_to_npz(spec: DatasetSpec, path: Path) -> None:
     try:
         splits = {s: cls(str(raw), train=(s == "train"), download=True) for s in ("train", "test")}
     except Exception as err:  # network errors come in many types
-        raise DataError(f"{_missing_message(spec, path)} (download failed: {err})") from None
+        reason = " ".join(str(err).split())  # torchvision's messages span several lines
+        raise DataError(f"{_missing_message(spec, path)} (download failed: {reason})") from None
     arrays = {}
     for s, ds in splits.items():
         data = ds.data.numpy() if torch.is_tensor(ds.data) else np.asarray(ds.data)

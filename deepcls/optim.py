@@ -11,13 +11,17 @@ from deepcls.config import RunConfig
 
 
 def make_optimizer(config: RunConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov), Adam (L2 weight decay) or AdamW (decoupled weight decay)."""
+    """SGD (momentum, Nesterov), Adam (L2 weight decay) or AdamW (decoupled weight decay).
+
+    The fused implementations update all parameters in one kernel: several times faster
+    than the per-parameter loop for the VGGs' 4096-wide classifiers.
+    """
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                nesterov=config.nesterov and config.momentum > 0,
-                               weight_decay=config.weight_decay)
+                               weight_decay=config.weight_decay, fused=True)
     cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
 
 
 def lr_factor(schedule: str, step: int, total: int, warmup: float = 0.0) -> float:

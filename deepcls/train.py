@@ -64,10 +64,10 @@ def fit(
     store = store or RunStore(results_dir)
     if not force and store.has(config):
         return dataclasses.replace(store.load(config), reused=True)
+    trainer = Trainer(config, data_dir)  # bad data fails here, before anything is written
     store.ensure_writable()
     if force:
         store.drop_checkpoint(config)
-    trainer = Trainer(config, data_dir)
     checkpoint = store.load_checkpoint(config)
     if checkpoint is not None:
         trainer.restore(checkpoint)

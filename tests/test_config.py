@@ -158,3 +158,9 @@ def test_warmup_applies_to_cosine_too() -> None:
     f = factors("cosine", warmup=0.1)
     assert f[:10] == pytest.approx([(i + 1) / 10 for i in range(10)])
     assert f[10] == 1.0 and f[-1] < 1e-3
+
+
+def test_unknown_device_is_one_clear_error() -> None:
+    with pytest.raises(ConfigError, match="device must be"):
+        RunConfig(device="bogus")
+    assert RunConfig(device="cuda:1").device == "cuda:1"

@@ -138,14 +138,14 @@ def test_load_of_unknown_run_is_a_store_error(tmp_path: Path) -> None:
     assert store.status(config()) is None and not store.has(config())
 
 
-def test_unwritable_results_dir_is_one_line_store_error(tmp_path: Path) -> None:
+def test_unwritable_results_dir_is_one_line_store_error(tmp_path: Path, data_dir: Path) -> None:
     (tmp_path / "file").write_text("not a folder")
     root = tmp_path / "file" / "results"
     with pytest.raises(StoreError, match="not writable") as info:
         RunStore(root).ensure_writable()
     assert "\n" not in str(info.value) and str(root) in str(info.value)
-    with pytest.raises(StoreError, match="not writable"):  # fit checks before loading any data
-        fit(config(), results_dir=str(root), data_dir=str(tmp_path / "no-data"), progress=False)
+    with pytest.raises(StoreError, match="not writable"):  # fit checks before training
+        fit(config(), results_dir=str(root), data_dir=str(data_dir), progress=False)
 
 
 def test_results_dir_defaults_to_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,29 +15,19 @@ import pandas as pd
 import pytest
 import torch
 
+from deepcls.cli import build_parser, config_from_args
 from deepcls.config import RunConfig
 from deepcls.data import balanced_subset
 from deepcls.store import RunRecord, RunStore
 from deepcls.train import Trainer, fit
 
-REPO = Path(__file__).resolve().parents[1]
 TIMING_COLUMNS = ["seconds", "images_per_s"]
 FAST = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
 SMALL = RunConfig(**FAST, batch_norm=True, epochs=3, subset=1000, test_subset=200, batch_size=50)
-# One epoch on all 60000 real training images, scored on all 10000 test images.
+# One epoch on all 60000 real training images, scored on all 10000 test images: 98.76% in ~6 s on
+# 2 CPU cores (seeds 0-4: 98.7-99.0%). BN and a decaying one-cycle lr make one epoch enough.
 MNIST_ONE_EPOCH = RunConfig(dataset="mnist", model="vgg7", width="reduced", batch_norm=True, classifier_width=256,
                             batch_size=128, optimizer="adam", lr=3e-3, schedule="onecycle", warmup=0.1, epochs=1)
-
-
-@pytest.fixture(scope="session")
-def real_data_dir() -> Path:
-    path = Path(os.environ.get("DEEPCLS_DATA_DIR") or REPO.parent / "shared" / "data")
-    if not path.is_dir():
-        message = f"real data folder {path} not found; set DEEPCLS_DATA_DIR"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def train(config: RunConfig, root: Path, data_dir: Path, **kwargs: Any) -> RunRecord:
@@ -49,10 +39,25 @@ def results(history: pd.DataFrame) -> pd.DataFrame:
     return history.drop(columns=TIMING_COLUMNS)
 
 
+def cli_args(config: RunConfig) -> list[str]:
+    """The `deepcls train` options that reproduce ``config``."""
+    args: list[str] = []
+    defaults = RunConfig().to_dict()
+    for name, value in config.to_dict().items():
+        if value == defaults[name]:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + flag[2:])
+        else:
+            args += [flag, ",".join(value) if isinstance(value, list) else str(value)]
+    return args
+
+
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory: pytest.TempPathFactory, real_data_dir: Path) -> tuple[Path, RunRecord]:
+def small_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, RunRecord]:
     root = tmp_path_factory.mktemp("small")
-    return root, train(SMALL, root, real_data_dir)
+    return root, train(SMALL, root, data_dir)
 
 
 def test_training_lowers_the_loss(small_run: tuple[Path, RunRecord]) -> None:
@@ -64,16 +69,16 @@ def test_training_lowers_the_loss(small_run: tuple[Path, RunRecord]) -> None:
     assert record.history["train_acc"].iloc[-1] > 20  # well above chance (10%)
 
 
-def test_same_config_gives_identical_history(small_run: tuple[Path, RunRecord], real_data_dir: Path,
+def test_same_config_gives_identical_history(small_run: tuple[Path, RunRecord], data_dir: Path,
                                              tmp_path: Path) -> None:
     _, first = small_run
-    second = train(SMALL, tmp_path, real_data_dir)
+    second = train(SMALL, tmp_path, data_dir)
     assert second.run_id == first.run_id
     pd.testing.assert_frame_equal(results(second.history), results(first.history), check_exact=True)
     np.testing.assert_array_equal(second.confusion, first.confusion)
 
 
-def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], real_data_dir: Path) -> None:
+def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], data_dir: Path) -> None:
     root, record = small_run
     m, h = record.metrics, record.history
     assert (root / "runs" / SMALL.run_id) == record.path
@@ -98,7 +103,7 @@ def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], real_d
     counts = [c for _, _, c in m["most_confused"]]
     assert counts == sorted(counts, reverse=True)
 
-    y_test = np.load(real_data_dir / "mnist.npz")["y_test"]
+    y_test = np.load(data_dir / "mnist.npz")["y_test"]
     subset = set(balanced_subset(torch.from_numpy(y_test), SMALL.test_subset, 10).tolist())
     s = record.samples
     assert set(s) == {"correct_index", "correct_pred", "wrong_index", "wrong_pred", "wrong_true"}
@@ -109,7 +114,7 @@ def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], real_d
     assert (s["wrong_pred"] != s["wrong_true"]).all()
 
 
-def test_finished_run_is_reused_without_training(small_run: tuple[Path, RunRecord], real_data_dir: Path,
+def test_finished_run_is_reused_without_training(small_run: tuple[Path, RunRecord], data_dir: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     root, first = small_run
 
@@ -117,7 +122,7 @@ def test_finished_run_is_reused_without_training(small_run: tuple[Path, RunRecor
         raise AssertionError("a stored run must not be retrained")
 
     monkeypatch.setattr(Trainer, "step", no_training)
-    reused = train(SMALL, root, real_data_dir)
+    reused = train(SMALL, root, data_dir)
     assert reused.reused and reused.path == first.path
     pd.testing.assert_frame_equal(reused.history, first.history)
 
@@ -130,46 +135,44 @@ def test_finished_run_is_reused_without_training(small_run: tuple[Path, RunRecor
         return real_step(self, x, y)
 
     monkeypatch.setattr(Trainer, "step", counting_step)
-    forced = train(SMALL, root, real_data_dir, force=True)
+    forced = train(SMALL, root, data_dir, force=True)
     assert not forced.reused and forced.status == "complete"
     assert sum(steps) == SMALL.epochs * SMALL.subset
     pd.testing.assert_frame_equal(results(forced.history), results(first.history), check_exact=True)
 
 
-def test_divergence_is_recorded_and_the_store_stays_usable(real_data_dir: Path, tmp_path: Path) -> None:
+def test_divergence_is_recorded_and_the_store_stays_usable(data_dir: Path, tmp_path: Path) -> None:
     absurd = RunConfig(**FAST, optimizer="sgd", lr=1e6, epochs=2, subset=500, test_subset=100, batch_size=50)
-    record = train(absurd, tmp_path, real_data_dir)
+    record = train(absurd, tmp_path, data_dir)
     m = record.metrics
     assert record.status == "diverged" and m["diverged_epoch"] == 1 and m["epochs_run"] == 0
     assert m["final_test_acc"] is None and record.history.empty
     store = RunStore(tmp_path)
     assert store.status(absurd) == "diverged"
     assert not store.checkpoint_path(absurd).exists()
-    assert train(absurd, tmp_path, real_data_dir).reused  # a diverged run is a result, not retried
+    assert train(absurd, tmp_path, data_dir).reused  # a diverged run is a result, not retried
 
     normal = SMALL.replace(epochs=1, subset=200, test_subset=100)
-    assert train(normal, tmp_path, real_data_dir).status == "complete"
+    assert train(normal, tmp_path, data_dir).status == "complete"
     assert set(store.run_ids()) == {absurd.run_id, normal.run_id}
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(real_data_dir: Path, tmp_path: Path,
+def test_resume_after_sigkill_matches_an_uninterrupted_run(data_dir: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    config = RunConfig(**FAST, batch_norm=True, epochs=4, subset=12000, test_subset=500, batch_size=100)
+    config = RunConfig(**FAST, batch_norm=True, epochs=4, subset=4000, test_subset=500, batch_size=100)
     killed_root, reference_root = tmp_path / "killed", tmp_path / "reference"
     store = RunStore(killed_root)
     checkpoint = store.checkpoint_path(config)
-    argv = [sys.executable, "-m", "deepcls", "train", "--dataset", "mnist", "--model", "vgg7",
-            "--width", "reduced", "--classifier-width", "64", "--batch-norm", "--epochs", "4",
-            "--subset", "12000", "--test-subset", "500", "--batch-size", "100",
-            "--results-dir", str(killed_root), "--quiet"]
-    env = {**os.environ, "DEEPCLS_DATA_DIR": str(real_data_dir)}
+    assert config_from_args(build_parser().parse_args(["train", *cli_args(config)])) == config
+    argv = [sys.executable, "-m", "deepcls", "train", *cli_args(config), "--results-dir", str(killed_root), "--quiet"]
+    env = {**os.environ, "DEEPCLS_DATA_DIR": str(data_dir)}
     env.pop("DEEPCLS_RESULTS_DIR", None)
     proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 300
         while not checkpoint.exists():
             assert proc.poll() is None, f"finished before a checkpoint was seen: {proc.communicate()}"
-            assert time.monotonic() < deadline, "no checkpoint within 240 s"
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
@@ -192,22 +195,22 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(real_data_dir: Path, 
         return real_train_epoch(self, epoch, bar)
 
     monkeypatch.setattr(Trainer, "train_epoch", recording_train_epoch)
-    resumed = train(config, killed_root, real_data_dir)
+    resumed = train(config, killed_root, data_dir)
     assert epochs_trained == list(range(done, config.epochs))  # resumed, not restarted
     assert resumed.status == "complete" and not resumed.reused
     assert not checkpoint.exists()
 
     monkeypatch.undo()
-    uninterrupted = train(config, reference_root, real_data_dir)
+    uninterrupted = train(config, reference_root, data_dir)
     assert list(resumed.history["epoch"]) == [1, 2, 3, 4]
     pd.testing.assert_frame_equal(results(resumed.history), results(uninterrupted.history), check_exact=True)
     np.testing.assert_array_equal(resumed.confusion, uninterrupted.confusion)
 
 
 @pytest.mark.slow
-def test_one_epoch_on_real_mnist_reaches_98_percent(real_data_dir: Path, tmp_path: Path) -> None:
+def test_one_epoch_on_real_mnist_reaches_98_percent(data_dir: Path, tmp_path: Path) -> None:
     start = time.perf_counter()
-    record = train(MNIST_ONE_EPOCH, tmp_path, real_data_dir)
+    record = train(MNIST_ONE_EPOCH, tmp_path, data_dir)
     elapsed = time.perf_counter() - start
     assert record.status == "complete" and record.metrics["epochs_run"] == 1
     assert record.confusion is not None and record.confusion.sum() == 10_000  # the full test set

@@ -1,0 +1,142 @@
+"""The deepcls command line: train end to end, info, --help, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from deepcls.cli import build_parser, main
+from deepcls.config import RunConfig
+from deepcls.models import list_models
+
+SMALL_ARGS = ["--dataset", "mnist", "--model", "vgg7", "--width", "reduced", "--classifier-width", "64",
+              "--epochs", "1", "--subset", "500", "--test-subset", "100", "--batch-size", "50"]
+SMALL = RunConfig(dataset="mnist", model="vgg7", width="reduced", classifier_width=64, epochs=1,
+                  subset=500, test_subset=100, batch_size=50)
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """main(argv) in-process: (exit code, stdout, stderr), whether it returns or exits."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def test_train_end_to_end_then_reuse(data_dir: Path, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "results"
+    env = {**os.environ, "DEEPCLS_DATA_DIR": str(data_dir)}
+    done = subprocess.run([sys.executable, "-m", "deepcls", "train", *SMALL_ARGS, "--results-dir", str(results),
+                           "--quiet"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    run_dir = results / "runs" / SMALL.run_id
+    assert done.stdout.startswith(f"trained {SMALL.run_id}: status complete, epochs 1")
+    assert f"stored in {run_dir}" in done.stdout
+    assert (run_dir / "metrics.json").is_file()
+    assert "epoch 1/1" not in done.stderr  # --quiet: no progress bar
+
+    code, out, _ = run_cli(["train", *SMALL_ARGS, "--results-dir", str(results),
+                            "--data-dir", str(data_dir), "--quiet"], capsys)
+    assert code == 0
+    assert out.startswith(f"reused {SMALL.run_id}: status complete")
+    assert f"stored in {run_dir}" in out
+
+
+def test_info_lists_models_and_datasets(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["info"], capsys)
+    assert code == 0 and err == ""
+    assert out.startswith("deepcls ")
+    for name in ("mnist", "cifar10", *list_models()):
+        assert f"  {name} " in out
+
+
+def subcommands() -> list[str]:
+    actions = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(actions[0].choices)
+
+
+def test_subcommands() -> None:
+    assert {"train", "report", "bench", "info"} <= set(subcommands())
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in subcommands())],
+                         ids=lambda c: c[0] if c else "deepcls")
+def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli([*command, "--help"], capsys)
+    assert code == 0 and err == ""
+    assert out.startswith("usage: deepcls")
+    if command == ["train"]:
+        assert "--lr" in out and "--results-dir" in out and "--augment" in out
+
+
+BAD_INPUTS = {
+    "unknown model": (["--model", "vgg99"], "unknown model 'vgg99'"),
+    "negative lr": (["--lr", "-0.1"], "lr must be a positive number"),
+    "zero epochs": (["--epochs", "0"], "epochs must be a positive integer"),
+    "unknown optimizer": (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+    "unknown augmentation": (["--augment", "flip,mixup"], "unknown augmentation 'mixup'"),
+    "unknown argument": (["--colour", "red"], "unrecognized arguments: --colour red"),
+    "non-numeric lr": (["--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+    "stem on a vgg": (["--stem", "cifar"], "model vgg7 has no option 'stem'"),
+    "bad subset": (["--subset", "3"], "subset must be an integer >= 10"),
+}
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_is_one_line_and_exit_2(extra: list[str], message: str, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "results"
+    code, out, err = run_cli(["train", *SMALL_ARGS, *extra, "--results-dir", str(results), "--quiet"], capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("deepcls: error: ") and message in err
+    assert out == ""
+    assert not results.exists()
+
+
+def test_unknown_command_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["fly"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("deepcls: error: ")
+
+
+def test_missing_data_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """No mnist.npz and (offline) no download: one line, no traceback, no file under the results dir."""
+    empty, results = tmp_path / "empty", tmp_path / "results"
+    empty.mkdir()
+
+    def offline(*args: object, **kwargs: object) -> None:  # as on a machine without network, even in CI
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    code, out, err = run_cli(["train", *SMALL_ARGS, "--data-dir", str(empty), "--results-dir", str(results),
+                              "--quiet"], capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("deepcls: error: ")
+    assert f"{empty / 'mnist.npz'} not found" in err
+    assert files_under(results) == []
+
+
+def test_unwritable_results_dir_is_one_line(data_dir: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("a regular file, so nothing can be created below it")
+    results = tmp_path / "file" / "results"
+    code, out, err = run_cli(["train", *SMALL_ARGS, "--data-dir", str(data_dir),
+                              "--results-dir", str(results), "--quiet"], capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("deepcls: error: results directory")
+    assert "not writable" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
