@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= quick
 JOBS   ?= 1
 
-.PHONY: setup test report lab bench clean
+.PHONY: setup test report readme lab bench clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,13 @@ test: $(STAMP)
 report: $(STAMP)
 	$(VENV)/bin/deepcls report --profile $(PROFILE) --jobs $(JOBS)
 
+readme: $(STAMP)
+	$(VENV)/bin/deepcls readme --profiles quick,paper
+
+# Kernels start in notebooks/: point them at the project's results and data folders.
 lab: $(STAMP)
+	DEEPCLS_RESULTS_DIR=$${DEEPCLS_RESULTS_DIR:-$(CURDIR)/results} \
+	DEEPCLS_DATA_DIR=$${DEEPCLS_DATA_DIR:-$(CURDIR)/data} \
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(STAMP)

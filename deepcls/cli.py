@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--data-dir", default=None)
     report.add_argument("--results-dir", default=None)
     report.add_argument("--force", action="store_true", help="retrain runs even if stored")
+    report.add_argument("--no-train", dest="train", action="store_false",
+                        help="train nothing: render the store as it is, missing runs shown as pending")
 
     bench = sub.add_parser("bench", help="images/s of the deepcls engine vs a plain reference loop")
     bench.add_argument("--model", default="resnet18")
@@ -83,12 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-dir", default=None)
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
-    results = sub.add_parser("results", help="print reported vs reproduced from the run store (trains nothing)")
+    results = sub.add_parser("results", help="reported vs reproduced from the run store (--train: run missing rows)")
     results.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper", "best"))
     results.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
+    results.add_argument("--rows", default=None, help="comma-separated row numbers (default: all)")
     results.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    results.add_argument("--train", action="store_true", help="train the runs the store does not have, in order")
+    results.add_argument("--data-dir", default=None)
     results.add_argument("--results-dir", default=None)
     results.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
+
+    readme = sub.add_parser("readme", help="rewrite the README's results section from the run store")
+    readme.add_argument("--profiles", default="quick,paper", help="comma-separated (default: quick,paper)")
+    readme.add_argument("--path", default="README.md")
+    readme.add_argument("--results-dir", default=None)
 
     sub.add_parser("info", help="models, datasets, device and versions")
     return parser
@@ -103,10 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from deepcls.report import build_report
 
             return build_report(profile=args.profile, jobs=args.jobs, data_dir=args.data_dir,
-                                results_dir=args.results_dir, force=args.force,
+                                results_dir=args.results_dir, force=args.force, train=args.train,
                                 only=args.notebooks.split(",") if args.notebooks else None)
         if args.command == "results":
             return _results(args)
+        if args.command == "readme":
+            return _readme(args)
         if args.command == "bench":
             from deepcls.bench.engine import run_bench
 
@@ -141,17 +153,49 @@ def _results(args: argparse.Namespace) -> int:
     unknown = sorted(set(names) - set(experiments.ALL_TABLES))
     if unknown:
         raise DeepclsError(f"unknown table(s) {', '.join(unknown)}; known: {', '.join(experiments.ALL_TABLES)}")
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        raise DeepclsError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    results = experiments.results_table(names, args.profile, seeds, results_dir=args.results_dir, run=False)
+    seeds = _integers("--seeds", args.seeds)
+    rows = _integers("--rows", args.rows) if args.rows else None
+    results = experiments.results_table(names, args.profile, seeds, rows=rows, results_dir=args.results_dir,
+                                        data_dir=args.data_dir, run=args.train)
     if args.markdown:
         print(tables.to_markdown(results))
     else:
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
             print(tables.format_results(results).drop(columns=["profile"]).to_string(index=False))
     return 0
+
+
+def _readme(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from deepcls import experiments, tables
+
+    path = Path(args.path)
+    if not path.is_file():
+        raise DeepclsError(f"{path} not found")
+    parts = []
+    for profile in args.profiles.split(","):
+        prof = experiments.get_profile(profile)
+        results = experiments.results_table(experiments.ALL_TABLES, profile, results_dir=args.results_dir, run=False)
+        done = int((results["status"] != "pending").sum())
+        parts.append(f"### Profile `{profile}` ({done} of {len(results)} rows run)\n\n{prof.description}.\n\n"
+                     f"{tables.to_markdown(results)}")
+    try:
+        text = tables.replace_section(path.read_text(), "results", "\n\n".join(parts))
+    except ValueError as err:
+        raise DeepclsError(f"{path}: {err}") from None
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    print(f"updated {path}")
+    return 0
+
+
+def _integers(flag: str, text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise DeepclsError(f"{flag} must be comma-separated integers, got {text!r}") from None
 
 
 def _pct(value: float | None) -> str:

@@ -18,6 +18,7 @@ seed. The report leaves some details unstated; they are decided once, here:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -27,9 +28,9 @@ from tqdm.auto import tqdm
 
 from deepcls.config import RunConfig
 from deepcls.data import DATASETS
-from deepcls.errors import ConfigError
+from deepcls.errors import ConfigError, DeepclsError
 from deepcls.reference import paper_table
-from deepcls.store import RunStore
+from deepcls.store import RunRecord, RunStore
 from deepcls.train import fit, show_progress
 
 AUGMENT = {
@@ -179,8 +180,13 @@ def run_grid(
     bar = tqdm(todo, desc=f"runs ({len(unique) - len(todo)} of {len(unique)} stored)",
                disable=not show_progress(progress) or not todo, unit="run")
     for config in bar:
-        fit(config, store=store, data_dir=data_dir, force=force, progress=progress)
-    return store.frame(unique)
+        try:
+            fit(config, store=store, data_dir=data_dir, force=force, progress=progress)
+        except DeepclsError:
+            raise  # bad input stops the grid
+        except Exception as err:  # stored as status "failed"; the other runs go on
+            warnings.warn(f"run {config.run_id} failed: {type(err).__name__}: {err}", stacklevel=2)
+    return store.frame(c for c in unique if store.status(c) is not None)
 
 
 def results_table(
@@ -322,20 +328,29 @@ def check_claims(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
-def records(results: pd.DataFrame, table: str, row: int, results_dir: str | None = None) -> list:
+def records(results: pd.DataFrame, table: str, row: int, results_dir: str | None = None) -> list[RunRecord]:
     """The stored RunRecords (one per seed) behind one line of a results table."""
     line = results[(results["table"] == table) & (results["row"] == row)].iloc[0]
     store = RunStore(results_dir)
     return [store.load(r) for r in line["run_ids"].split(",") if store.status(r) is not None]
 
 
+def first_record(results: pd.DataFrame, table: str, row: int, results_dir: str | None = None) -> RunRecord | None:
+    """The first seed's stored run of a line, or None while it is pending."""
+    found = records(results, table, row, results_dir)
+    return found[0] if found else None
+
+
 def best_line(results: pd.DataFrame) -> pd.Series:
-    """The line with the highest reproduced test accuracy."""
-    return results.loc[results["test_mean"].idxmax()]
+    """The line with the highest reproduced test accuracy (the first line if none ran yet)."""
+    scores = results["test_mean"]
+    return results.loc[scores.idxmax()] if scores.notna().any() else results.iloc[0]
 
 
-def confusions(record, true: str, predicted: str) -> int:
+def confusions(record: RunRecord | None, true: str, predicted: str) -> int | None:
     """How often the run's final model predicted ``predicted`` for images of class ``true``."""
+    if record is None or record.confusion is None:
+        return None
     names = DATASETS[record.config.dataset].classes
     return int(record.confusion[names.index(true), names.index(predicted)])
 
@@ -353,6 +368,6 @@ def collapse_check(results: pd.DataFrame, table: str, rows: Sequence[int],
     return pd.DataFrame(lines)
 
 
-def collapsed(record) -> bool:
+def collapsed(record: RunRecord) -> bool:
     """True when the final model predicts one class for (almost) every test image."""
     return record.confusion is not None and record.confusion.sum(0).max() >= 0.95 * record.confusion.sum()

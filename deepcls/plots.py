@@ -21,6 +21,14 @@ def _figure(ncols: int = 1, width: float = 5.0, height: float = 3.6) -> tuple[pl
     return fig, axes[0]
 
 
+def pending(message: str = "no stored run yet at this profile") -> plt.Figure:
+    """A small placeholder figure for results that have not been run."""
+    fig, (ax,) = _figure(height=1.2)
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, color="#666666")
+    return fig
+
+
 def reported_vs_reproduced(results: pd.DataFrame, title: str = "") -> plt.Figure:
     """Grouped bars of reported and reproduced highest test accuracy per row (error bars: std)."""
     frame = results.assign(label=[f"{t.split('_')[0]} {r}" if results["table"].nunique() > 1 else f"row {r}"
@@ -41,9 +49,13 @@ def reported_vs_reproduced(results: pd.DataFrame, title: str = "") -> plt.Figure
     return fig
 
 
-def curves(records: Sequence[RunRecord], labels: Sequence[str] | None = None) -> plt.Figure:
-    """Loss and train/test accuracy per epoch for one or more runs."""
-    labels = list(labels) if labels is not None else [r.run_id for r in records]
+def curves(records: Sequence[RunRecord | None], labels: Sequence[str] | None = None) -> plt.Figure:
+    """Loss and train/test accuracy per epoch for one or more runs (pending ones are skipped)."""
+    labels = list(labels) if labels is not None else [r.run_id if r else "" for r in records]
+    kept = [(r, label) for r, label in zip(records, labels) if r is not None and len(r.history)]
+    if not kept:
+        return pending()
+    records, labels = [r for r, _ in kept], [label for _, label in kept]
     fig, (loss_ax, acc_ax) = _figure(ncols=2)
     for record, label, color in zip(records, labels, sns.color_palette(n_colors=len(records))):
         h = record.history
@@ -58,13 +70,17 @@ def curves(records: Sequence[RunRecord], labels: Sequence[str] | None = None) ->
     return fig
 
 
-def confusion(record: RunRecord, ax: plt.Axes | None = None, title: str | None = None) -> plt.Figure:
+def confusion(record: RunRecord | None, ax: plt.Axes | None = None, title: str | None = None) -> plt.Figure:
     """Confusion matrix (counts) of a run's final model on its test set."""
-    names = DATASETS[record.config.dataset].classes
     if ax is None:
         fig, (ax,) = _figure(width=5.5, height=4.8)
     else:
         fig = ax.figure
+    if record is None or record.confusion is None:
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{title or ''}: no stored run yet", ha="center", va="center", color="#666666")
+        return fig
+    names = DATASETS[record.config.dataset].classes
     sns.heatmap(record.confusion, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
                 xticklabels=names, yticklabels=names, annot_kws={"size": 7})
     ax.set(xlabel="predicted", ylabel="true", title=title or record.run_id)
@@ -72,7 +88,7 @@ def confusion(record: RunRecord, ax: plt.Axes | None = None, title: str | None =
     return fig
 
 
-def confusion_pair(a: RunRecord, b: RunRecord, titles: tuple[str, str]) -> plt.Figure:
+def confusion_pair(a: RunRecord | None, b: RunRecord | None, titles: tuple[str, str]) -> plt.Figure:
     """Two confusion matrices side by side (e.g. without and with SE)."""
     fig, axes = _figure(ncols=2, width=5.5, height=4.8)
     confusion(a, axes[0], titles[0])
@@ -81,9 +97,11 @@ def confusion_pair(a: RunRecord, b: RunRecord, titles: tuple[str, str]) -> plt.F
     return fig
 
 
-def sample_grid(record: RunRecord, kind: str = "wrong", n: int = 24, data_dir: str | None = None,
+def sample_grid(record: RunRecord | None, kind: str = "wrong", n: int = 24, data_dir: str | None = None,
                 cols: int = 8) -> plt.Figure:
     """Test images a run classified correctly (``kind="correct"``) or wrongly, with labels."""
+    if record is None or f"{kind}_index" not in record.samples:
+        return pending()
     names = DATASETS[record.config.dataset].classes
     _, test = load_dataset(record.config.dataset, data_dir)
     index = record.samples[f"{kind}_index"][:n]

@@ -85,8 +85,12 @@ def build_report(
     force: bool = False,
     only: list[str] | None = None,
     notebooks_dir: Path = NOTEBOOKS_DIR,
+    train: bool = True,
 ) -> int:
-    """Execute and render every notebook (or ``only`` these) and write the index; 0 if all ran."""
+    """Execute and render every notebook (or ``only`` these) and write the index; 0 if all ran.
+
+    ``train=False`` renders from the store alone: runs not stored yet show as pending.
+    """
     get_profile(profile)
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
@@ -101,7 +105,7 @@ def build_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     html_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"profile": profile, "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
-                  "results_dir": str(root), "force": force}
+                  "results_dir": str(root), "force": force, "train": train}
 
     def run(name: str) -> NotebookOutcome:
         print(f"[{profile}] executing {name} ...", flush=True)

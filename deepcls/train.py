@@ -143,6 +143,9 @@ class Trainer:
                     "images_per_s": self.train_loader.num_samples / train_seconds,
                 })
                 store.save_checkpoint(cfg, self.state())
+        except Exception as err:  # recorded as an outcome; the checkpoint stays for a retry
+            self.save(store, "failed", None, None, error=f"{type(err).__name__}: {err}")
+            raise
         finally:
             bar.close()
         if predictions is None and self.history:  # resumed after the last epoch was checkpointed
@@ -203,7 +206,8 @@ class Trainer:
         return loss_sum.item() / n, acc, pred.cpu().numpy()
 
     # ------------------------------------------------------------------ results
-    def save(self, store: RunStore, status: str, diverged_epoch: int | None, predictions: np.ndarray | None) -> RunRecord:
+    def save(self, store: RunStore, status: str, diverged_epoch: int | None,
+             predictions: np.ndarray | None, error: str | None = None) -> RunRecord:
         cfg = self.config
         history = pd.DataFrame(self.history, columns=HISTORY_COLUMNS)
         metrics: dict[str, Any] = {
@@ -222,6 +226,8 @@ class Trainer:
             "deepcls_version": deepcls.__version__,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        if error is not None:
+            metrics["error"] = " ".join(error.split())[:500]
         confusion, samples = None, None
         if predictions is not None:
             labels = self.test_loader.y.cpu().numpy()

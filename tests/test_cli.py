@@ -140,3 +140,23 @@ def test_unwritable_results_dir_is_one_line(data_dir: Path, tmp_path: Path,
     assert len(err.splitlines()) == 1 and err.startswith("deepcls: error: results directory")
     assert "not writable" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_results_prints_the_reported_numbers_as_markdown(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["results", "--profile", "paper", "--tables", "vgg_mnist", "--rows", "9,10",
+                 "--results-dir", str(tmp_path), "--markdown"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and "| vgg_mnist | 9 | 99.95 | 99.52 |" in lines[2] and "pending" in lines[3]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_readme_rewrites_only_the_results_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n<!-- results:start -->\nold\n<!-- results:end -->\ntail\n")
+    assert main(["readme", "--profiles", "paper", "--path", str(readme), "--results-dir", str(tmp_path)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# title\n<!-- results:start -->\n### Profile `paper` (0 of ") and text.endswith("tail\n")
+    assert "old" not in text and "| vgg_mnist | 10 | 99.92 | 99.59 |" in text
+    readme.write_text("no markers")
+    assert main(["readme", "--path", str(readme), "--results-dir", str(tmp_path)]) == 2
+    assert "markers" in capsys.readouterr().err

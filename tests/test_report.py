@@ -128,3 +128,15 @@ def test_shipped_paper_tables_are_an_exact_copy_of_the_spec() -> None:
             pytest.fail(f"{spec} is missing in CI")
         pytest.skip(f"{spec} not present")
     assert REFERENCE_CSV.read_bytes() == spec.read_bytes()
+
+
+def test_report_without_training_shows_pending_rows(tmp_path: Path, data_dir: Path) -> None:
+    root = tmp_path / "empty-store"
+    code = build_report(profile="paper", data_dir=str(data_dir), results_dir=str(root), train=False,
+                        only=["05_squeeze_excitation", "00_overview"])
+    assert code == 0
+    assert not (root / "runs").exists() or not any((root / "runs").iterdir())  # nothing trained
+    page = (root / "report" / "paper" / "05_squeeze_excitation.html").read_text()
+    assert "pending" in page and "no stored run yet" in page
+    index = (root / "report" / "paper" / "index.html").read_text()
+    assert index.count(">pending<") == len(ex.table_rows())

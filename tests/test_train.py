@@ -18,6 +18,7 @@ import torch
 from deepcls.cli import build_parser, config_from_args
 from deepcls.config import RunConfig
 from deepcls.data import balanced_subset
+from deepcls.experiments import run_grid
 from deepcls.store import RunRecord, RunStore
 from deepcls.train import Trainer, fit
 
@@ -155,6 +156,28 @@ def test_divergence_is_recorded_and_the_store_stays_usable(data_dir: Path, tmp_p
     normal = SMALL.replace(epochs=1, subset=200, test_subset=100)
     assert train(normal, tmp_path, data_dir).status == "complete"
     assert set(store.run_ids()) == {absurd.run_id, normal.run_id}
+
+
+def test_a_crash_is_recorded_as_failed_and_the_grid_goes_on(data_dir: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = SMALL.replace(epochs=1, subset=200, test_subset=100, seed=1)
+    normal = SMALL.replace(epochs=1, subset=200, test_subset=100, seed=2)
+    real_step = Trainer.step
+
+    def step(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> Any:
+        if self.config.seed == 1:
+            raise RuntimeError("simulated out of memory")
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "step", step)
+    with pytest.warns(UserWarning, match="simulated out of memory"):
+        frame = run_grid([broken, normal], results_dir=str(tmp_path), data_dir=str(data_dir), progress=False)
+    assert dict(zip(frame["run_id"], frame["status"])) == {broken.run_id: "failed", normal.run_id: "complete"}
+    store = RunStore(tmp_path)
+    assert "simulated out of memory" in store.load(broken).metrics["error"]
+    assert not store.has(broken)  # a failed run is retried next time
+    monkeypatch.setattr(Trainer, "step", real_step)
+    assert train(broken, tmp_path, data_dir).status == "complete"
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(data_dir: Path, tmp_path: Path,

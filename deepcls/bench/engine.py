@@ -7,41 +7,33 @@ import argparse
 import json
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 
 from deepcls.bench.reference import reference_batches, reference_eval_step, reference_train_step
+from deepcls.bench.timing import WARMUP, endless, seconds_per_call
 from deepcls.config import RunConfig
 from deepcls.data import get_spec, load_dataset
 from deepcls.models import build_model
 from deepcls.train import Trainer, input_padding
 
-WARMUP_STEPS = 3
 EVAL_IMAGES = 2000
 REFERENCE_WORKERS = 2  # what pytorch-cifar style scripts used; this machine has 2 cores
 
 
-def images_per_s(step: Callable[[], int], steps: int, warmup: int = WARMUP_STEPS) -> tuple[float, float]:
+def images_per_s(step: Callable[[], int], steps: int, warmup: int = WARMUP) -> tuple[float, float]:
     """(images/s over ``steps`` calls after ``warmup`` calls, seconds spent warming up)."""
     start = time.perf_counter()
     for _ in range(warmup):
-        step()
+        batch = step()  # every call processes the same number of images
     warm = time.perf_counter() - start
-    start, images = time.perf_counter(), 0
-    for _ in range(steps):
-        images += step()
-    return images / (time.perf_counter() - start), warm
-
-
-def _cycle(make: Callable[[], Iterator]) -> Iterator:
-    while True:
-        yield from make()
+    return batch / seconds_per_call(step, steps, warmup=0), warm
 
 
 def measure_engine(config: RunConfig, data_dir: str | None, steps: int) -> dict[str, float]:
     trainer = Trainer(config, data_dir)
-    batches = _cycle(lambda: trainer.train_loader.epoch(0))
+    batches = endless(trainer.train_loader)
 
     def train_step() -> int:
         x, y = next(batches)

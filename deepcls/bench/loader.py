@@ -10,66 +10,35 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
+from deepcls.bench.timing import WARMUP, endless, seconds_per_call
+from deepcls.config import RunConfig
 from deepcls.data import BatchLoader, Split, get_spec, load_dataset, resolve_data_dir
 from deepcls.errors import DeepclsError
-from deepcls.models import build_model
+from deepcls.train import Trainer
 
 DATASET = "cifar10"
 AUGMENT = ("flip", "crop")
-WARMUP = 3
 TARGET_PERCENT = 5.0
-
-
-def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int = WARMUP) -> float:
-    """Mean seconds of ``fn()`` over ``steps`` calls made after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - start) / steps
-
-
-def _batches(loader: BatchLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Training batches over consecutive epochs, without end."""
-    epoch = 0
-    while True:
-        yield from loader.epoch(epoch)
-        epoch += 1
 
 
 def loader_seconds(split: Split, augment: Sequence[str], batch_size: int, steps: int) -> float:
     """Seconds per full training batch (shuffled, augmented, normalized, channels_last)."""
     loader = BatchLoader(split, get_spec(DATASET), batch_size=batch_size, train=True,
                          augment=augment, drop_last=True)
-    batches = _batches(loader)
+    batches = endless(loader)
     return seconds_per_call(lambda: next(batches), steps)
 
 
-def train_step_seconds(split: Split, batch_size: int, steps: int) -> float:
-    """Seconds per ResNet-18 optimisation step on one fixed batch."""
-    spec = get_spec(DATASET)
-    torch.manual_seed(0)
-    model = build_model("resnet18", stem="imagenet", in_channels=spec.channels,
-                        num_classes=spec.num_classes).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters())
-    x, y = next(BatchLoader(split, spec, batch_size=batch_size, train=True).epoch())
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return seconds_per_call(step, steps)
+def train_step_seconds(batch_size: int, steps: int, data_dir: str | None) -> float:
+    """Seconds per ResNet-18 optimisation step of the deepcls engine on one fixed batch."""
+    trainer = Trainer(RunConfig(dataset=DATASET, model="resnet18", stem="imagenet", batch_size=batch_size,
+                                precision="bf16", subset=batch_size, test_subset=100), data_dir)
+    x, y = next(trainer.train_loader.epoch())
+    return seconds_per_call(lambda: trainer.step(x, y), steps)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b = args.batch_size
     augmented = loader_seconds(train, AUGMENT, b, args.steps)
     plain = loader_seconds(train, (), b, args.steps)
-    step = train_step_seconds(train, b, args.train_steps)
+    step = train_step_seconds(b, args.train_steps, args.data_dir)
     share = 100 * augmented / step
     print(f"CIFAR-10 on CPU, {torch.get_num_threads()} threads, batch {b}, 1-min load average "
           f"{os.getloadavg()[0]:.1f}; {args.steps} loader batches / {args.train_steps} training steps "
