@@ -303,8 +303,8 @@ CLAIMS: tuple[tuple[str, tuple[str, int], tuple[str, int]], ...] = (
 def check_claims(results: pd.DataFrame) -> pd.DataFrame:
     """Each claim whose rows are in ``results``: reported and reproduced margins, and a verdict.
 
-    With several seeds a positive margin smaller than twice the combined standard error is
-    called "within noise".
+    With several seeds a margin smaller than twice the combined standard error is called
+    "within noise"; with one run per row the verdict says so, since it cannot tell.
     """
     by_row = results.set_index(["table", "row"])
     lines = []
@@ -316,12 +316,15 @@ def check_claims(results: pd.DataFrame) -> pd.DataFrame:
         margin = ra["test_mean"] - rb["test_mean"]
         noise = 2 * np.sqrt(np.nansum([ra["test_std"] ** 2 / max(ra["seeds_done"], 1),
                                        rb["test_std"] ** 2 / max(rb["seeds_done"], 1)]))
+        single = min(ra["seeds_done"], rb["seeds_done"]) < 2
         if np.isnan(margin):
             verdict = "pending"
-        elif margin > 0:
-            verdict = "holds" if margin > noise or noise == 0 else "within noise"
+        elif margin == 0:
+            verdict = "tie"
+        elif not single and abs(margin) <= noise:
+            verdict = "within noise"
         else:
-            verdict = "does not hold" if -margin > noise or noise == 0 else "within noise"
+            verdict = ("holds" if margin > 0 else "does not hold") + (" (one run each)" if single else "")
         lines.append({"claim": text, "rows": f"{a[0]} {a[1]} vs {b[0]} {b[1]}",
                       "reported margin": reported, "reproduced margin": margin, "verdict": verdict,
                       "profile": results["profile"].iloc[0]})

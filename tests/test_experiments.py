@@ -1,0 +1,87 @@
+"""Grids of the report's tables: paper settings exactly, reduced profiles, claims and results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepcls import experiments as ex
+from deepcls.errors import ConfigError
+from deepcls.reference import paper_table
+
+
+def test_paper_profile_uses_exactly_the_reported_settings() -> None:
+    for _, row in paper_table().query("table != 'resnet_init'").iterrows():
+        config = ex.row_config(row, "paper")
+        assert (config.dataset, config.model) == (row["dataset"], row["model"])
+        assert (config.epochs, config.batch_size, config.optimizer, config.lr) == (
+            row["epochs"], row["batch_size"], row["optimizer"], row["lr"])
+        assert config.augment == ex.AUGMENT[row["augmentation"]]
+        assert config.subset is None and config.test_subset is None and config.profile == "paper"
+        assert config.schedule == "constant" and config.weight_decay == 0 and config.label_smoothing == 0
+
+
+def test_variants_change_only_what_they_name() -> None:
+    configs = {(row["table"], row["row"]): ex.row_config(row, "paper") for _, row in ex.table_rows().iterrows()}
+    base = configs[("resnet_cifar10", 3)]
+    assert configs[("resnet_se", 1)] == base.replace(se=True)
+    assert configs[("resnet_stem", 1)] == base.replace(stem="cifar")
+    assert configs[("resnet_se", 0)] == configs[("resnet_stem", 0)] == configs[("resnet_init", 1)] == base
+    assert {configs[("resnet_init", i)].init for i in (1, 2, 3)} == {"default", "xavier", "he"}
+    assert configs[("vgg_mnist", 10)] == configs[("vgg_mnist", 9)].replace(first_kernel=5)
+    assert base.stem == "imagenet" and configs[("vgg_mnist", 3)].width == "reduced"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "best"])
+def test_reduced_and_best_profiles_keep_models_and_label_every_run(profile: str) -> None:
+    for table in ex.ALL_TABLES:
+        grid = ex.table_grid(table, profile, seeds=(0, 1))
+        assert len(grid) == 2 * len(ex.table_rows(table))
+        for _, line in grid.iterrows():
+            config = line["config"]
+            assert config.profile == profile and config.model == line["model"]
+            assert config.seed == line["seed"]
+            if profile != "best":
+                assert config.epochs <= line["epochs"] and config.subset is not None
+    quick = ex.row_config(paper_table("resnet_cifar10").iloc[4], "quick")  # 50 epochs in the report
+    assert (quick.epochs, quick.subset, quick.test_subset) == (5, 3000, 2000)
+
+
+def test_unknown_profile_and_table_are_clear_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown profile 'huge'"):
+        ex.table_grid("vgg_mnist", "huge")
+    with pytest.raises(ConfigError, match="unknown table 'vgg_imagenet'"):
+        ex.table_rows("vgg_imagenet")
+
+
+def _results(test_a: list[float], test_b: list[float]) -> pd.DataFrame:
+    """A two-line results table for the claim 'SE blocks help' (row 1 beats row 0)."""
+    def line(row: int, tests: list[float], reported: float) -> dict:
+        return {"table": "resnet_se", "row": row, "reported_test": reported,
+                "test_mean": np.mean(tests) if tests else np.nan,
+                "test_std": np.std(tests, ddof=1) if len(tests) > 1 else np.nan,
+                "seeds_done": len(tests), "profile": "paper"}
+    return pd.DataFrame([line(0, test_b, 81.39), line(1, test_a, 81.54)])
+
+
+@pytest.mark.parametrize(("with_se", "without", "verdict"), [
+    ([82.0], [81.0], "holds (one run each)"),
+    ([80.0], [81.0], "does not hold (one run each)"),
+    ([82.0, 82.2, 81.9], [81.0, 81.1, 80.9], "holds"),
+    ([81.5, 80.5, 82.0], [81.0, 81.6, 80.4], "within noise"),
+    ([81.0], [81.0], "tie"),
+    ([], [81.0], "pending"),
+])
+def test_claim_verdicts(with_se: list[float], without: list[float], verdict: str) -> None:
+    claims = ex.check_claims(_results(with_se, without))
+    assert list(claims["claim"]) == ["SE blocks help"]
+    assert claims["verdict"].iloc[0] == verdict
+    assert claims["reported margin"].iloc[0] == pytest.approx(0.15)
+
+
+def test_results_table_without_a_store_is_all_pending(tmp_path) -> None:
+    results = ex.results_table(["vgg_mnist"], "paper", seeds=(0, 1), rows=[9, 10], run=False,
+                               results_dir=str(tmp_path))
+    assert list(results["row"]) == [9, 10] and (results["status"] == "pending").all()
+    assert results["delta_test"].isna().all() and len(results["run_ids"].iloc[0].split(",")) == 2
