@@ -45,7 +45,7 @@ def notebook_names(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[str]:
     return [n for n in names if n != OVERVIEW] + ([OVERVIEW] if OVERVIEW in names else [])
 
 
-def execute(name: str, profile: str, out_dir: Path, html_dir: Path, parameters: dict,
+def execute(name: str, out_dir: Path, html_dir: Path, parameters: dict,
             notebooks_dir: Path = NOTEBOOKS_DIR) -> NotebookOutcome:
     """Run one notebook with papermill, then render whatever it produced to HTML."""
     source = notebooks_dir / f"{name}.ipynb"
@@ -109,7 +109,7 @@ def build_report(
 
     def run(name: str) -> NotebookOutcome:
         print(f"[{profile}] executing {name} ...", flush=True)
-        outcome = execute(name, profile, out_dir, html_dir, parameters, notebooks_dir)
+        outcome = execute(name, out_dir, html_dir, parameters, notebooks_dir)
         print(f"[{profile}] {name}: {'ok' if outcome.ok else 'FAILED: ' + outcome.error}", flush=True)
         return outcome
 
