@@ -121,6 +121,12 @@ class RunConfig:
         digest = hashlib.sha1(canonical.encode()).hexdigest()[:10]
         return f"{self.dataset}-{self.model}-{digest}"
 
+    @property
+    def extendable(self) -> bool:
+        """True when epoch ``k`` does not depend on the total number of epochs (constant lr,
+        no warm-up): the first M epochs of this run are then exactly an M-epoch run."""
+        return self.schedule == "constant" and self.warmup == 0
+
     def model_options(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in MODEL_OPTIONS if getattr(self, name) is not None}
 

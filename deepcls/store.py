@@ -3,7 +3,10 @@
 A run directory holds ``config.json``, ``history.csv``, ``metrics.json``,
 ``confusion.npy`` and ``samples.npz``. It is assembled in a temporary directory and
 renamed into place, so a killed process never leaves a half-written run. Epoch
-checkpoints for resuming live in ``<root>/.cache/checkpoints`` (ignored by git).
+checkpoints for resuming live in ``<root>/.cache/checkpoints`` (ignored by git). The final
+state of a complete run whose schedule does not depend on its length (``config.extendable``)
+is kept there as ``<run-id>.final.pt``, so a longer run of the same config (Table 3's 20, 30
+and 50 epochs) continues from it instead of replaying the shared epochs.
 """
 
 from __future__ import annotations
@@ -186,4 +189,28 @@ class RunStore:
 
     def drop_checkpoint(self, config: RunConfig) -> None:
         self.checkpoint_path(config).unlink(missing_ok=True)
+
+    def final_path(self, config: RunConfig) -> Path:
+        return self.checkpoints / f"{config.run_id}.final.pt"
+
+    def finish_checkpoint(self, config: RunConfig, status: str) -> None:
+        """Drop the resume checkpoint; keep it as the final state when a longer run can extend it."""
+        path = self.checkpoint_path(config)
+        if status == "complete" and config.extendable and path.exists():
+            os.replace(path, self.final_path(config))
+        else:
+            path.unlink(missing_ok=True)
+
+    def prefix_run(self, config: RunConfig) -> RunConfig | None:
+        """The longest complete shorter run of the same config whose final state is kept, if any."""
+        if not config.extendable:
+            return None
+        for epochs in range(config.epochs - 1, 0, -1):
+            shorter = config.replace(epochs=epochs)
+            if self.final_path(shorter).exists() and self.status(shorter) == "complete":
+                return shorter
+        return None
+
+    def load_final(self, config: RunConfig) -> dict[str, Any]:
+        return torch.load(self.final_path(config), map_location="cpu", weights_only=True)
 

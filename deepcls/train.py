@@ -69,6 +69,9 @@ def fit(
     if force:
         store.drop_checkpoint(config)
     checkpoint = store.load_checkpoint(config)
+    if checkpoint is None and not force and (prefix := store.prefix_run(config)) is not None:
+        checkpoint = store.load_final(prefix)  # the same trajectory, M of N epochs already run
+        checkpoint["extended_from"] = prefix.run_id
     if checkpoint is not None:
         trainer.restore(checkpoint)
     return trainer.train(store, show_progress(progress))
@@ -103,15 +106,17 @@ class Trainer:
         self.forward = torch.compile(self.model) if config.compile else self.model
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.history: list[dict[str, float]] = []
+        self.extended_from: str | None = None  # run id of the shorter run this one continues
 
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "history": self.history}
+                "history": self.history, "extended_from": self.extended_from}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.history = state["history"]
+        self.extended_from = state.get("extended_from")
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
@@ -151,7 +156,7 @@ class Trainer:
         if predictions is None and self.history:  # resumed after the last epoch was checkpointed
             _, _, predictions = self.evaluate()
         record = self.save(store, status, diverged_epoch, predictions)
-        store.drop_checkpoint(cfg)
+        store.finish_checkpoint(cfg, status)
         return record
 
     def train_epoch(self, epoch: int, bar: tqdm) -> tuple[float, float]:
@@ -216,6 +221,7 @@ class Trainer:
             "profile": cfg.profile,
             "epochs_run": len(history),
             "diverged_epoch": diverged_epoch,
+            "extended_from": self.extended_from,
             **_accuracy_summary(history),
             "wall_time_s": float(history["seconds"].sum()),
             "images_per_s": float(history["images_per_s"].mean()) if len(history) else None,

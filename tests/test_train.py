@@ -142,6 +142,35 @@ def test_finished_run_is_reused_without_training(small_run: tuple[Path, RunRecor
     pd.testing.assert_frame_equal(results(forced.history), results(first.history), check_exact=True)
 
 
+def test_a_longer_run_continues_the_shorter_one_exactly(small_run: tuple[Path, RunRecord], data_dir: Path,
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, scratch = small_run  # SMALL (3 epochs) trained from scratch in another store
+    short = train(SMALL.replace(epochs=2), tmp_path, data_dir)
+    store = RunStore(tmp_path)
+    assert store.final_path(short.config).exists() and not store.checkpoint_path(short.config).exists()
+    assert store.prefix_run(SMALL) == short.config
+    assert store.prefix_run(SMALL.replace(schedule="cosine")) is None  # lr depends on the length
+    assert store.prefix_run(SMALL.replace(lr=2e-3)) is None
+
+    steps: list[int] = []
+    real_step = Trainer.step
+
+    def counting_step(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        steps.append(len(y))
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "step", counting_step)
+    longer = train(SMALL, tmp_path, data_dir)
+    assert sum(steps) == SMALL.subset  # only the third epoch was trained
+    assert longer.metrics["extended_from"] == short.run_id and scratch.metrics["extended_from"] is None
+    pd.testing.assert_frame_equal(results(longer.history), results(scratch.history), check_exact=True)
+    np.testing.assert_array_equal(longer.confusion, scratch.confusion)
+
+    steps.clear()
+    forced = train(SMALL, tmp_path, data_dir, force=True)  # force trains the whole run again
+    assert sum(steps) == SMALL.epochs * SMALL.subset and forced.metrics["extended_from"] is None
+
+
 def test_divergence_is_recorded_and_the_store_stays_usable(data_dir: Path, tmp_path: Path) -> None:
     absurd = RunConfig(**FAST, optimizer="sgd", lr=1e6, epochs=2, subset=500, test_subset=100, batch_size=50)
     record = train(absurd, tmp_path, data_dir)
