@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=128)
     bench.add_argument("--steps", type=int, default=20)
     bench.add_argument("--augment", default="flip,crop")
-    bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
     bench.add_argument("--data-dir", default=None)
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import deepcls
+from deepcls.allocator import keep_freed_memory
 from deepcls.config import RunConfig
 from deepcls.data import BatchLoader, DatasetSpec, Split, balanced_subset, get_spec, load_dataset
 from deepcls.models import build_model, model_info, model_summary
@@ -85,6 +86,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.spec: DatasetSpec = get_spec(config.dataset)
         train, test = load_dataset(config.dataset, data_dir)
         train = _subset(train, config.subset, self.spec)
