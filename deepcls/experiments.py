@@ -216,10 +216,12 @@ def results_table(
     stored = store.frame(c for c in dict.fromkeys(grid["config"]) if store.status(c) is not None)
     metrics = stored.set_index("run_id") if not stored.empty else pd.DataFrame()
     grid["run_id"] = [c.run_id for c in grid["config"]]
+    row_of = {run_id: f"row {row}" for run_id, row in zip(grid["run_id"], grid["row"])}
     lines = []
     for (table, row), group in grid.groupby(["table", "row"], sort=False):
         first = group.iloc[0]
         done = [metrics.loc[r] for r in group["run_id"] if r in metrics.index]
+        shorter = {e for m in done if isinstance(e := m.get("extended_from"), str)}
         lines.append({
             "table": table, "row": row, "model": first["model"], "dataset": first["dataset"],
             "setting": describe(first["config"]), "source": first["source"],
@@ -227,6 +229,7 @@ def results_table(
             **_aggregate(done, len(group)),
             "epochs": first["config"].epochs, "batch_size": first["config"].batch_size,
             "profile": profile, "run_ids": ",".join(group["run_id"]),
+            "continues": ", ".join(sorted(row_of.get(r, r) for r in shorter)),
         })
     table_frame = pd.DataFrame(lines)
     table_frame["delta_test"] = table_frame["test_mean"] - table_frame["reported_test"]

@@ -54,7 +54,8 @@ def format_results(results: pd.DataFrame) -> pd.DataFrame:
         "epochs": results["epochs"],
         "seeds": results["seeds_done"],
         "wall time": results["wall_time_s"].map(duration),
-        "status": results["status"],
+        "status": [status + (f", continues {c}" if c else "")
+                   for status, c in zip(results["status"], results.get("continues", [""] * len(results)))],
         "profile": results["profile"],
     })
 

@@ -85,3 +85,21 @@ def test_results_table_without_a_store_is_all_pending(tmp_path) -> None:
                                results_dir=str(tmp_path))
     assert list(results["row"]) == [9, 10] and (results["status"] == "pending").all()
     assert results["delta_test"].isna().all() and len(results["run_ids"].iloc[0].split(",")) == 2
+
+
+def test_results_table_names_the_row_a_run_continues(tmp_path) -> None:
+    from deepcls.store import RunStore
+    from deepcls.tables import format_results
+
+    grid = ex.table_grid("resnet_mnist", "quick")
+    first, second = (grid.loc[grid["row"] == r, "config"].iloc[0] for r in (1, 2))
+    assert second.epochs > first.epochs and second.replace(epochs=first.epochs) == first
+    store = RunStore(tmp_path)
+    history = pd.DataFrame({"epoch": [1], "train_acc": [50.0], "test_acc": [50.0], "seconds": [1.0]})
+    for config, shorter in ((first, None), (second, first.run_id)):  # stored records, no training
+        store.save(config, history, {"status": "complete", "highest_train_acc": 50.0, "highest_test_acc": 50.0,
+                                     "final_test_acc": 50.0, "wall_time_s": 1.0, "device": "cpu",
+                                     "extended_from": shorter})
+    results = ex.results_table("resnet_mnist", "quick", rows=[1, 2], run=False, results_dir=str(tmp_path))
+    assert list(results["continues"]) == ["", "row 1"]
+    assert list(format_results(results)["status"]) == ["complete", "complete, continues row 1"]
