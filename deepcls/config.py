@@ -19,7 +19,8 @@ PROFILES = ("smoke", "quick", "paper", "best", "custom")
 
 # Options forwarded to build_model when set (None means "the model's default").
 MODEL_OPTIONS = ("stem", "se", "width", "first_kernel", "batch_norm", "classifier_width")
-# Knobs that change speed but not the result: recorded, but not part of the run id.
+# Knobs that change speed, not the experiment: recorded, not part of the run id (they can change
+# float rounding, so two runs of one id on different thread counts agree only statistically).
 SPEED_FIELDS = ("device", "threads", "channels_last", "compile")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
