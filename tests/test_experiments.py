@@ -9,6 +9,8 @@ import pytest
 from deepcls import experiments as ex
 from deepcls.errors import ConfigError
 from deepcls.reference import paper_table
+from deepcls.store import RunStore
+from deepcls.tables import format_results
 
 
 def test_paper_profile_uses_exactly_the_reported_settings() -> None:
@@ -88,9 +90,6 @@ def test_results_table_without_a_store_is_all_pending(tmp_path) -> None:
 
 
 def test_results_table_names_the_row_a_run_continues(tmp_path) -> None:
-    from deepcls.store import RunStore
-    from deepcls.tables import format_results
-
     grid = ex.table_grid("resnet_mnist", "quick")
     first, second = (grid.loc[grid["row"] == r, "config"].iloc[0] for r in (1, 2))
     assert second.epochs > first.epochs and second.replace(epochs=first.epochs) == first
