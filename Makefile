@@ -24,7 +24,7 @@ report: $(STAMP)
 	$(VENV)/bin/deepcls report --profile $(PROFILE) --jobs $(JOBS)
 
 readme: $(STAMP)
-	$(VENV)/bin/deepcls readme --profiles quick,paper
+	$(VENV)/bin/deepcls readme --profiles paper,quick
 
 # Kernels start in notebooks/: point them at the project's results and data folders.
 lab: $(STAMP)

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
 
     readme = sub.add_parser("readme", help="rewrite the README's results section from the run store")
-    readme.add_argument("--profiles", default="quick,paper", help="comma-separated (default: quick,paper)")
+    readme.add_argument("--profiles", default="paper,quick", help="comma-separated (default: paper,quick)")
     readme.add_argument("--path", default="README.md")
     readme.add_argument("--results-dir", default=None)
 
@@ -178,8 +178,8 @@ def _readme(args: argparse.Namespace) -> int:
         prof = experiments.get_profile(profile)
         results = experiments.results_table(experiments.ALL_TABLES, profile, results_dir=args.results_dir, run=False)
         done = int((results["status"] != "pending").sum())
-        parts.append(f"### Profile `{profile}` ({done} of {len(results)} rows run)\n\n{prof.description}.\n\n"
-                     f"{tables.to_markdown(results)}")
+        parts.append(f"### Profile `{profile}` ({done} of {len(results)} rows run)\n\n{prof.description}. "
+                     f"{tables.agreement(results)}\n\n{tables.to_markdown(results)}")
     try:
         text = tables.replace_section(path.read_text(), "results", "\n\n".join(parts))
     except ValueError as err:

@@ -145,7 +145,8 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
     """index.html: profile banner, links with status, and the overview table from the store."""
     prof = get_profile(profile)
     try:
-        overview = tables.to_html(results_table(ALL_TABLES, profile, run=False, results_dir=results_dir))
+        results = results_table(ALL_TABLES, profile, run=False, results_dir=results_dir)
+        overview = f"<p>{html.escape(tables.agreement(results))}</p>\n{tables.to_html(results)}"
     except Exception:  # the index must still render and show why
         overview = f"<pre>{html.escape(traceback.format_exc())}</pre>"
     items = "\n".join(

@@ -10,7 +10,7 @@ from deepcls import experiments as ex
 from deepcls.errors import ConfigError
 from deepcls.reference import paper_table
 from deepcls.store import RunStore
-from deepcls.tables import format_results
+from deepcls.tables import agreement, format_results
 
 
 def test_paper_profile_uses_exactly_the_reported_settings() -> None:
@@ -102,3 +102,15 @@ def test_results_table_names_the_row_a_run_continues(tmp_path) -> None:
     results = ex.results_table("resnet_mnist", "quick", rows=[1, 2], run=False, results_dir=str(tmp_path))
     assert list(results["continues"]) == ["", "row 1"]
     assert list(format_results(results)["status"]) == ["complete", "complete, continues row 1"]
+
+
+def test_agreement_counts_run_rows_within_half_a_point_and_names_the_others() -> None:
+    frame = pd.DataFrame({
+        "table": ["t", "t", "t", "t"], "row": [1, 2, 3, 4],
+        "status": ["complete", "complete", "pending", "complete"],
+        "delta_test": [-0.03, 87.74, np.nan, -0.6],
+    })
+    assert agreement(frame) == ("1 of 3 run rows with a reported test accuracy are within 0.5 points of it "
+                                "(median Δ -0.03); further: t 2 (+87.74), t 4 (-0.60).")
+    assert agreement(frame.iloc[:1]).endswith("(median Δ -0.03).")
+    assert agreement(frame.iloc[2:3]) == "No row with a reported test accuracy has been run yet."

@@ -140,3 +140,4 @@ def test_report_without_training_shows_pending_rows(tmp_path: Path, data_dir: Pa
     assert page.count(">pending<") >= 2 and "Traceback" not in page  # both rows, claims, placeholders
     index = (root / "report" / "paper" / "index.html").read_text()
     assert index.count(">pending<") == len(ex.table_rows())
+    assert "No row with a reported test accuracy has been run yet." in index
