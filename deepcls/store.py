@@ -6,7 +6,8 @@ renamed into place, so a killed process never leaves a half-written run. Epoch
 checkpoints for resuming live in ``<root>/.cache/checkpoints`` (ignored by git). The final
 state of a complete run whose schedule does not depend on its length (``config.extendable``)
 is kept there as ``<run-id>.final.pt``, so a longer run of the same config (Table 3's 20, 30
-and 50 epochs) continues from it instead of replaying the shared epochs.
+and 50 epochs) continues from it instead of replaying the shared epochs. ``claim`` locks a run
+(``<root>/.cache/locks``) while it trains, so parallel notebooks or shells never train it twice.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,11 @@ import torch
 
 from deepcls.config import RunConfig
 from deepcls.errors import StoreError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locking
+    fcntl = None  # type: ignore[assignment]
 
 FINISHED = ("complete", "diverged")  # outcomes that are reused instead of retrained
 
@@ -164,6 +172,29 @@ class RunStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
+
+    # ------------------------------------------------------------------ locking
+    @contextmanager
+    def claim(self, config: RunConfig) -> Iterator[None]:
+        """Hold an exclusive lock on ``config`` while it trains; wait (with a note) if another
+        process holds it. All lengths of an extendable config share one lock, so a 50-epoch run
+        started beside its 30-epoch sibling waits and then continues it."""
+        key = config.replace(epochs=1).run_id if config.extendable else config.run_id
+        path = self.root / ".cache" / "locks" / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    print(f"deepcls: {config.run_id}: waiting for another process training this run "
+                          "(or another length of it)", file=sys.stderr, flush=True)
+                    fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_path(self, config: RunConfig) -> Path:

@@ -67,15 +67,18 @@ def fit(
         return dataclasses.replace(store.load(config), reused=True)
     trainer = Trainer(config, data_dir)  # bad data fails here, before anything is written
     store.ensure_writable()
-    if force:
-        store.drop_checkpoint(config)
-    checkpoint = store.load_checkpoint(config)
-    if checkpoint is None and not force and (prefix := store.prefix_run(config)) is not None:
-        checkpoint = store.load_final(prefix)  # the same trajectory, M of N epochs already run
-        checkpoint["extended_from"] = prefix.run_id
-    if checkpoint is not None:
-        trainer.restore(checkpoint)
-    return trainer.train(store, show_progress(progress))
+    with store.claim(config):
+        if not force and store.has(config):  # another process finished it while we waited
+            return dataclasses.replace(store.load(config), reused=True)
+        if force:
+            store.drop_checkpoint(config)
+        checkpoint = store.load_checkpoint(config)
+        if checkpoint is None and not force and (prefix := store.prefix_run(config)) is not None:
+            checkpoint = store.load_final(prefix)  # the same trajectory, M of N epochs already run
+            checkpoint["extended_from"] = prefix.run_id
+        if checkpoint is not None:
+            trainer.restore(checkpoint)
+        return trainer.train(store, show_progress(progress))
 
 
 class Trainer:

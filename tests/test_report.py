@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from deepcls import experiments as ex
-from deepcls.report import NOTEBOOKS_DIR, build_report, notebook_names
+from deepcls.report import NOTEBOOKS_DIR, build_report, kernel_threads, notebook_names
+from deepcls.store import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_CSV = REPO / "deepcls" / "reference" / "paper_tables.csv"
@@ -46,9 +47,9 @@ def test_overview_reported_numbers_match_the_paper_tables() -> None:
 
 @pytest.fixture(scope="module")
 def smoke_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """Execute every notebook at the smoke profile into a fresh results dir, once."""
+    """Execute every notebook at the smoke profile into a fresh results dir, once (two at a time)."""
     root = tmp_path_factory.mktemp("results")
-    code = build_report(profile="smoke", jobs=1, data_dir=str(data_dir), results_dir=str(root))
+    code = build_report(profile="smoke", jobs=2, data_dir=str(data_dir), results_dir=str(root))
     assert code == 0, "a notebook failed at the smoke profile; see the printed error"
     return root
 
@@ -101,6 +102,13 @@ def _browse(page: Path) -> _Elements:
     elements = _Elements()
     elements.feed(out)
     return elements
+
+
+def test_parallel_notebooks_share_out_the_cores(smoke_report: Path) -> None:
+    store = RunStore(smoke_report)
+    threads = os.environ.get("OMP_NUM_THREADS") or str(kernel_threads(2))
+    devices = {store.load(run_id).metrics["device"] for run_id in store.run_ids()}
+    assert devices and all(d.startswith("cpu:") and d.endswith(f" x{threads} threads") for d in devices), devices
 
 
 def test_browser_renders_index_with_overview_and_working_links(smoke_report: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,26 @@ def test_a_longer_run_continues_the_shorter_one_exactly(small_run: tuple[Path, R
     steps.clear()
     forced = train(SMALL, tmp_path, data_dir, force=True)  # force trains the whole run again
     assert sum(steps) == SMALL.epochs * SMALL.subset and forced.metrics["extended_from"] is None
+
+
+def test_a_run_another_process_is_training_is_waited_for_then_reused(
+        small_run: tuple[Path, RunRecord], data_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    _, first = small_run
+    store, outcome = RunStore(tmp_path), {}
+    with store.claim(SMALL.replace(epochs=5)):  # "another process" trains a longer run of the same config
+        worker = threading.Thread(target=lambda: outcome.update(record=train(SMALL, tmp_path, data_dir)))
+        worker.start()
+        deadline, err = time.monotonic() + 120, ""
+        while "waiting for another process" not in err and time.monotonic() < deadline:
+            time.sleep(0.2)
+            err += capfd.readouterr().err
+        assert f"{SMALL.run_id}: waiting for another process" in err and worker.is_alive()
+        assert not store.has(SMALL) and not store.checkpoint_path(SMALL).exists()
+        shutil.copytree(first.path, store.run_dir(SMALL))  # ... which stores this run before letting go
+    worker.join(timeout=120)
+    record = outcome["record"]
+    assert record.reused and record.path == store.run_dir(SMALL)
+    pd.testing.assert_frame_equal(results(record.history), results(first.history))
 
 
 def test_divergence_is_recorded_and_the_store_stays_usable(data_dir: Path, tmp_path: Path) -> None:
