@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--rows", default=None, help="comma-separated row numbers (default: all)")
     results.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     results.add_argument("--train", action="store_true", help="train the runs the store does not have, in order")
+    results.add_argument("--jobs", type=int, default=1,
+                         help="with --train: runs trained at once, each with its share of the cores (default: 1)")
     results.add_argument("--data-dir", default=None)
     results.add_argument("--results-dir", default=None)
     results.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
@@ -156,7 +158,7 @@ def _results(args: argparse.Namespace) -> int:
     seeds = _integers("--seeds", args.seeds)
     rows = _integers("--rows", args.rows) if args.rows else None
     results = experiments.results_table(names, args.profile, seeds, rows=rows, results_dir=args.results_dir,
-                                        data_dir=args.data_dir, run=args.train)
+                                        data_dir=args.data_dir, run=args.train, jobs=args.jobs)
     if args.markdown:
         print(tables.to_markdown(results))
     else:

@@ -18,12 +18,15 @@ seed. The report leaves some details unstated; they are decided once, here:
 
 from __future__ import annotations
 
+import multiprocessing
 import warnings
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from deepcls.config import RunConfig
@@ -31,7 +34,7 @@ from deepcls.data import DATASETS
 from deepcls.errors import ConfigError, DeepclsError
 from deepcls.reference import paper_table
 from deepcls.store import RunRecord, RunStore
-from deepcls.train import fit, show_progress
+from deepcls.train import fit, show_progress, threads_per_job
 
 AUGMENT = {
     "none": (), "no": (),
@@ -172,21 +175,82 @@ def run_grid(
     data_dir: str | None = None,
     force: bool = False,
     progress: bool | None = None,
+    jobs: int = 1,
 ) -> pd.DataFrame:
-    """Run what the store does not have yet (identical configs once) and return their rows."""
+    """Run what the store does not have yet (identical configs once) and return their rows.
+
+    ``jobs`` > 1 trains that many runs at once in worker processes, each with its share of the
+    cores. Lengths of one extendable config stay in one worker, shortest first, so each
+    continues the one before.
+    """
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
     store = RunStore(results_dir)
     unique = list(dict.fromkeys(configs))
     todo = [c for c in unique if force or not store.has(c)]
-    bar = tqdm(todo, desc=f"runs ({len(unique) - len(todo)} of {len(unique)} stored)",
-               disable=not show_progress(progress) or not todo, unit="run")
-    for config in bar:
+    chains = extension_chains(todo)
+    bar = tqdm(total=len(todo), desc=f"runs ({len(unique) - len(todo)} of {len(unique)} stored)",
+               disable=not show_progress(progress) or not todo, unit="run", position=0)
+    args = (results_dir, data_dir, force, progress)
+    if jobs == 1 or len(chains) < 2:
+        for chain in chains:
+            _report_failures(_run_chain(chain, *args), bar)
+    else:
+        context = multiprocessing.get_context("spawn")
+        slots = context.Queue()
+        for slot in range(1, jobs + 1):
+            slots.put(slot)
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chains)), mp_context=context,
+                                 initializer=_start_worker, initargs=(threads_per_job(jobs), slots)) as pool:
+            futures = [pool.submit(_run_chain, chain, *args) for chain in chains]
+            try:
+                for future in as_completed(futures):
+                    _report_failures(future.result(), bar)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    bar.close()
+    return store.frame(c for c in unique if store.status(c) is not None)
+
+
+def extension_chains(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """Group the lengths of each extendable config (shortest first); other configs stand alone."""
+    chains: dict[RunConfig, list[RunConfig]] = {}
+    for config in configs:
+        chains.setdefault(config.replace(epochs=1) if config.extendable else config, []).append(config)
+    return [sorted(chain, key=lambda c: c.epochs) for chain in chains.values()]
+
+
+_BAR_POSITION: int | None = None  # this worker's progress-bar line
+
+
+def _start_worker(threads: int, slots: multiprocessing.Queue) -> None:
+    global _BAR_POSITION
+    torch.set_num_threads(threads)
+    _BAR_POSITION = slots.get()
+
+
+def _run_chain(chain: list[RunConfig], results_dir: str | None, data_dir: str | None, force: bool,
+               progress: bool | None) -> list[tuple[str, str | None]]:
+    """Fit each config in turn; (run id, error or None) for each. Bad input (DeepclsError) raises."""
+    outcomes = []
+    for config in chain:
         try:
-            fit(config, store=store, data_dir=data_dir, force=force, progress=progress)
+            fit(config, results_dir=results_dir, data_dir=data_dir, force=force, progress=progress,
+                bar_position=_BAR_POSITION)
+            outcomes.append((config.run_id, None))
         except DeepclsError:
             raise  # bad input stops the grid
         except Exception as err:  # stored as status "failed"; the other runs go on
-            warnings.warn(f"run {config.run_id} failed: {type(err).__name__}: {err}", stacklevel=2)
-    return store.frame(c for c in unique if store.status(c) is not None)
+            outcomes.append((config.run_id, f"{type(err).__name__}: {err}"))
+    return outcomes
+
+
+def _report_failures(outcomes: list[tuple[str, str | None]], bar: tqdm) -> None:
+    for run_id, error in outcomes:
+        if error is not None:
+            warnings.warn(f"run {run_id} failed: {error}", stacklevel=3)
+        bar.update(1)
 
 
 def results_table(
@@ -200,18 +264,20 @@ def results_table(
     force: bool = False,
     run: bool = True,
     progress: bool | None = None,
+    jobs: int = 1,
 ) -> pd.DataFrame:
     """Reported beside reproduced, one line per row (mean and std over seeds).
 
     ``rows`` keeps only those row numbers. With ``run=False`` nothing is trained: rows
-    not in the store show as pending.
+    not in the store show as pending; ``jobs`` as in run_grid.
     """
     tables = [tables] if isinstance(tables, str) else list(tables)
     grid = pd.concat([table_grid(t, profile, seeds) for t in tables], ignore_index=True)
     if rows is not None:
         grid = grid[grid["row"].isin(rows)].reset_index(drop=True)
     if run:
-        run_grid(grid["config"], results_dir=results_dir, data_dir=data_dir, force=force, progress=progress)
+        run_grid(grid["config"], results_dir=results_dir, data_dir=data_dir, force=force, progress=progress,
+                 jobs=jobs)
     store = RunStore(results_dir)
     stored = store.frame(c for c in dict.fromkeys(grid["config"]) if store.status(c) is not None)
     metrics = stored.set_index("run_id") if not stored.empty else pd.DataFrame()

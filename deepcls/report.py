@@ -27,6 +27,7 @@ from deepcls.errors import ConfigError
 from deepcls.experiments import ALL_TABLES, get_profile, results_table
 from deepcls.reference import REPORT_TITLE
 from deepcls.store import resolve_results_dir
+from deepcls.train import threads_per_job
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 OVERVIEW = "00_overview"
@@ -116,7 +117,7 @@ def build_report(
     body = [n for n in names if n != OVERVIEW]
     env = {"DEEPCLS_PROGRESS": "0"}  # kernels inherit it: no progress bars in the pages
     if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
-        env["OMP_NUM_THREADS"] = str(kernel_threads(jobs))
+        env["OMP_NUM_THREADS"] = str(threads_per_job(jobs))
     with _environment(**env):
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             outcomes = list(pool.map(run, body))
@@ -128,13 +129,6 @@ def build_report(
     if failed:
         print(f"failed notebooks: {', '.join(failed)}")
     return 1 if failed else 0
-
-
-def kernel_threads(jobs: int) -> int:
-    """Torch threads per kernel when ``jobs`` notebooks run at once: the cores shared out, at
-    least one (two 1-thread trainings on 2 cores do ~1.3x the work of one 2-thread training)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // jobs)
 
 
 @contextmanager

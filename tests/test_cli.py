@@ -112,6 +112,13 @@ def test_unknown_command_is_one_line(capsys: pytest.CaptureFixture[str]) -> None
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("deepcls: error: ")
 
 
+def test_results_with_zero_jobs_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["results", "--profile", "smoke", "--tables", "vgg_mnist", "--train", "--jobs", "0",
+                              "--results-dir", str(tmp_path / "results")], capsys)
+    assert code == 2 and out == "" and err == "deepcls: error: jobs must be >= 1, got 0\n"
+    assert not (tmp_path / "results").exists()
+
+
 def test_missing_data_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """No mnist.npz and (offline) no download: one line, no traceback, no file under the results dir."""

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from deepcls import experiments as ex
-from deepcls.report import NOTEBOOKS_DIR, build_report, kernel_threads, notebook_names
+from deepcls.report import NOTEBOOKS_DIR, build_report, notebook_names
 from deepcls.store import RunStore
+from deepcls.train import threads_per_job
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_CSV = REPO / "deepcls" / "reference" / "paper_tables.csv"
@@ -106,7 +107,7 @@ def _browse(page: Path) -> _Elements:
 
 def test_parallel_notebooks_share_out_the_cores(smoke_report: Path) -> None:
     store = RunStore(smoke_report)
-    threads = os.environ.get("OMP_NUM_THREADS") or str(kernel_threads(2))
+    threads = os.environ.get("OMP_NUM_THREADS") or str(threads_per_job(2))
     devices = {store.load(run_id).metrics["device"] for run_id in store.run_ids()}
     assert devices and all(d.startswith("cpu:") and d.endswith(f" x{threads} threads") for d in devices), devices
 

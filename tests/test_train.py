@@ -20,9 +20,10 @@ import torch
 from deepcls.cli import build_parser, config_from_args
 from deepcls.config import RunConfig
 from deepcls.data import balanced_subset
-from deepcls.experiments import run_grid
+from deepcls.errors import ConfigError
+from deepcls.experiments import extension_chains, run_grid
 from deepcls.store import RunRecord, RunStore
-from deepcls.train import Trainer, fit
+from deepcls.train import Trainer, fit, threads_per_job
 
 TIMING_COLUMNS = ["seconds", "images_per_s"]
 FAST = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
@@ -229,6 +230,22 @@ def test_a_crash_is_recorded_as_failed_and_the_grid_goes_on(data_dir: Path, tmp_
     assert not store.has(broken)  # a failed run is retried next time
     monkeypatch.setattr(Trainer, "step", real_step)
     assert train(broken, tmp_path, data_dir).status == "complete"
+
+
+def test_parallel_grid_trains_each_run_once_and_chains_the_lengths_of_a_config(data_dir: Path, tmp_path: Path) -> None:
+    short = SMALL.replace(epochs=1, subset=300, test_subset=100)
+    longer, cosine = short.replace(epochs=2), short.replace(schedule="cosine", seed=3)
+    assert [[c.epochs for c in chain] for chain in extension_chains([longer, cosine, short])] == [[1, 2], [1]]
+    frame = run_grid([longer, cosine, short, cosine], results_dir=str(tmp_path), data_dir=str(data_dir),
+                     progress=False, jobs=2)
+    store = RunStore(tmp_path)
+    assert sorted(frame["run_id"]) == sorted(c.run_id for c in (short, longer, cosine))
+    assert set(frame["status"]) == {"complete"} and len(store.run_ids()) == 3
+    assert store.load(longer).metrics["extended_from"] == short.run_id  # same worker, shortest first
+    assert {store.load(c).metrics["device"].split(" x")[-1] for c in (short, longer, cosine)} == {
+        f"{threads_per_job(2)} threads"}
+    with pytest.raises(ConfigError, match="jobs must be >= 1"):
+        run_grid([short], results_dir=str(tmp_path), jobs=0)
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(data_dir: Path, tmp_path: Path,
