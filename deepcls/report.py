@@ -123,7 +123,10 @@ def build_report(
             outcomes = list(pool.map(run, body))
         if OVERVIEW in names:
             outcomes.append(run(OVERVIEW))
-    write_index(profile, outcomes, html_dir, str(root))
+    executed = {o.name for o in outcomes}
+    earlier = [NotebookOutcome(n, True) for n in notebook_names(notebooks_dir)  # pages of an earlier build
+               if n not in executed and (html_dir / f"{n}.html").exists()]
+    write_index(profile, sorted(outcomes + earlier, key=lambda o: o.name), html_dir, str(root))
     print(f"report: {html_dir / 'index.html'}")
     failed = [o.name for o in outcomes if not o.ok]
     if failed:

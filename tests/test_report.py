@@ -149,4 +149,8 @@ def test_report_without_training_shows_pending_rows(tmp_path: Path, data_dir: Pa
     assert page.count(">pending<") >= 2 and "Traceback" not in page  # both rows, claims, placeholders
     index = (root / "report" / "paper" / "index.html").read_text()
     assert index.count(">pending<") == len(ex.table_rows())
+    assert build_report(profile="paper", data_dir=str(data_dir), results_dir=str(root), train=False,
+                        only=["00_overview"]) == 0
+    index = (root / "report" / "paper" / "index.html").read_text()  # rewritten, still linking both pages
+    assert 'href="05_squeeze_excitation.html"' in index and 'href="00_overview.html"' in index
     assert "No row with a reported test accuracy has been run yet." in index
