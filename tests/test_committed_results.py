@@ -1,0 +1,42 @@
+"""The committed run store (results/runs) is what the code wrote, and the README shows exactly it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepcls.cli import main
+from deepcls.experiments import PROFILES
+from deepcls.store import RunStore
+
+REPO = Path(__file__).resolve().parents[1]
+STORE = RunStore(REPO / "results")
+
+
+@pytest.mark.parametrize("run_id", STORE.run_ids())
+def test_committed_run_is_complete_and_consistent(run_id: str) -> None:
+    record = STORE.load(run_id)
+    m, history = record.metrics, record.history
+    assert record.config.run_id == run_id and m["profile"] in PROFILES
+    assert m["status"] == "complete" and m["epochs_run"] == record.config.epochs == len(history)
+    assert list(history["epoch"]) == list(range(1, len(history) + 1))
+    assert m["highest_test_acc"] == pytest.approx(history["test_acc"].max())
+    assert m["final_test_acc"] == pytest.approx(history["test_acc"].iloc[-1])
+    assert m["highest_train_acc"] == pytest.approx(history["train_acc"].max())
+    assert record.confusion is not None and np.trace(record.confusion) / record.confusion.sum() * 100 == (
+        pytest.approx(m["final_test_acc"], abs=1e-6))
+    assert m["device"] and m["wall_time_s"] > 0
+    if m.get("extended_from"):
+        shorter = STORE.load(m["extended_from"])
+        assert shorter.config == record.config.replace(epochs=shorter.config.epochs)
+        n = len(shorter.history)
+        assert history.iloc[:n][["train_acc", "test_acc"]].equals(shorter.history[["train_acc", "test_acc"]])
+
+
+def test_readme_results_are_the_committed_store(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text((REPO / "README.md").read_text())
+    assert main(["readme", "--path", str(readme), "--results-dir", str(REPO / "results")]) == 0
+    assert readme.read_text() == (REPO / "README.md").read_text(), "README results are stale: run `make readme`"
