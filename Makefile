@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= quick
 JOBS   ?= 1
 
-.PHONY: setup test report readme lab bench clean
+.PHONY: setup test runs report readme lab bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Train a profile's missing runs without rendering (resumable; e.g. PROFILE=paper TABLES=vgg_mnist JOBS=2).
+runs: $(STAMP)
+	$(VENV)/bin/deepcls results --profile $(PROFILE) --train --jobs $(JOBS) $(if $(TABLES),--tables $(TABLES))
 
 report: $(STAMP)
 	$(VENV)/bin/deepcls report --profile $(PROFILE) --jobs $(JOBS)
