@@ -128,6 +128,12 @@ class RunConfig:
         no warm-up): the first M epochs of this run are then exactly an M-epoch run."""
         return self.schedule == "constant" and self.warmup == 0
 
+    @property
+    def lineage(self) -> RunConfig:
+        """What runs that continue one another share: the config without its length when it is
+        extendable, else the config itself."""
+        return self.replace(epochs=1) if self.extendable else self
+
     def model_options(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in MODEL_OPTIONS if getattr(self, name) is not None}
 

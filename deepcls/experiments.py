@@ -217,7 +217,7 @@ def extension_chains(configs: list[RunConfig]) -> list[list[RunConfig]]:
     """Group the lengths of each extendable config (shortest first); other configs stand alone."""
     chains: dict[RunConfig, list[RunConfig]] = {}
     for config in configs:
-        chains.setdefault(config.replace(epochs=1) if config.extendable else config, []).append(config)
+        chains.setdefault(config.lineage, []).append(config)
     return [sorted(chain, key=lambda c: c.epochs) for chain in chains.values()]
 
 

@@ -179,8 +179,7 @@ class RunStore:
         """Hold an exclusive lock on ``config`` while it trains; wait (with a note) if another
         process holds it. All lengths of an extendable config share one lock, so a 50-epoch run
         started beside its 30-epoch sibling waits and then continues it."""
-        key = config.replace(epochs=1).run_id if config.extendable else config.run_id
-        path = self.root / ".cache" / "locks" / f"{key}.lock"
+        path = self.root / ".cache" / "locks" / f"{config.lineage.run_id}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as handle:
             if fcntl is not None:

@@ -114,3 +114,7 @@ def test_agreement_counts_run_rows_within_half_a_point_and_names_the_others() ->
                                 "(median Δ -0.03); further: t 2 (+87.74), t 4 (-0.60).")
     assert agreement(frame.iloc[:1]).endswith("(median Δ -0.03).")
     assert agreement(frame.iloc[2:3]) == "No row with a reported test accuracy has been run yet."
+    many = pd.DataFrame({"table": ["t"] * 8, "row": range(1, 9), "status": ["complete"] * 8,
+                         "delta_test": [-1.0 - r for r in range(8)]})
+    assert agreement(many).endswith("further: t 8 (-8.00), t 7 (-7.00), t 6 (-6.00), t 5 (-5.00), t 4 (-4.00)"
+                                    " and 3 more.")
