@@ -53,6 +53,13 @@ VARIANTS = {  # paper_tables.csv "variant" -> RunConfig changes
 }
 
 
+AGREEMENT_POINTS = 0.5
+"""|Δ test| (percentage points) counted as agreement with the report — a judgement call for
+single runs: on MNIST, changing only the thread count moved a 20-epoch best by 0.13."""
+CHANCE_CEILING = 12.0
+"""Test accuracy (%) at or below which a 10-class model is at chance: it predicts (nearly) one class."""
+
+
 @dataclass(frozen=True)
 class Profile:
     """How a profile scales the report's settings."""
@@ -398,6 +405,48 @@ def check_claims(results: pd.DataFrame) -> pd.DataFrame:
                       "reported margin": reported, "reproduced margin": margin, "verdict": verdict,
                       "profile": results["profile"].iloc[0]})
     return pd.DataFrame(lines)
+
+
+def differences(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd.DataFrame:
+    """Per run row with a reported test accuracy: Δ test, Δ train and what the pair suggests.
+
+    The reading is a rule of thumb, not a proof. Both train accuracies are the highest over
+    epochs on augmented batches, so a row where ours is lower on train *and* test points at the
+    model or the optimisation (e.g. an unstated width), not at test-set luck; lower test at
+    equal or higher train points at generalisation or single-run noise. Reduced profiles
+    (smoke/quick) differ by design.
+    """
+    run = results[results["reported_test"].notna() & results["test_mean"].notna()]
+    lines = []
+    for _, line in run.iterrows():
+        d_test = line["test_mean"] - line["reported_test"]
+        d_train = line["train_mean"] - line["reported_train"]
+        lines.append({"table": line["table"], "row": line["row"], "setting": line["setting"],
+                      "Δ test": round(d_test, 2), "Δ train": round(d_train, 2), "seeds": line["seeds_done"],
+                      "reading": _reading(line, d_test, d_train, within), "profile": line["profile"]})
+    return pd.DataFrame(lines, columns=["table", "row", "setting", "Δ test", "Δ train", "seeds", "reading",
+                                        "profile"])
+
+
+def _reading(line: pd.Series, d_test: float, d_train: float, within: float) -> str:
+    if line["profile"] in ("smoke", "quick"):
+        return f"not comparable: the {line['profile']} profile's reduced budget"
+    if abs(d_test) <= within:
+        return f"agrees (within {within:g} points)"
+    reported_chance, ours_chance = line["reported_test"] <= CHANCE_CEILING, line["test_mean"] <= CHANCE_CEILING
+    if reported_chance != ours_chance:
+        return ("the report's run is at chance (predicts one class), ours trained" if reported_chance
+                else "ours is at chance (predicts one class), the report's trained")
+    if np.isnan(d_train):
+        return ("ours tests " + ("lower" if d_test < 0 else "higher")
+                + "; no reported train accuracy to tell fitting from generalisation")
+    if d_test < 0:
+        return ("ours also fits the training data less: the model or its optimisation differs, not test-set luck"
+                if d_train < 0 else
+                "ours fits the training data as well or better but tests lower: generalisation or single-run noise")
+    return ("ours also fits the training data better: the model or its optimisation differs"
+            if d_train > 0 else
+            "ours tests higher at equal or lower train accuracy: generalisation or single-run noise")
 
 
 def records(results: pd.DataFrame, table: str, row: int, results_dir: str | None = None) -> list[RunRecord]:

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from deepcls.experiments import get_profile
+from deepcls.experiments import AGREEMENT_POINTS, get_profile
 
 
 def pct(value: float | None, std: float | None = None) -> str:
@@ -60,9 +60,6 @@ def format_results(results: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-AGREEMENT_POINTS = 0.5
-"""|Δ test| (percentage points) counted as agreement with the report — a judgement call for
-single runs: on MNIST, changing only the thread count moved a 20-epoch best by 0.13."""
 AGREEMENT_LISTED = 5  # rows named beyond the threshold, largest |Δ| first
 
 

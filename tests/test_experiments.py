@@ -118,3 +118,31 @@ def test_agreement_counts_run_rows_within_half_a_point_and_names_the_others() ->
                          "delta_test": [-1.0 - r for r in range(8)]})
     assert agreement(many).endswith("further: t 8 (-8.00), t 7 (-7.00), t 6 (-6.00), t 5 (-5.00), t 4 (-4.00)"
                                     " and 3 more.")
+
+
+def test_differences_read_train_and_test_deltas_together() -> None:
+    def line(row: int, reported: tuple[float, float], ours: tuple[float, float], profile: str = "paper") -> dict:
+        return {"table": "t", "row": row, "setting": "s", "reported_train": reported[0], "reported_test": reported[1],
+                "train_mean": ours[0], "test_mean": ours[1], "seeds_done": 1, "profile": profile}
+    frame = pd.DataFrame([
+        line(1, (99.0, 99.0), (98.8, 98.7)),            # within 0.5
+        line(2, (11.24, 11.35), (99.0, 99.1)),          # the report collapsed, ours did not
+        line(3, (90.0, 80.0), (12.0, 10.0)),            # ours collapsed
+        line(4, (90.0, 80.0), (88.0, 78.0)),            # lower on both: the model/optimisation
+        line(5, (90.0, 80.0), (95.0, 78.0)),            # fits better, tests lower: generalisation
+        line(6, (90.0, 80.0), (92.0, 82.0)),            # higher on both
+        line(7, (np.nan, 80.0), (92.0, 79.0)),          # no reported train accuracy
+        line(8, (90.0, 80.0), (np.nan, np.nan)),        # pending: not listed
+        line(9, (90.0, 80.0), (30.0, 30.0), "quick"),   # reduced budget
+    ])
+    diffs = ex.differences(frame).set_index("row")
+    assert list(diffs.index) == [1, 2, 3, 4, 5, 6, 7, 9]
+    assert diffs.loc[4, "Δ test"] == -2.0 and diffs.loc[4, "Δ train"] == -2.0
+    reading = diffs["reading"]
+    assert reading[1] == "agrees (within 0.5 points)"
+    assert reading[2].startswith("the report's run is at chance") and reading[3].startswith("ours is at chance")
+    assert reading[4].startswith("ours also fits the training data less")
+    assert reading[5].startswith("ours fits the training data as well or better but tests lower")
+    assert reading[6].startswith("ours also fits the training data better")
+    assert reading[7].startswith("ours tests lower; no reported train accuracy")
+    assert reading[9] == "not comparable: the quick profile's reduced budget"
