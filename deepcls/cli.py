@@ -163,7 +163,9 @@ def _results(args: argparse.Namespace) -> int:
         print(tables.to_markdown(results))
     else:
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
-            print(tables.format_results(results).drop(columns=["profile"]).to_string(index=False))
+            shown = tables.format_results(results).drop(columns=["profile"])
+            shown["status"] = [s + (f" ({p})" if p else "") for s, p in zip(shown["status"], results["progress"])]
+            print(shown.to_string(index=False))
     return 0
 
 

@@ -303,6 +303,7 @@ def results_table(
             "epochs": first["config"].epochs, "batch_size": first["config"].batch_size,
             "profile": profile, "run_ids": ",".join(group["run_id"]),
             "continues": ", ".join(sorted(row_of.get(r, r) for r in shorter)),
+            "progress": "; ".join(p for c in group["config"] if not store.has(c) and (p := store.progress(c))),
         })
     table_frame = pd.DataFrame(lines)
     table_frame["delta_test"] = table_frame["test_mean"] - table_frame["reported_test"]

@@ -179,7 +179,7 @@ class RunStore:
         """Hold an exclusive lock on ``config`` while it trains; wait (with a note) if another
         process holds it. All lengths of an extendable config share one lock, so a 50-epoch run
         started beside its 30-epoch sibling waits and then continues it."""
-        path = self.root / ".cache" / "locks" / f"{config.lineage.run_id}.lock"
+        path = self._lock_path(config)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as handle:
             if fcntl is not None:
@@ -194,6 +194,34 @@ class RunStore:
             finally:
                 if fcntl is not None:
                     fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _lock_path(self, config: RunConfig) -> Path:
+        return self.root / ".cache" / "locks" / f"{config.lineage.run_id}.lock"
+
+    def training(self, config: RunConfig) -> bool:
+        """True while some process holds the lock of ``config`` (this or another length of it)."""
+        path = self._lock_path(config)
+        if fcntl is None or not path.exists():
+            return False
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+    def progress(self, config: RunConfig) -> str | None:
+        """How far an unfinished run has got: epochs in its resume checkpoint, and whether it
+        is training now; None when there is neither."""
+        parts = []
+        path = self.checkpoint_path(config)
+        if path.exists():  # mmap: reads the history without pulling the weights into memory
+            done = len(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["history"])
+            parts.append(f"{done}/{config.epochs} epochs checkpointed")
+        if self.training(config):
+            parts.append("training now")
+        return ", ".join(parts) or None
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_path(self, config: RunConfig) -> Path:

@@ -157,6 +157,18 @@ def test_results_prints_the_reported_numbers_as_markdown(capsys: pytest.CaptureF
     assert not (tmp_path / "runs").exists()
 
 
+def test_results_shows_how_far_an_unfinished_run_has_got(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from deepcls import experiments
+    from deepcls.store import RunStore
+
+    config = experiments.table_grid("vgg_mnist", "paper").query("row == 9")["config"].iloc[0]
+    RunStore(tmp_path).save_checkpoint(config, {"history": [{"epoch": e} for e in range(1, 8)]})
+    assert main(["results", "--profile", "paper", "--tables", "vgg_mnist", "--rows", "9,10",
+                 "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].endswith("pending (7/30 epochs checkpointed)") and out[2].endswith("pending")
+
+
 def test_readme_rewrites_only_the_results_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# title\n<!-- results:start -->\nold\n<!-- results:end -->\ntail\n")

@@ -168,3 +168,14 @@ def test_checkpoint_round_trip_and_drop(tmp_path: Path) -> None:
     store.drop_checkpoint(cfg)
     assert not path.exists() and store.load_checkpoint(cfg) is None
     store.drop_checkpoint(cfg)  # dropping twice is fine
+
+
+def test_progress_names_checkpointed_epochs_and_a_run_training_now(tmp_path: Path) -> None:
+    store, cfg = RunStore(tmp_path), config(epochs=5)
+    assert store.progress(cfg) is None and not store.training(cfg)
+    store.save_checkpoint(cfg, {"model": {"w": torch.zeros(3)}, "history": [{"epoch": 1}, {"epoch": 2}]})
+    assert store.progress(cfg) == "2/5 epochs checkpointed"
+    with store.claim(cfg.replace(epochs=9)):  # another length of the same config holds the lock
+        assert store.training(cfg)
+        assert store.progress(cfg) == "2/5 epochs checkpointed, training now"
+    assert not store.training(cfg) and store.progress(cfg) == "2/5 epochs checkpointed"
