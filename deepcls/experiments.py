@@ -34,7 +34,7 @@ from deepcls.data import DATASETS
 from deepcls.errors import ConfigError, DeepclsError
 from deepcls.reference import paper_table
 from deepcls.store import RunRecord, RunStore
-from deepcls.train import fit, show_progress, threads_per_job
+from deepcls.train import bar_interval, fit, show_progress, threads_per_job
 
 AUGMENT = {
     "none": (), "no": (),
@@ -197,7 +197,8 @@ def run_grid(
     todo = [c for c in unique if force or not store.has(c)]
     chains = extension_chains(todo)
     bar = tqdm(total=len(todo), desc=f"runs ({len(unique) - len(todo)} of {len(unique)} stored)",
-               disable=not show_progress(progress) or not todo, unit="run", position=0)
+               disable=not show_progress(progress) or not todo, unit="run", position=0,
+               mininterval=bar_interval())
     args = (results_dir, data_dir, force, progress)
     if jobs == 1 or len(chains) < 2:
         for chain in chains:

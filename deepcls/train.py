@@ -13,6 +13,7 @@ import dataclasses
 import math
 import os
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -41,6 +42,15 @@ RunResult = RunRecord
 def show_progress(progress: bool | None = None) -> bool:
     """An explicit choice, else on unless ``$DEEPCLS_PROGRESS=0`` (the report sets it)."""
     return progress if progress is not None else os.environ.get("DEEPCLS_PROGRESS", "1") != "0"
+
+
+LOG_BAR_INTERVAL = 30.0  # seconds between progress lines when stderr is a log file
+
+
+def bar_interval() -> float:
+    """tqdm's ``mininterval``: 0.1 s on a terminal or in Jupyter, LOG_BAR_INTERVAL when stderr is
+    redirected to a file (a background run's log stays readable: a line per 30 s, not per step)."""
+    return 0.1 if sys.stderr.isatty() or "ipykernel" in sys.modules else LOG_BAR_INTERVAL
 
 
 def threads_per_job(jobs: int) -> int:
@@ -142,7 +152,8 @@ class Trainer:
         cfg = self.config
         steps = len(self.train_loader)
         bar = tqdm(total=cfg.epochs * steps, initial=len(self.history) * steps, disable=not progress,
-                   desc=f"{cfg.model} {cfg.dataset}", unit="step", dynamic_ncols=True, position=bar_position)
+                   desc=f"{cfg.model} {cfg.dataset}", unit="step", dynamic_ncols=True, position=bar_position,
+                   mininterval=bar_interval())
         status, diverged_epoch, predictions = "complete", None, None
         try:
             for epoch in range(len(self.history), cfg.epochs):
@@ -196,7 +207,7 @@ class Trainer:
                 if not math.isfinite(mean_loss):
                     return math.nan, math.nan
                 bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{100 * correct.item() / seen:.2f}%",
-                                img_s=f"{seen / (time.perf_counter() - start):.0f}")
+                                img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
         return (loss_sum / seen).item(), 100.0 * correct.item() / seen
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
