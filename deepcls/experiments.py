@@ -30,10 +30,9 @@ import torch
 from tqdm.auto import tqdm
 
 from deepcls.config import RunConfig
-from deepcls.data import DATASETS
 from deepcls.errors import ConfigError, DeepclsError
 from deepcls.reference import paper_table
-from deepcls.store import RunRecord, RunStore
+from deepcls.store import RunStore
 from deepcls.train import bar_interval, fit, show_progress, threads_per_job
 
 AUGMENT = {
@@ -51,13 +50,6 @@ VARIANTS = {  # paper_tables.csv "variant" -> RunConfig changes
     "init_xavier": {"init": "xavier"},
     "init_he": {"init": "he"},
 }
-
-
-AGREEMENT_POINTS = 0.5
-"""|Δ test| (percentage points) counted as agreement with the report — a judgement call for
-single runs: on MNIST, changing only the thread count moved a 20-epoch best by 0.13."""
-CHANCE_CEILING = 12.0
-"""Test accuracy (%) at or below which a 10-class model is at chance: it predicts (nearly) one class."""
 
 
 @dataclass(frozen=True)
@@ -354,143 +346,3 @@ def describe(config: RunConfig) -> str:
 
 
 ALL_TABLES = tuple(dict.fromkeys(table_rows()["table"]))
-
-# What the report concludes, as "row a beats row b" on highest test accuracy.
-CLAIMS: tuple[tuple[str, tuple[str, int], tuple[str, int]], ...] = (
-    ("Adam beats SGD", ("resnet_cifar10", 3), ("resnet_cifar10", 2)),
-    ("augmentation beats none (ResNet-18, CIFAR-10)", ("resnet_cifar10", 3), ("resnet_cifar10", 1)),
-    ("30 epochs beat 20", ("resnet_cifar10", 4), ("resnet_cifar10", 3)),
-    ("50 epochs beat 30", ("resnet_cifar10", 5), ("resnet_cifar10", 4)),
-    ("ResNet-18 beats ResNet-34 at 20 epochs", ("resnet_cifar10", 3), ("resnet_cifar10", 6)),
-    ("batch 32 beats batch 128", ("resnet_cifar10", 3), ("resnet_cifar10", 8)),
-    ("lr 0.001 beats lr 0.01", ("resnet_cifar10", 3), ("resnet_cifar10", 9)),
-    ("brightness/contrast jitter hurts", ("resnet_augmentation", 1), ("resnet_augmentation", 2)),
-    ("SE blocks help", ("resnet_se", 1), ("resnet_se", 0)),
-    ("the 3x3/s1 stem beats the 7x7/s2 stem", ("resnet_stem", 1), ("resnet_stem", 0)),
-    ("Xavier init beats He init", ("resnet_init", 2), ("resnet_init", 3)),
-    ("30 epochs beat 20 (ResNet-18, MNIST)", ("resnet_mnist", 2), ("resnet_mnist", 1)),
-    ("augmentation lowers MNIST test accuracy", ("resnet_mnist", 1), ("resnet_mnist", 4)),
-    ("VGG-16 beats VGG-11 (CIFAR-10)", ("vgg_cifar10", 3), ("vgg_cifar10", 1)),
-    ("VGG-16 beats VGG-19 (CIFAR-10, augmented)", ("vgg_cifar10", 4), ("vgg_cifar10", 8)),
-    ("batch 128 beats batch 32 (VGG-16, CIFAR-10)", ("vgg_cifar10", 9), ("vgg_cifar10", 3)),
-    ("VGG-7 beats VGG-16 on MNIST", ("vgg_mnist", 6), ("vgg_mnist", 3)),
-    ("a 5x5 first kernel beats 3x3 (VGG-7, MNIST)", ("vgg_mnist", 10), ("vgg_mnist", 9)),
-)
-
-
-def check_claims(results: pd.DataFrame) -> pd.DataFrame:
-    """Each claim whose rows are in ``results``: reported and reproduced margins, and a verdict.
-
-    With several seeds a margin smaller than twice the combined standard error is called
-    "within noise"; with one run per row the verdict says so, since it cannot tell.
-    """
-    by_row = results.set_index(["table", "row"])
-    lines = []
-    for text, a, b in CLAIMS:
-        if a not in by_row.index or b not in by_row.index:
-            continue
-        ra, rb = by_row.loc[a], by_row.loc[b]
-        reported = ra["reported_test"] - rb["reported_test"]
-        margin = ra["test_mean"] - rb["test_mean"]
-        noise = 2 * np.sqrt(np.nansum([ra["test_std"] ** 2 / max(ra["seeds_done"], 1),
-                                       rb["test_std"] ** 2 / max(rb["seeds_done"], 1)]))
-        single = min(ra["seeds_done"], rb["seeds_done"]) < 2
-        if np.isnan(margin):
-            verdict = "pending"
-        elif margin == 0:
-            verdict = "tie"
-        elif not single and abs(margin) <= noise:
-            verdict = "within noise"
-        else:
-            verdict = ("holds" if margin > 0 else "does not hold") + (" (one run each)" if single else "")
-        lines.append({"claim": text, "rows": f"{a[0]} {a[1]} vs {b[0]} {b[1]}",
-                      "reported margin": reported, "reproduced margin": margin, "verdict": verdict,
-                      "profile": results["profile"].iloc[0]})
-    return pd.DataFrame(lines)
-
-
-def differences(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd.DataFrame:
-    """Per run row with a reported test accuracy: Δ test, Δ train and what the pair suggests.
-
-    The reading is a rule of thumb, not a proof. Both train accuracies are the highest over
-    epochs on augmented batches, so a row where ours is lower on train *and* test points at the
-    model or the optimisation (e.g. an unstated width), not at test-set luck; lower test at
-    equal or higher train points at generalisation or single-run noise. Reduced profiles
-    (smoke/quick) differ by design.
-    """
-    run = results[results["reported_test"].notna() & results["test_mean"].notna()]
-    lines = []
-    for _, line in run.iterrows():
-        d_test = line["test_mean"] - line["reported_test"]
-        d_train = line["train_mean"] - line["reported_train"]
-        lines.append({"table": line["table"], "row": line["row"], "setting": line["setting"],
-                      "Δ test": round(d_test, 2), "Δ train": round(d_train, 2), "seeds": line["seeds_done"],
-                      "reading": _reading(line, d_test, d_train, within), "profile": line["profile"]})
-    return pd.DataFrame(lines, columns=["table", "row", "setting", "Δ test", "Δ train", "seeds", "reading",
-                                        "profile"])
-
-
-def _reading(line: pd.Series, d_test: float, d_train: float, within: float) -> str:
-    if line["profile"] in ("smoke", "quick"):
-        return f"not comparable: the {line['profile']} profile's reduced budget"
-    if abs(d_test) <= within:
-        return f"agrees (within {within:g} points)"
-    reported_chance, ours_chance = line["reported_test"] <= CHANCE_CEILING, line["test_mean"] <= CHANCE_CEILING
-    if reported_chance != ours_chance:
-        return ("the report's run is at chance (predicts one class), ours trained" if reported_chance
-                else "ours is at chance (predicts one class), the report's trained")
-    if np.isnan(d_train):
-        return ("ours tests " + ("lower" if d_test < 0 else "higher")
-                + "; no reported train accuracy to tell fitting from generalisation")
-    if d_test < 0:
-        return ("ours also fits the training data less: the model or its optimisation differs, not test-set luck"
-                if d_train < 0 else
-                "ours fits the training data as well or better but tests lower: generalisation or single-run noise")
-    return ("ours also fits the training data better: the model or its optimisation differs"
-            if d_train > 0 else
-            "ours tests higher at equal or lower train accuracy: generalisation or single-run noise")
-
-
-def records(results: pd.DataFrame, table: str, row: int, results_dir: str | None = None) -> list[RunRecord]:
-    """The stored RunRecords (one per seed) behind one line of a results table."""
-    line = results[(results["table"] == table) & (results["row"] == row)].iloc[0]
-    store = RunStore(results_dir)
-    return [store.load(r) for r in line["run_ids"].split(",") if store.status(r) is not None]
-
-
-def first_record(results: pd.DataFrame, table: str, row: int, results_dir: str | None = None) -> RunRecord | None:
-    """The first seed's stored run of a line, or None while it is pending."""
-    found = records(results, table, row, results_dir)
-    return found[0] if found else None
-
-
-def best_line(results: pd.DataFrame) -> pd.Series:
-    """The line with the highest reproduced test accuracy (the first line if none ran yet)."""
-    scores = results["test_mean"]
-    return results.loc[scores.idxmax()] if scores.notna().any() else results.iloc[0]
-
-
-def confusions(record: RunRecord | None, true: str, predicted: str) -> int | None:
-    """How often the run's final model predicted ``predicted`` for images of class ``true``."""
-    if record is None or record.confusion is None:
-        return None
-    names = DATASETS[record.config.dataset].classes
-    return int(record.confusion[names.index(true), names.index(predicted)])
-
-
-def collapse_check(results: pd.DataFrame, table: str, rows: Sequence[int],
-                   results_dir: str | None = None) -> pd.DataFrame:
-    """Per row: reproduced test accuracy and whether each seed's final model collapsed."""
-    lines = []
-    for row in rows:
-        line = results[(results["table"] == table) & (results["row"] == row)].iloc[0]
-        runs = records(results, table, row, results_dir)
-        lines.append({"row": row, "setting": line["setting"], "reported test": line["reported_test"],
-                      "reproduced test": line["test_mean"],
-                      "collapsed to one class": ", ".join("yes" if collapsed(r) else "no" for r in runs) or "pending"})
-    return pd.DataFrame(lines)
-
-
-def collapsed(record: RunRecord) -> bool:
-    """True when the final model predicts one class for (almost) every test image."""
-    return record.confusion is not None and record.confusion.sum(0).max() >= 0.95 * record.confusion.sum()

@@ -6,7 +6,8 @@ import math
 
 import pandas as pd
 
-from deepcls.experiments import AGREEMENT_POINTS, get_profile
+from deepcls.experiments import get_profile
+from deepcls.findings import AGREEMENT_POINTS
 
 
 def pct(value: float | None, std: float | None = None) -> str:

@@ -1,0 +1,62 @@
+"""Reading results: the report's claims checked and per-row differences from the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepcls import findings
+
+
+def _results(test_a: list[float], test_b: list[float]) -> pd.DataFrame:
+    """A two-line results table for the claim 'SE blocks help' (row 1 beats row 0)."""
+    def line(row: int, tests: list[float], reported: float) -> dict:
+        return {"table": "resnet_se", "row": row, "reported_test": reported,
+                "test_mean": np.mean(tests) if tests else np.nan,
+                "test_std": np.std(tests, ddof=1) if len(tests) > 1 else np.nan,
+                "seeds_done": len(tests), "profile": "paper"}
+    return pd.DataFrame([line(0, test_b, 81.39), line(1, test_a, 81.54)])
+
+
+@pytest.mark.parametrize(("with_se", "without", "verdict"), [
+    ([82.0], [81.0], "holds (one run each)"),
+    ([80.0], [81.0], "does not hold (one run each)"),
+    ([82.0, 82.2, 81.9], [81.0, 81.1, 80.9], "holds"),
+    ([81.5, 80.5, 82.0], [81.0, 81.6, 80.4], "within noise"),
+    ([81.0], [81.0], "tie"),
+    ([], [81.0], "pending"),
+])
+def test_claim_verdicts(with_se: list[float], without: list[float], verdict: str) -> None:
+    claims = findings.check_claims(_results(with_se, without))
+    assert list(claims["claim"]) == ["SE blocks help"]
+    assert claims["verdict"].iloc[0] == verdict
+    assert claims["reported margin"].iloc[0] == pytest.approx(0.15)
+
+
+def test_differences_read_train_and_test_deltas_together() -> None:
+    def line(row: int, reported: tuple[float, float], ours: tuple[float, float], profile: str = "paper") -> dict:
+        return {"table": "t", "row": row, "setting": "s", "reported_train": reported[0], "reported_test": reported[1],
+                "train_mean": ours[0], "test_mean": ours[1], "seeds_done": 1, "profile": profile}
+    frame = pd.DataFrame([
+        line(1, (99.0, 99.0), (98.8, 98.7)),            # within 0.5
+        line(2, (11.24, 11.35), (99.0, 99.1)),          # the report collapsed, ours did not
+        line(3, (90.0, 80.0), (12.0, 10.0)),            # ours collapsed
+        line(4, (90.0, 80.0), (88.0, 78.0)),            # lower on both: the model/optimisation
+        line(5, (90.0, 80.0), (95.0, 78.0)),            # fits better, tests lower: generalisation
+        line(6, (90.0, 80.0), (92.0, 82.0)),            # higher on both
+        line(7, (np.nan, 80.0), (92.0, 79.0)),          # no reported train accuracy
+        line(8, (90.0, 80.0), (np.nan, np.nan)),        # pending: not listed
+        line(9, (90.0, 80.0), (30.0, 30.0), "quick"),   # reduced budget
+    ])
+    diffs = findings.differences(frame).set_index("row")
+    assert list(diffs.index) == [1, 2, 3, 4, 5, 6, 7, 9]
+    assert diffs.loc[4, "Δ test"] == -2.0 and diffs.loc[4, "Δ train"] == -2.0
+    reading = diffs["reading"]
+    assert reading[1] == "agrees (within 0.5 points)"
+    assert reading[2].startswith("the report's run is at chance") and reading[3].startswith("ours is at chance")
+    assert reading[4].startswith("ours also fits the training data less")
+    assert reading[5].startswith("ours fits the training data as well or better but tests lower")
+    assert reading[6].startswith("ours also fits the training data better")
+    assert reading[7].startswith("ours tests lower; no reported train accuracy")
+    assert reading[9] == "not comparable: the quick profile's reduced budget"
