@@ -11,8 +11,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from deepcls.data import DATASETS
+import torch
+
+from deepcls.data import DATASETS, get_spec
+from deepcls.models import build_model
 from deepcls.store import RunRecord, RunStore
+from deepcls.train import input_padding
 
 AGREEMENT_POINTS = 0.5
 """|Δ test| (percentage points) counted as agreement with the report — a judgement call for
@@ -160,3 +164,28 @@ def collapse_check(results: pd.DataFrame, table: str, rows: Sequence[int],
 def collapsed(record: RunRecord) -> bool:
     """True when the final model predicts one class for (almost) every test image."""
     return record.confusion is not None and record.confusion.sum(0).max() >= 0.95 * record.confusion.sum()
+
+
+def input_signal_at_init(dataset: str, models: Sequence[str], inits: Sequence[str] = ("default", "xavier", "he"),
+                         *, images: int = 64, seed: int = 0, **options) -> pd.DataFrame:
+    """How much a freshly initialised model's output depends on its input, per model and init.
+
+    The value is the std over ``images`` unit-variance noise images (the scale of normalised
+    data) of each logit, averaged over classes. Near zero, every image gets the same output
+    and the early layers get almost no gradient: the start from which deep plain networks can
+    stay at chance (``options`` go to build_model, e.g. ``width="reduced"``).
+    """
+    spec = get_spec(dataset)
+    generator = torch.Generator().manual_seed(seed)
+    spread = {}
+    for model in models:
+        side = input_padding(model, spec) or spec.image_shape[0]
+        x = torch.randn(images, spec.channels, side, side, generator=generator)
+        for init in inits:
+            torch.manual_seed(seed)
+            net = build_model(model, in_channels=spec.channels, num_classes=spec.num_classes, init=init,
+                              **options).eval()
+            with torch.no_grad():
+                spread[(model, init)] = net(x).std(0).mean().item()
+    frame = pd.Series(spread).unstack()
+    return frame.loc[list(models), list(inits)].rename_axis(index="model", columns="init")

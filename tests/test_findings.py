@@ -60,3 +60,10 @@ def test_differences_read_train_and_test_deltas_together() -> None:
     assert reading[6].startswith("ours also fits the training data better")
     assert reading[7].startswith("ours tests lower; no reported train accuracy")
     assert reading[9] == "not comparable: the quick profile's reduced budget"
+
+
+def test_input_signal_at_init_vanishes_with_depth_under_default_init_but_not_he() -> None:
+    signal = findings.input_signal_at_init("cifar10", ["vgg11", "vgg16"], images=8, width="reduced")
+    assert list(signal.index) == ["vgg11", "vgg16"] and list(signal.columns) == ["default", "xavier", "he"]
+    assert signal.loc["vgg16", "default"] < 1e-2 * signal.loc["vgg11", "default"] < 1e-6
+    assert (signal["he"] > 1e-2).all()
