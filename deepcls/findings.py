@@ -101,24 +101,21 @@ def differences(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd.D
 
 
 def _reading(line: pd.Series, d_test: float, d_train: float, within: float) -> str:
+    """At most 50 characters (pandas' default column width in the notebooks)."""
     if line["profile"] in ("smoke", "quick"):
-        return f"not comparable: the {line['profile']} profile's reduced budget"
+        return f"not comparable: reduced {line['profile']} budget"
     if abs(d_test) <= within:
         return f"agrees (within {within:g} points)"
     reported_chance, ours_chance = line["reported_test"] <= CHANCE_CEILING, line["test_mean"] <= CHANCE_CEILING
     if reported_chance != ours_chance:
-        return ("the report's run is at chance (predicts one class), ours trained" if reported_chance
-                else "ours is at chance (predicts one class), the report's trained")
+        return ("report's run at chance (one class), ours trained" if reported_chance
+                else "ours at chance (one class), report's trained")
+    direction = "lower" if d_test < 0 else "higher"
     if np.isnan(d_train):
-        return ("ours tests " + ("lower" if d_test < 0 else "higher")
-                + "; no reported train accuracy to tell fitting from generalisation")
-    if d_test < 0:
-        return ("ours also fits the training data less: the model or its optimisation differs, not test-set luck"
-                if d_train < 0 else
-                "ours fits the training data as well or better but tests lower: generalisation or single-run noise")
-    return ("ours also fits the training data better: the model or its optimisation differs"
-            if d_train > 0 else
-            "ours tests higher at equal or lower train accuracy: generalisation or single-run noise")
+        return f"tests {direction}; no reported train acc to compare"
+    if (d_train < 0) == (d_test < 0):
+        return f"{direction} train too: model/optimisation differs"
+    return f"tests {direction}, train not: generalisation/noise"
 
 
 def records(results: pd.DataFrame, table: str, row: int, results_dir: str | None = None) -> list[RunRecord]:
