@@ -33,7 +33,7 @@ from deepcls.config import RunConfig
 from deepcls.errors import ConfigError, DeepclsError
 from deepcls.reference import paper_table
 from deepcls.store import RunStore
-from deepcls.train import bar_interval, fit, show_progress, threads_per_job
+from deepcls.train import bar_timing, fit, show_progress, threads_per_job
 
 AUGMENT = {
     "none": (), "no": (),
@@ -190,7 +190,7 @@ def run_grid(
     chains = extension_chains(todo)
     bar = tqdm(total=len(todo), desc=f"runs ({len(unique) - len(todo)} of {len(unique)} stored)",
                disable=not show_progress(progress) or not todo, unit="run", position=0,
-               mininterval=bar_interval())
+               **bar_timing())
     args = (results_dir, data_dir, force, progress)
     if jobs == 1 or len(chains) < 2:
         for chain in chains:

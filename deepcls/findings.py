@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-
 import torch
 
 from deepcls.data import DATASETS, get_spec

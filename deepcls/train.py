@@ -47,10 +47,13 @@ def show_progress(progress: bool | None = None) -> bool:
 LOG_BAR_INTERVAL = 30.0  # seconds between progress lines when stderr is a log file
 
 
-def bar_interval() -> float:
-    """tqdm's ``mininterval``: 0.1 s on a terminal or in Jupyter, LOG_BAR_INTERVAL when stderr is
-    redirected to a file (a background run's log stays readable: a line per 30 s, not per step)."""
-    return 0.1 if sys.stderr.isatty() or "ipykernel" in sys.modules else LOG_BAR_INTERVAL
+def bar_timing() -> dict[str, float]:
+    """tqdm's refresh intervals: its defaults on a terminal or in Jupyter; when stderr is
+    redirected to a file, a line per LOG_BAR_INTERVAL so a background run's log stays readable
+    (both bounds: tqdm's monitor thread otherwise refreshes every ``maxinterval``, 10 s)."""
+    if sys.stderr.isatty() or "ipykernel" in sys.modules:
+        return {"mininterval": 0.1, "maxinterval": 10.0}
+    return {"mininterval": LOG_BAR_INTERVAL, "maxinterval": LOG_BAR_INTERVAL}
 
 
 def threads_per_job(jobs: int) -> int:
@@ -153,7 +156,7 @@ class Trainer:
         steps = len(self.train_loader)
         bar = tqdm(total=cfg.epochs * steps, initial=len(self.history) * steps, disable=not progress,
                    desc=f"{cfg.model} {cfg.dataset}", unit="step", dynamic_ncols=True, position=bar_position,
-                   mininterval=bar_interval())
+                   **bar_timing())
         status, diverged_epoch, predictions = "complete", None, None
         try:
             for epoch in range(len(self.history), cfg.epochs):

@@ -23,7 +23,7 @@ from deepcls.data import balanced_subset
 from deepcls.errors import ConfigError
 from deepcls.experiments import extension_chains, run_grid
 from deepcls.store import RunRecord, RunStore
-from deepcls.train import Trainer, fit, threads_per_job
+from deepcls.train import LOG_BAR_INTERVAL, Trainer, bar_timing, fit, threads_per_job
 
 TIMING_COLUMNS = ["seconds", "images_per_s"]
 FAST = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
@@ -309,3 +309,10 @@ def test_one_epoch_on_real_mnist_reaches_98_percent(data_dir: Path, tmp_path: Pa
     print(f"real MNIST, 1 epoch of 60000: test accuracy {record.metrics['final_test_acc']:.2f}% "
           f"in {elapsed:.1f} s")
     assert record.metrics["final_test_acc"] >= 98.0
+
+
+def test_progress_bars_refresh_every_30_s_into_a_log_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with open(tmp_path / "run.log", "w") as log:
+        monkeypatch.setattr(sys, "stderr", log)
+        monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+        assert bar_timing() == {"mininterval": LOG_BAR_INTERVAL, "maxinterval": LOG_BAR_INTERVAL}
