@@ -65,14 +65,19 @@ AGREEMENT_LISTED = 5  # rows named beyond the threshold, largest |Δ| first
 
 
 def agreement(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> str:
-    """One sentence on how the run rows compare with the report's test accuracies."""
+    """One sentence on how the run rows compare with the report's test accuracies.
+
+    A run that several tables repeat (the report's baseline row) counts once, under its first row.
+    """
     run = results[(results["status"] != "pending") & results["delta_test"].notna()]
     if run.empty:
         return "No row with a reported test accuracy has been run yet."
+    if "run_ids" in run:
+        run = run.drop_duplicates(subset=["run_ids", "delta_test"])
     delta = run["delta_test"]
     close = int((delta.abs() <= within).sum())
-    sentence = (f"{close} of {len(run)} run rows with a reported test accuracy are within {within:g} points of it "
-                f"(median Δ {delta.median():+.2f})")
+    sentence = (f"{close} of {len(run)} distinct runs with a reported test accuracy are within {within:g} points "
+                f"of it (median Δ {delta.median():+.2f})")
     far = run[delta.abs() > within].sort_values("delta_test", key=abs, ascending=False)
     if far.empty:
         return sentence + "."

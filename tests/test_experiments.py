@@ -79,14 +79,18 @@ def test_results_table_names_the_row_a_run_continues(tmp_path) -> None:
     assert list(format_results(results)["status"]) == ["complete", "complete, continues row 1"]
 
 
-def test_agreement_counts_run_rows_within_half_a_point_and_names_the_others() -> None:
+def test_agreement_counts_distinct_runs_within_half_a_point_and_names_the_others() -> None:
     frame = pd.DataFrame({
         "table": ["t", "t", "t", "t"], "row": [1, 2, 3, 4],
         "status": ["complete", "complete", "pending", "complete"],
         "delta_test": [-0.03, 87.74, np.nan, -0.6],
     })
-    assert agreement(frame) == ("1 of 3 run rows with a reported test accuracy are within 0.5 points of it "
-                                "(median Δ -0.03); further: t 2 (+87.74), t 4 (-0.60).")
+    assert agreement(frame) == ("1 of 3 distinct runs with a reported test accuracy are within 0.5 points "
+                                "of it (median Δ -0.03); further: t 2 (+87.74), t 4 (-0.60).")
+    shared = frame.assign(table=["t", "u", "t", "t"], row=[1, 1, 3, 4], delta_test=[-0.03, -0.03, np.nan, -0.6],
+                          run_ids=["a", "a", "b", "c"])  # row u 1 repeats run a: counted once
+    assert agreement(shared) == ("1 of 2 distinct runs with a reported test accuracy are within 0.5 points "
+                                 "of it (median Δ -0.32); further: t 4 (-0.60).")
     assert agreement(frame.iloc[:1]).endswith("(median Δ -0.03).")
     assert agreement(frame.iloc[2:3]) == "No row with a reported test accuracy has been run yet."
     many = pd.DataFrame({"table": ["t"] * 8, "row": range(1, 9), "status": ["complete"] * 8,
