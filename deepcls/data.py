@@ -222,10 +222,16 @@ def _uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> t
     return torch.rand(n, generator=gen, device=device) * (high - low) + low
 
 
-def flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Mirror a random half of the samples left-right."""
+def flip(x: torch.Tensor, gen: torch.Generator, dim: int = 3) -> torch.Tensor:
+    """Mirror a random half of the samples left-right (``dim=2``: upside down)."""
     mask = torch.rand(len(x), generator=gen, device=x.device) < 0.5
-    return torch.where(mask[:, None, None, None], x.flip(3), x)
+    return torch.where(mask[:, None, None, None], x.flip(dim), x)
+
+
+def vflip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Turn a random half of the samples upside down — one reading of the report's Table 1 row 1
+    ("Random horizontal flip & horizontal flip & Random rotation"), not used by its grids."""
+    return flip(x, gen, dim=2)
 
 
 def crop(x: torch.Tensor, gen: torch.Generator, padding: int = CROP_PADDING) -> torch.Tensor:
@@ -276,6 +282,7 @@ def cutout(x: torch.Tensor, gen: torch.Generator, size: int = CUTOUT_SIZE) -> to
 
 AUGMENTATIONS = {
     "flip": flip,
+    "vflip": vflip,
     "crop": crop,
     "rotate": rotate,
     "brightness_contrast": brightness_contrast,

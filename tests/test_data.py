@@ -16,7 +16,7 @@ import torch
 import torchvision
 
 from deepcls.data import (AUGMENTATIONS, DATASETS, BatchLoader, DatasetSpec, Split, augment,
-                          balanced_subset, brightness_contrast, crop, cutout, dataset_path, flip,
+                          balanced_subset, brightness_contrast, crop, cutout, dataset_path,
                           load_dataset, parse_augment, rotate)
 from deepcls.errors import ConfigError, DataError
 
@@ -144,11 +144,12 @@ def test_augment_chain_is_determined_by_the_generator() -> None:
     assert torch.equal(augment(x, (), _gen(5)), x)
 
 
-def test_flip_mirrors_some_samples_left_right() -> None:
+@pytest.mark.parametrize(("name", "dim"), [("flip", 3), ("vflip", 2)])
+def test_flips_mirror_some_samples_along_their_axis(name: str, dim: int) -> None:
     x = _images((64, 3, 8, 8))
-    out = flip(x, _gen())
+    out = AUGMENTATIONS[name](x, _gen())
     same = (out == x).flatten(1).all(1)
-    mirrored = (out == x.flip(3)).flatten(1).all(1)
+    mirrored = (out == x.flip(dim)).flatten(1).all(1)
     assert (same | mirrored).all()
     assert same.any() and mirrored.any()
 
