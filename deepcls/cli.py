@@ -12,6 +12,7 @@ import typing
 from collections.abc import Sequence
 
 from deepcls.config import RunConfig
+from deepcls.data import AUGMENTATIONS
 from deepcls.errors import DeepclsError
 
 EXIT_USAGE = 2
@@ -41,7 +42,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = 
             parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif f.name == "augment":
             parser.add_argument(_flag(f.name), default=None, metavar="OPS",
-                                help="comma-separated: flip,crop,rotate,brightness_contrast,cutout (default: none)")
+                                help=f"comma-separated, from: {', '.join(AUGMENTATIONS)} (default: none)")
         else:
             parser.add_argument(_flag(f.name), type=kind if kind in (int, float) else str, default=None,
                                 metavar=f.name.upper(), help=help_text)

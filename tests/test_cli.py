@@ -14,6 +14,7 @@ import pytest
 
 from deepcls.cli import build_parser, main
 from deepcls.config import RunConfig
+from deepcls.data import AUGMENTATIONS
 from deepcls.models import list_models
 
 SMALL_ARGS = ["--dataset", "mnist", "--model", "vgg7", "--width", "reduced", "--classifier-width", "64",
@@ -81,6 +82,7 @@ def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert out.startswith("usage: deepcls")
     if command == ["train"]:
         assert "--lr" in out and "--results-dir" in out and "--augment" in out
+        assert all(name in " ".join(out.split()) for name in AUGMENTATIONS)  # help lists every augmentation
 
 
 BAD_INPUTS = {
