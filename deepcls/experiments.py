@@ -282,7 +282,7 @@ def results_table(
     stored = store.frame(c for c in dict.fromkeys(grid["config"]) if store.status(c) is not None)
     metrics = stored.set_index("run_id") if not stored.empty else pd.DataFrame()
     grid["run_id"] = [c.run_id for c in grid["config"]]
-    row_of = {run_id: f"row {row}" for run_id, row in zip(grid["run_id"], grid["row"])}
+    row_of = {(table, run_id): f"row {row}" for table, run_id, row in zip(grid["table"], grid["run_id"], grid["row"])}
     lines = []
     for (table, row), group in grid.groupby(["table", "row"], sort=False):
         first = group.iloc[0]
@@ -295,7 +295,7 @@ def results_table(
             **_aggregate(done, len(group)),
             "epochs": first["config"].epochs, "batch_size": first["config"].batch_size,
             "profile": profile, "run_ids": ",".join(group["run_id"]),
-            "continues": ", ".join(sorted(row_of.get(r, r) for r in shorter)),
+            "continues": ", ".join(sorted(row_of.get((table, r), r) for r in shorter)),
             "progress": "; ".join(p for c in group["config"] if not store.has(c) and (p := store.progress(c))),
         })
     table_frame = pd.DataFrame(lines)

@@ -79,6 +79,21 @@ def test_results_table_names_the_row_a_run_continues(tmp_path) -> None:
     assert list(format_results(results)["status"]) == ["complete", "complete, continues row 1"]
 
 
+def test_a_continued_run_shared_by_another_table_is_named_by_its_own_tables_row(tmp_path) -> None:
+    grid = ex.table_grid("resnet_cifar10", "quick")
+    first, second = (grid.loc[grid["row"] == r, "config"].iloc[0] for r in (3, 4))
+    assert first in list(ex.table_grid("resnet_se", "quick")["config"])  # the SE table repeats row 3 as row 0
+    store = RunStore(tmp_path)
+    history = pd.DataFrame({"epoch": [1], "train_acc": [50.0], "test_acc": [50.0], "seconds": [1.0]})
+    for config, shorter in ((first, None), (second, first.run_id)):
+        store.save(config, history, {"status": "complete", "highest_train_acc": 50.0, "highest_test_acc": 50.0,
+                                     "final_test_acc": 50.0, "wall_time_s": 1.0, "device": "cpu",
+                                     "extended_from": shorter})
+    results = ex.results_table(["resnet_cifar10", "resnet_se"], "quick", rows=[0, 3, 4], run=False,
+                               results_dir=str(tmp_path))
+    assert results.loc[results["table"] == "resnet_cifar10", "continues"].tolist() == ["", "row 3"]
+
+
 def test_agreement_counts_distinct_runs_within_half_a_point_and_names_the_others() -> None:
     frame = pd.DataFrame({
         "table": ["t", "t", "t", "t"], "row": [1, 2, 3, 4],
