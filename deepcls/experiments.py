@@ -6,6 +6,8 @@ seed. The report leaves some details unstated; they are decided once, here:
 - "flip+rotation" is ``flip,rotate`` with rotations uniform in +-15 degrees;
   brightness/contrast factors are uniform in [0.7, 1.3]; "yes" (MNIST and VGG tables) is
   the report's standard set ``flip,rotate``.
+  Table 1 row 1 names "horizontal flip" twice: the ``resnet_vflip`` probe table (no
+  reported numbers) tests the reading that one is a vertical flip.
 - ResNets start from the ImageNet stem (7x7/s2 + max-pool), the report's baseline;
   the stem ablation switches to the 3x3/s1 CIFAR stem.
 - VGGs use the ``reduced`` widths (16 -> 128 channels) that the report's text says it
@@ -49,6 +51,7 @@ VARIANTS = {  # paper_tables.csv "variant" -> RunConfig changes
     "init_default": {"init": "default"},
     "init_xavier": {"init": "xavier"},
     "init_he": {"init": "he"},
+    "vflip": {"augment": ("flip", "vflip", "rotate")},
 }
 
 
@@ -100,11 +103,22 @@ def _init_rows() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _vflip_rows() -> pd.DataFrame:
+    """deepcls's probe of the report's augmentation: Table 1 row 1 names "horizontal flip"
+    twice and its Adam flip+rotation rows train no higher than they test; is one a vertical
+    flip? Table 2 row 3 with flip + vertical flip + rotation (no reported numbers)."""
+    row = paper_table("resnet_cifar10").query("row == 3").iloc[0].copy()
+    row["table"], row["row"], row["variant"] = "resnet_vflip", 1, "vflip"
+    row["highest_train_acc"] = row["highest_test_acc"] = np.nan
+    row["source"] = "deepcls probe: Table 1 row 1 lists 'horizontal flip' twice; one read as vertical"
+    return pd.DataFrame([row])
+
+
 def _baseline_rows() -> pd.DataFrame:
-    """The SE and stem ablations compare against Table 2 row 3: shown as their row 0."""
+    """The SE, stem and vflip ablations compare against Table 2 row 3: shown as their row 0."""
     base = paper_table("resnet_cifar10").query("row == 3").iloc[0]
     rows = []
-    for table in ("resnet_se", "resnet_stem"):
+    for table in ("resnet_se", "resnet_stem", "resnet_vflip"):
         row = base.copy()
         row["table"], row["row"], row["source"] = table, 0, "baseline: Table 2 row 3"
         rows.append(row)
@@ -112,11 +126,14 @@ def _baseline_rows() -> pd.DataFrame:
 
 
 def table_rows(table: str | None = None) -> pd.DataFrame:
-    """Reported rows (one per experiment), the init ablation expanded into its three runs and
-    the SE/stem ablations given their baseline as row 0."""
+    """Reported rows (one per experiment), the init ablation expanded into its three runs, the
+    vflip probe appended, and the SE/stem/vflip ablations given their baseline as row 0."""
     rows = paper_table()
-    order = {t: i for i, t in enumerate(dict.fromkeys(rows["table"]))}
-    rows = pd.concat([rows[rows["table"] != "resnet_init"], _init_rows(), _baseline_rows()], ignore_index=True)
+    tables = list(dict.fromkeys(rows["table"]))
+    tables.insert(tables.index("resnet_init") + 1, "resnet_vflip")
+    order = {t: i for i, t in enumerate(tables)}
+    rows = pd.concat([rows[rows["table"] != "resnet_init"], _init_rows(), _vflip_rows(), _baseline_rows()],
+                     ignore_index=True)
     rows = rows.sort_values(["table", "row"], key=lambda c: c.map(order) if c.name == "table" else c)
     if table is not None:
         if table not in set(rows["table"]):

@@ -30,6 +30,8 @@ def test_variants_change_only_what_they_name() -> None:
     assert configs[("resnet_se", 1)] == base.replace(se=True)
     assert configs[("resnet_stem", 1)] == base.replace(stem="cifar")
     assert configs[("resnet_se", 0)] == configs[("resnet_stem", 0)] == configs[("resnet_init", 1)] == base
+    assert configs[("resnet_vflip", 0)] == base and configs[("resnet_vflip", 1)] == base.replace(
+        augment=("flip", "vflip", "rotate"))
     assert {configs[("resnet_init", i)].init for i in (1, 2, 3)} == {"default", "xavier", "he"}
     assert configs[("vgg_mnist", 10)] == configs[("vgg_mnist", 9)].replace(first_kernel=5)
     assert base.stem == "imagenet" and configs[("vgg_mnist", 3)].width == "reduced"

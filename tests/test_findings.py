@@ -69,3 +69,21 @@ def test_input_signal_at_init_vanishes_with_depth_under_default_init_but_not_he(
     assert list(signal.index) == ["vgg11", "vgg16"] and list(signal.columns) == ["default", "xavier", "he"]
     assert signal.loc["vgg16", "default"] < 1e-2 * signal.loc["vgg11", "default"] < 1e-6
     assert (signal["he"] > 1e-2).all()
+
+
+@pytest.mark.parametrize(("probe", "reading"), [
+    ((81.5, 81.0), "closer on train, test as close: consistent"),
+    ((83.0, 79.0), "closer on train, further on test: partly"),
+    ((90.0, 81.4), "not closer on train: reading doesn't explain it"),
+    ((np.nan, np.nan), "pending"),
+])
+def test_vflip_reading_compares_the_probe_with_the_baseline_against_the_report(
+        probe: tuple[float, float], reading: str) -> None:
+    frame = pd.DataFrame([
+        {"table": "resnet_vflip", "row": row, "reported_train": 81.19, "reported_test": 81.39,
+         "train_mean": train, "test_mean": test, "seeds_done": int(not np.isnan(train)), "profile": "paper"}
+        for row, (train, test) in ((0, (88.62, 81.35)), (1, probe))])
+    lines = findings.vflip_reading(frame)
+    assert list(lines["Δ train vs report"].iloc[:1]) == [7.43] and lines["reading"].iloc[1] == reading
+    assert findings.vflip_reading(frame.assign(profile="quick"))["reading"].iloc[1] in (
+        "pending", "not comparable: reduced quick budget")
