@@ -144,7 +144,7 @@ def vflip_reading(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd
     elif abs(probe["Δ test vs report"]) <= max(abs(base["Δ test vs report"]), within):
         probe["reading"] = "closer on train, test as close: consistent"
     else:
-        probe["reading"] = "closer on train, further on test: partly"
+        probe["reading"] = "closer on train but test drops: not supported"
     return pd.DataFrame(out)
 
 

@@ -73,7 +73,7 @@ def test_input_signal_at_init_vanishes_with_depth_under_default_init_but_not_he(
 
 @pytest.mark.parametrize(("probe", "reading"), [
     ((81.5, 81.0), "closer on train, test as close: consistent"),
-    ((83.0, 79.0), "closer on train, further on test: partly"),
+    ((83.0, 79.0), "closer on train but test drops: not supported"),
     ((90.0, 81.4), "not closer on train: reading doesn't explain it"),
     ((np.nan, np.nan), "pending"),
 ])
