@@ -28,7 +28,7 @@ report: $(STAMP)
 	$(VENV)/bin/deepcls report --profile $(PROFILE) --jobs $(JOBS)
 
 readme: $(STAMP)
-	$(VENV)/bin/deepcls readme --profiles paper,quick
+	$(VENV)/bin/deepcls readme --profiles paper,best,quick
 
 # Kernels start in notebooks/: point them at the project's results and data folders.
 lab: $(STAMP)

@@ -10,7 +10,7 @@ from deepcls import experiments as ex
 from deepcls.errors import ConfigError
 from deepcls.reference import paper_table
 from deepcls.store import RunStore
-from deepcls.tables import agreement, format_results
+from deepcls.tables import agreement, beats, format_results
 
 
 def test_paper_profile_uses_exactly_the_reported_settings() -> None:
@@ -114,3 +114,16 @@ def test_agreement_counts_distinct_runs_within_half_a_point_and_names_the_others
                          "delta_test": [-1.0 - r for r in range(8)]})
     assert agreement(many).endswith("further: t 8 (-8.00), t 7 (-7.00), t 6 (-6.00), t 5 (-5.00), t 4 (-4.00)"
                                     " and 3 more.")
+
+
+def test_beats_counts_reported_rows_per_distinct_run_and_the_final_epoch() -> None:
+    frame = pd.DataFrame({  # run a stands for rows t 1, t 2 and u 1 (u 1 repeats t 1's reported row)
+        "table": ["t", "t", "u", "t", "t"], "row": [1, 2, 1, 3, 4],
+        "status": ["complete", "complete", "complete", "complete", "pending"],
+        "run_ids": ["a", "a", "a", "b", "c"], "reported_test": [81.0, 86.0, 81.0, 70.0, 75.0],
+        "test_mean": [85.0, 85.0, 85.0, 72.0, np.nan], "final_test_mean": [84.0, 84.0, 84.0, 69.0, np.nan],
+    })
+    frame["delta_test"] = frame["test_mean"] - frame["reported_test"]
+    assert beats(frame).startswith("Its 2 distinct runs beat the report's test accuracy on 2 of the 3 reported "
+                                   "rows they stand for (median Δ +2.00; 1 on the final epoch alone).")
+    assert beats(frame.iloc[4:]) == "No row with a reported test accuracy has been run yet."
