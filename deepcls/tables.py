@@ -64,16 +64,18 @@ def format_results(results: pd.DataFrame) -> pd.DataFrame:
 AGREEMENT_LISTED = 5  # rows named beyond the threshold, largest |Δ| first
 
 
-def agreement(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> str:
-    """One sentence on how the run rows compare with the report's test accuracies.
-
-    A run that several tables repeat (the report's baseline row) counts once, under its first row.
-    """
+def _compared(results: pd.DataFrame) -> pd.DataFrame:
+    """Run rows with a reported test accuracy; a run that several tables repeat against the same
+    reported number (the report's baseline row) counts once, under its first row."""
     run = results[(results["status"] != "pending") & results["delta_test"].notna()]
+    return run.drop_duplicates(subset=["run_ids", "delta_test"]) if "run_ids" in run else run
+
+
+def agreement(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> str:
+    """One sentence on how the distinct run rows compare with the report's test accuracies."""
+    run = _compared(results)
     if run.empty:
         return "No row with a reported test accuracy has been run yet."
-    if "run_ids" in run:
-        run = run.drop_duplicates(subset=["run_ids", "delta_test"])
     delta = run["delta_test"]
     close = int((delta.abs() <= within).sum())
     sentence = (f"{close} of {len(run)} distinct runs with a reported test accuracy are within {within:g} points "
@@ -91,10 +93,9 @@ def beats(results: pd.DataFrame) -> str:
     """One sentence for an improved recipe: how many reported rows its runs beat, on the highest
     and on the honest final-epoch test accuracy. The recipe replaces the settings rows vary
     (optimizer, lr, batch size, augmentation), so one run can stand for several rows."""
-    run = results[(results["status"] != "pending") & results["delta_test"].notna()]
+    run = _compared(results)
     if run.empty:
         return "No row with a reported test accuracy has been run yet."
-    run = run.drop_duplicates(subset=["run_ids", "reported_test"])  # the report's repeated baseline once
     final = int((run["final_test_mean"] > run["reported_test"]).sum())
     runs = run["run_ids"].nunique()
     return (f"Its {runs} distinct run{'s' if runs > 1 else ''} beat{'' if runs > 1 else 's'} the report's test "
