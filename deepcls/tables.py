@@ -97,12 +97,10 @@ def beats(results: pd.DataFrame) -> str:
     if run.empty:
         return "No row with a reported test accuracy has been run yet."
     final = int((run["final_test_mean"] > run["reported_test"]).sum())
-    runs = run["run_ids"].nunique()
-    return (f"Its {runs} distinct run{'s' if runs > 1 else ''} beat{'' if runs > 1 else 's'} the report's test "
-            f"accuracy on {int((run['delta_test'] > 0).sum())} of the {len(run)} reported rows {'they stand' if runs > 1 else 'it stands'} "
-            f"for (median Δ {run['delta_test'].median():+.2f}; {final} on the final epoch alone). "
-            f"The recipe replaces the optimizer, lr, batch size and augmentation, so rows that vary only "
-            f"those share a run.")
+    return (f"{int((run['delta_test'] > 0).sum())} of {len(run)} reported rows beaten on test accuracy "
+            f"(median Δ {run['delta_test'].median():+.2f}), {final} on the final epoch alone, by "
+            f"{run['run_ids'].nunique()} distinct run(s): the recipe replaces the optimizer, lr, batch size and "
+            f"augmentation, so rows that vary only those share a run.")
 
 
 def to_html(results: pd.DataFrame) -> str:

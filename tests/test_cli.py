@@ -183,22 +183,15 @@ def test_readme_rewrites_only_the_results_section(capsys: pytest.CaptureFixture[
     assert "markers" in capsys.readouterr().err
 
 
-def test_readme_lists_only_the_rows_run_of_a_profile_run_on_few(tmp_path: Path) -> None:
-    import pandas as pd
-
+def test_readme_lists_only_the_rows_run_of_a_profile_run_on_few(tmp_path: Path, stored_run) -> None:
     from deepcls import experiments as ex
-    from deepcls.store import RunStore
 
     grid = ex.table_grid("vgg_mnist", "best")
-    config = grid.loc[grid["row"] == 10, "config"].iloc[0]
-    history = pd.DataFrame({"epoch": [1], "train_acc": [99.0], "test_acc": [99.7], "seconds": [1.0]})
-    RunStore(tmp_path).save(config, history, {"status": "complete", "highest_train_acc": 99.0,
-                                              "highest_test_acc": 99.7, "final_test_acc": 99.6,
-                                              "wall_time_s": 1.0, "device": "cpu"})  # a stored record, no training
+    stored_run(tmp_path, grid.loc[grid["row"] == 10, "config"].iloc[0], test_acc=99.7, final_test_acc=99.5)
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
     assert main(["readme", "--profiles", "best", "--path", str(readme), "--results-dir", str(tmp_path)]) == 0
     text = readme.read_text()
     assert "### Profile `best` (1 of " in text and "Only the rows run are listed" in text
     assert "| vgg_mnist | 10 | 99.92 | 99.59 |" in text and "| vgg_mnist | 9 |" not in text
-    assert "beats the report's test accuracy on 1 of the 1 reported rows" in text
+    assert "1 of 1 reported rows beaten on test accuracy (median Δ +0.11), 0 on the final epoch alone" in text

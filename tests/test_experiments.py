@@ -9,7 +9,6 @@ import pytest
 from deepcls import experiments as ex
 from deepcls.errors import ConfigError
 from deepcls.reference import paper_table
-from deepcls.store import RunStore
 from deepcls.tables import agreement, beats, format_results
 
 
@@ -66,31 +65,23 @@ def test_results_table_without_a_store_is_all_pending(tmp_path) -> None:
     assert results["delta_test"].isna().all() and len(results["run_ids"].iloc[0].split(",")) == 2
 
 
-def test_results_table_names_the_row_a_run_continues(tmp_path) -> None:
+def test_results_table_names_the_row_a_run_continues(tmp_path, stored_run) -> None:
     grid = ex.table_grid("resnet_mnist", "quick")
     first, second = (grid.loc[grid["row"] == r, "config"].iloc[0] for r in (1, 2))
     assert second.epochs > first.epochs and second.replace(epochs=first.epochs) == first
-    store = RunStore(tmp_path)
-    history = pd.DataFrame({"epoch": [1], "train_acc": [50.0], "test_acc": [50.0], "seconds": [1.0]})
-    for config, shorter in ((first, None), (second, first.run_id)):  # stored records, no training
-        store.save(config, history, {"status": "complete", "highest_train_acc": 50.0, "highest_test_acc": 50.0,
-                                     "final_test_acc": 50.0, "wall_time_s": 1.0, "device": "cpu",
-                                     "extended_from": shorter})
+    stored_run(tmp_path, first)
+    stored_run(tmp_path, second, extended_from=first.run_id)
     results = ex.results_table("resnet_mnist", "quick", rows=[1, 2], run=False, results_dir=str(tmp_path))
     assert list(results["continues"]) == ["", "row 1"]
     assert list(format_results(results)["status"]) == ["complete", "complete, continues row 1"]
 
 
-def test_a_continued_run_shared_by_another_table_is_named_by_its_own_tables_row(tmp_path) -> None:
+def test_a_continued_run_shared_by_another_table_is_named_by_its_own_tables_row(tmp_path, stored_run) -> None:
     grid = ex.table_grid("resnet_cifar10", "quick")
     first, second = (grid.loc[grid["row"] == r, "config"].iloc[0] for r in (3, 4))
     assert first in list(ex.table_grid("resnet_se", "quick")["config"])  # the SE table repeats row 3 as row 0
-    store = RunStore(tmp_path)
-    history = pd.DataFrame({"epoch": [1], "train_acc": [50.0], "test_acc": [50.0], "seconds": [1.0]})
-    for config, shorter in ((first, None), (second, first.run_id)):
-        store.save(config, history, {"status": "complete", "highest_train_acc": 50.0, "highest_test_acc": 50.0,
-                                     "final_test_acc": 50.0, "wall_time_s": 1.0, "device": "cpu",
-                                     "extended_from": shorter})
+    stored_run(tmp_path, first)
+    stored_run(tmp_path, second, extended_from=first.run_id)
     results = ex.results_table(["resnet_cifar10", "resnet_se"], "quick", rows=[0, 3, 4], run=False,
                                results_dir=str(tmp_path))
     assert results.loc[results["table"] == "resnet_cifar10", "continues"].tolist() == ["", "row 3"]
@@ -124,6 +115,6 @@ def test_beats_counts_reported_rows_per_distinct_run_and_the_final_epoch() -> No
         "test_mean": [85.0, 85.0, 85.0, 72.0, np.nan], "final_test_mean": [84.0, 84.0, 84.0, 69.0, np.nan],
     })
     frame["delta_test"] = frame["test_mean"] - frame["reported_test"]
-    assert beats(frame).startswith("Its 2 distinct runs beat the report's test accuracy on 2 of the 3 reported "
-                                   "rows they stand for (median Δ +2.00; 1 on the final epoch alone).")
+    assert beats(frame).startswith("2 of 3 reported rows beaten on test accuracy (median Δ +2.00), 1 on the "
+                                   "final epoch alone, by 2 distinct run(s):")
     assert beats(frame.iloc[4:]) == "No row with a reported test accuracy has been run yet."
