@@ -113,6 +113,8 @@ class Trainer:
             torch.set_num_threads(config.threads)
         if self.device.type == "cpu":
             keep_freed_memory()
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time its kernels once
         self.spec: DatasetSpec = get_spec(config.dataset)
         train, test = load_dataset(config.dataset, data_dir)
         train = _subset(train, config.subset, self.spec)
