@@ -12,11 +12,11 @@ from collections.abc import Callable
 import torch
 
 from deepcls.bench.reference import reference_batches, reference_eval_step, reference_train_step
-from deepcls.bench.timing import WARMUP, endless, seconds_per_call
+from deepcls.bench.timing import WARMUP, endless, seconds_per_call, synchronize
 from deepcls.config import RunConfig
 from deepcls.data import get_spec, load_dataset
 from deepcls.models import build_model
-from deepcls.train import Trainer, input_padding
+from deepcls.train import Trainer, input_padding, resolve_device
 
 EVAL_IMAGES = 2000
 REFERENCE_WORKERS = 2  # what pytorch-cifar style scripts used; this machine has 2 cores
@@ -27,6 +27,7 @@ def images_per_s(step: Callable[[], int], steps: int, warmup: int = WARMUP) -> t
     start = time.perf_counter()
     for _ in range(warmup):
         batch = step()  # every call processes the same number of images
+    synchronize()
     warm = time.perf_counter() - start
     return batch / seconds_per_call(step, steps, warmup=0), warm
 
@@ -54,14 +55,15 @@ def measure_reference(config: RunConfig, data_dir: str | None, steps: int) -> di
     spec = get_spec(config.dataset)
     pad_to = input_padding(config.model, spec)
     train_split, test_split = load_dataset(config.dataset, data_dir)
+    device = resolve_device(config.device)  # the engine's device: a ratio of like with like
     torch.manual_seed(config.seed)
     model = build_model(config.model, in_channels=spec.channels, num_classes=spec.num_classes,
-                        **config.model_options())
+                        **config.model_options()).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batches = reference_batches(train_split, spec, config.augment, config.batch_size, pad_to,
-                                train=True, workers=REFERENCE_WORKERS)
+                                train=True, workers=REFERENCE_WORKERS, device=device)
     test_batches = reference_batches(test_split, spec, (), config.batch_size, pad_to,
-                                     train=False, workers=REFERENCE_WORKERS)
+                                     train=False, workers=REFERENCE_WORKERS, device=device)
 
     def train_step() -> int:
         x, y = next(batches)
@@ -87,7 +89,7 @@ def run_bench(args: argparse.Namespace) -> int:
     result = {
         "model": args.model, "stem": args.stem, "dataset": args.dataset,
         "batch_size": args.batch_size, "steps": args.steps, "augment": ",".join(config.augment),
-        "threads": torch.get_num_threads(), "compile": args.compile,
+        "device": str(resolve_device(config.device)), "threads": torch.get_num_threads(), "compile": args.compile,
         "reference": reference, "deepcls": engine,
         "train_ratio": engine["train_images_per_s"] / reference["train_images_per_s"],
         "eval_ratio": engine["eval_images_per_s"] / reference["eval_images_per_s"],
@@ -98,7 +100,7 @@ def run_bench(args: argparse.Namespace) -> int:
         return 0
     name = args.model + (f" ({args.stem} stem)" if args.stem else "")
     print(f"{name} on {args.dataset}, batch {args.batch_size}, augment {result['augment'] or 'none'}, "
-          f"{args.steps} timed steps, {result['threads']} threads")
+          f"{args.steps} timed steps, {result['device']}, {result['threads']} threads")
     print(f"{'':44s}{'train img/s':>12s}{'eval img/s':>12s}")
     print(f"{'reference (fp32, NCHW, DataLoader + PIL)':44s}"
           f"{reference['train_images_per_s']:12.0f}{reference['eval_images_per_s']:12.0f}")

@@ -16,10 +16,18 @@ def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int = WARMUP)
     """Mean seconds of ``fn()`` over ``steps`` calls made after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
+    synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         fn()
+    synchronize()
     return (time.perf_counter() - start) / steps
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work, so that a timer reads finished work, not launched work."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def endless(loader: BatchLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
