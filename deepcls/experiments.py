@@ -323,7 +323,7 @@ def results_table(
 def _aggregate(done: list[pd.Series], expected: int) -> dict:
     if not done:
         return {"train_mean": np.nan, "test_mean": np.nan, "test_std": np.nan, "final_test_mean": np.nan,
-                "seeds_done": 0, "wall_time_s": np.nan, "status": "pending"}
+                "seeds_done": 0, "wall_time_s": np.nan, "status": "pending", "device": None}
     frame = pd.DataFrame(done)
     statuses = sorted(set(frame["status"]))
     status = statuses[0] if len(statuses) == 1 else "/".join(statuses)
@@ -337,7 +337,7 @@ def _aggregate(done: list[pd.Series], expected: int) -> dict:
         "seeds_done": len(done),
         "wall_time_s": frame["wall_time_s"].astype(float).sum(),
         "status": status,
-        "device": frame["device"].iloc[0],
+        "device": " | ".join(dict.fromkeys(frame["device"].astype(str))),
     }
 
 

@@ -35,6 +35,22 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def short_device(names: str | None) -> str:
+    """A run's ``metrics.json`` device, short: ``"cuda: NVIDIA H200"`` -> ``"H200"``,
+    ``"cpu: x86_64 x1 threads"`` -> ``"CPU x1"``; several (seeds on different machines) joined by "/"."""
+    if not isinstance(names, str) or not names:
+        return "—"
+    short = []
+    for name in names.split(" | "):
+        kind, _, detail = name.partition(": ")
+        if kind == "cuda":
+            short.append(detail.removeprefix("NVIDIA ").strip())
+        else:
+            threads = next((w for w in detail.split() if w.startswith("x") and w[1:].isdigit()), "")
+            short.append(f"{kind.upper()} {threads}".strip())
+    return "/".join(dict.fromkeys(short))
+
+
 def banner(profile: str) -> str:
     """Markdown line naming the profile and what it means, shown at the top of every notebook."""
     return f"> **Profile: `{profile}`** — {get_profile(profile).description}."
@@ -55,6 +71,7 @@ def format_results(results: pd.DataFrame) -> pd.DataFrame:
         "epochs": results["epochs"],
         "seeds": results["seeds_done"],
         "wall time": results["wall_time_s"].map(duration),
+        "device": results["device"].map(short_device) if "device" in results else "—",
         "status": [status + (f", continues {c}" if c else "")
                    for status, c in zip(results["status"], results.get("continues", [""] * len(results)))],
         "profile": results["profile"],

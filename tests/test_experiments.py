@@ -76,6 +76,16 @@ def test_results_table_names_the_row_a_run_continues(tmp_path, stored_run) -> No
     assert list(format_results(results)["status"]) == ["complete", "complete, continues row 1"]
 
 
+def test_results_name_the_machines_their_wall_time_was_measured_on(tmp_path, stored_run) -> None:
+    grid = ex.table_grid("vgg_mnist", "quick", seeds=(0, 1))
+    first, second = grid.loc[grid["row"] == 1, "config"]
+    stored_run(tmp_path, first, device="cpu: x86_64 x1 threads")
+    stored_run(tmp_path, second, device="cuda: NVIDIA H200")
+    results = ex.results_table("vgg_mnist", "quick", seeds=(0, 1), rows=[1, 2], run=False,
+                               results_dir=str(tmp_path))
+    assert list(format_results(results)["device"]) == ["CPU x1/H200", "—"]
+
+
 def test_a_continued_run_shared_by_another_table_is_named_by_its_own_tables_row(tmp_path, stored_run) -> None:
     grid = ex.table_grid("resnet_cifar10", "quick")
     first, second = (grid.loc[grid["row"] == r, "config"].iloc[0] for r in (3, 4))
