@@ -148,6 +148,34 @@ def vflip_reading(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd
     return pd.DataFrame(out)
 
 
+def seed_noise(results: pd.DataFrame) -> pd.DataFrame:
+    """How far runs that differ only in their seed land apart, per line of a multi-seed table.
+
+    With σ the std over seeds of the highest test accuracy, the difference of two single runs has
+    std √2·σ: under 2√2·σ (the noise band) two one-run rows, the report's or ours, are not told
+    apart. The report's number is within noise of our mean over k seeds within 2σ·√(1 + 1/k).
+    """
+    out = []
+    for _, line in results.iterrows():
+        k, expected = int(line["seeds_done"]), len(line["run_ids"].split(","))
+        sigma = line["test_std"] if k >= 2 else np.nan
+        band = 2 * np.sqrt(2) * sigma
+        if k < 2:
+            reading = f"pending: {k} of {expected} seeds run, 2 needed"
+        elif line["profile"] in ("smoke", "quick"):
+            reading = f"reduced {line['profile']} budget: not the paper's noise"
+        else:
+            gap = abs(line["reported_test"] - line["test_mean"])
+            where = "within" if gap <= 2 * sigma * np.sqrt(1 + 1 / k) else "outside"
+            reading = (f"one-run differences under {band:.2f} points are seed noise; "
+                       f"the report's {line['reported_test']:.2f} is {where} noise of our mean")
+        out.append({"table": line["table"], "row": line["row"], "seeds": f"{k} of {expected}",
+                    "test mean": round(line["test_mean"], 2), "test std": round(sigma, 2),
+                    "final-epoch mean": round(line["final_test_mean"], 2), "noise band": round(band, 2),
+                    "reported test": line["reported_test"], "reading": reading, "profile": line["profile"]})
+    return pd.DataFrame(out)
+
+
 def records(results: pd.DataFrame, table: str, row: int, results_dir: str | None = None) -> list[RunRecord]:
     """The stored RunRecords (one per seed) behind one line of a results table."""
     line = results[(results["table"] == table) & (results["row"] == row)].iloc[0]

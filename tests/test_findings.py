@@ -87,3 +87,23 @@ def test_vflip_reading_compares_the_probe_with_the_baseline_against_the_report(
     assert list(lines["Δ train vs report"].iloc[:1]) == [7.43] and lines["reading"].iloc[1] == reading
     quick = "pending" if reading == "pending" else "not comparable: reduced quick budget"
     assert findings.vflip_reading(frame.assign(profile="quick"))["reading"].iloc[1] == quick
+
+
+@pytest.mark.parametrize(("tests", "profile", "band", "reading"), [
+    ([81.0, 81.4, 81.8], "paper", 2 * np.sqrt(2) * 0.4,
+     "one-run differences under 1.13 points are seed noise; the report's 81.39 is within noise of our mean"),
+    ([80.0, 80.2, 80.4], "paper", 2 * np.sqrt(2) * 0.2,
+     "one-run differences under 0.57 points are seed noise; the report's 81.39 is outside noise of our mean"),
+    ([36.0, 37.0], "quick", 2 * np.sqrt(2) * np.std([36.0, 37.0], ddof=1),
+     "reduced quick budget: not the paper's noise"),
+    ([81.0], "paper", np.nan, "pending: 1 of 3 seeds run, 2 needed"),
+])
+def test_seed_noise_turns_the_spread_over_seeds_into_a_band_for_one_run_differences(
+        tests: list[float], profile: str, band: float, reading: str) -> None:
+    frame = pd.DataFrame([{"table": "resnet_cifar10", "row": 3, "reported_test": 81.39,
+                           "test_mean": np.mean(tests), "test_std": np.std(tests, ddof=1) if len(tests) > 1 else np.nan,
+                           "final_test_mean": np.mean(tests), "seeds_done": len(tests),
+                           "run_ids": "a,b,c", "profile": profile}])
+    line = findings.seed_noise(frame).iloc[0]
+    assert line["reading"] == reading and line["seeds"] == f"{len(tests)} of 3"
+    assert line["noise band"] == pytest.approx(band, abs=0.005, nan_ok=True)
