@@ -173,7 +173,7 @@ def _results(args: argparse.Namespace) -> int:
 def _readme(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from deepcls import experiments, tables
+    from deepcls import experiments, findings, tables
 
     path = Path(args.path)
     if not path.is_file():
@@ -184,6 +184,10 @@ def _readme(args: argparse.Namespace) -> int:
         results = experiments.results_table(experiments.ALL_TABLES, profile, results_dir=args.results_dir, run=False)
         run = results[results["status"] != "pending"]
         summary = tables.beats(results) if profile == "best" else tables.agreement(results)
+        table, row = findings.NOISE_ROW
+        spread = experiments.results_table(table, profile, findings.NOISE_SEEDS, rows=[row],
+                                           results_dir=args.results_dir, run=False)
+        summary = " ".join(filter(None, [summary, tables.noise(spread)]))
         shown, listed = results, ""
         if 0 < len(run) < len(results) / 2:  # a profile run on a few rows lists only those
             shown, listed = run, f" Only the rows run are listed; `deepcls results --profile {profile}` shows all."

@@ -148,6 +148,11 @@ def vflip_reading(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd
     return pd.DataFrame(out)
 
 
+NOISE_ROW = ("resnet_cifar10", 3)
+"""The row trained with several seeds to measure one setting's spread (notebook 01, the README)."""
+NOISE_SEEDS = (0, 1, 2)
+
+
 def seed_noise(results: pd.DataFrame) -> pd.DataFrame:
     """How far runs that differ only in their seed land apart, per line of a multi-seed table.
 

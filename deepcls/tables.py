@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from deepcls.experiments import get_profile
-from deepcls.findings import AGREEMENT_POINTS
+from deepcls.findings import AGREEMENT_POINTS, seed_noise
 
 
 def pct(value: float | None, std: float | None = None) -> str:
@@ -118,6 +118,16 @@ def beats(results: pd.DataFrame) -> str:
             f"(median Δ {run['delta_test'].median():+.2f}), {final} on the final epoch alone, by "
             f"{run['run_ids'].nunique()} distinct run(s): the recipe replaces the optimizer, lr, batch size and "
             f"augmentation, so rows that vary only those share a run.")
+
+
+def noise(results: pd.DataFrame) -> str:
+    """One sentence on the seed band of a multi-seed results line (findings.seed_noise); "" under 2 seeds."""
+    line = seed_noise(results).iloc[0]
+    if math.isnan(line["test std"]):
+        return ""
+    return (f"Measured seed noise: {line['table']} row {line['row']} over {line['seeds'].split()[0]} seeds gives "
+            f"{line['test mean']:.2f} ± {line['test std']:.2f}, so one-run differences under "
+            f"{line['noise band']:.2f} points are seed noise.")
 
 
 def to_html(results: pd.DataFrame) -> str:

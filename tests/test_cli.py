@@ -195,3 +195,20 @@ def test_readme_lists_only_the_rows_run_of_a_profile_run_on_few(tmp_path: Path, 
     assert "### Profile `best` (1 of " in text and "Only the rows run are listed" in text
     assert "| vgg_mnist | 10 | 99.92 | 99.59 |" in text and "| vgg_mnist | 9 |" not in text
     assert "1 of 1 reported rows beaten on test accuracy (median Δ +0.11), 0 on the final epoch alone" in text
+
+
+def test_readme_states_the_measured_seed_noise_once_two_seeds_are_stored(tmp_path: Path, stored_run) -> None:
+    from deepcls import experiments as ex
+    from deepcls.findings import NOISE_ROW
+
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    grid = ex.table_grid(NOISE_ROW[0], "quick", seeds=(0, 1))
+    configs = grid.loc[grid["row"] == NOISE_ROW[1], "config"]
+    for config, acc in zip(configs, (40.0, 41.0)):
+        assert main(["readme", "--profiles", "quick", "--path", str(readme), "--results-dir", str(tmp_path)]) == 0
+        assert "Measured seed noise" not in readme.read_text()  # not before 2 seeds
+        stored_run(tmp_path, config, test_acc=acc)
+    assert main(["readme", "--profiles", "quick", "--path", str(readme), "--results-dir", str(tmp_path)]) == 0
+    assert ("Measured seed noise: resnet_cifar10 row 3 over 2 seeds gives 40.50 ± 0.71, so one-run "
+            "differences under 2.00 points are seed noise.") in readme.read_text()

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from deepcls import experiments as ex
+from deepcls.findings import NOISE_ROW, NOISE_SEEDS
 from deepcls.report import NOTEBOOKS_DIR, build_report, notebook_names
 from deepcls.store import RunStore
 from deepcls.train import threads_per_job
@@ -63,8 +64,9 @@ def test_every_notebook_executes_and_renders(smoke_report: Path) -> None:
         assert not errors, (name, errors)
         assert (smoke_report / "report" / "smoke" / f"{name}.html").stat().st_size > 10_000
     expected = {c.run_id for t in ex.ALL_TABLES for c in ex.table_grid(t, "smoke")["config"]}
-    noise = ex.table_grid("resnet_cifar10", "smoke", seeds=(1, 2))  # notebook 01's noise_seeds beyond 0
-    expected |= {c.run_id for c in noise.loc[noise["row"] == 3, "config"]}
+    table, row = NOISE_ROW  # notebook 01 trains this row with several seeds
+    noise = ex.table_grid(table, "smoke", seeds=NOISE_SEEDS)
+    expected |= {c.run_id for c in noise.loc[noise["row"] == row, "config"]}
     assert {run.name for run in (smoke_report / "runs").iterdir()} == expected
 
 
