@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --prefix $(VENV) --name deepcls --display-name "deepcls (.venv)"
 	touch $(STAMP)
 
+# Unit and integration tests, then every notebook at the smoke profile with nbmake (notebooks/conftest.py).
 test: $(STAMP)
 	$(PY) -m pytest
+	$(PY) -m pytest --nbmake notebooks/
 
 # Train a profile's missing runs without rendering (resumable; e.g. PROFILE=paper TABLES=vgg_mnist JOBS=2).
 runs: $(STAMP)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from deepcls.config import RunConfig
 from deepcls.data import AUGMENTATIONS
 from deepcls.errors import DeepclsError
+from deepcls.profiles import PROFILE_NAMES
 
 EXIT_USAGE = 2
 
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     report = sub.add_parser("report", help="execute the notebooks and render the HTML report")
-    report.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper", "best"))
+    report.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     report.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel")
     report.add_argument("--notebooks", default=None, help="comma-separated notebook names (default: all)")
     report.add_argument("--data-dir", default=None)
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
     results = sub.add_parser("results", help="reported vs reproduced from the run store (--train: run missing rows)")
-    results.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper", "best"))
+    results.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     results.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
     results.add_argument("--rows", default=None, help="comma-separated row numbers (default: all)")
     results.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
@@ -134,15 +135,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from deepcls import runtime
+    from deepcls.tables import pct
     from deepcls.train import fit
 
     config = config_from_args(args)
+    runtime.configure(config.device, config.threads)
     record = fit(config, data_dir=args.data_dir, results_dir=args.results_dir,
                  force=args.force, progress=not args.quiet)
     m = record.metrics
     verb = "reused" if record.reused else "trained"
     print(f"{verb} {record.run_id}: status {m['status']}, epochs {m['epochs_run']}, "
-          f"highest test {_pct(m['highest_test_acc'])}, final test {_pct(m['final_test_acc'])}")
+          f"highest test {pct(m['highest_test_acc'])}%, final test {pct(m['final_test_acc'])}%")
     print(f"stored in {record.path}")
     return 0 if m["status"] == "complete" else 1
 
@@ -150,7 +154,9 @@ def _train(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from deepcls import experiments, tables
+    from deepcls import experiments, runner, tables
+    from deepcls.reading import results_table
+    from deepcls.store import RunStore
 
     names = args.tables.split(",") if args.tables else list(experiments.ALL_TABLES)
     unknown = sorted(set(names) - set(experiments.ALL_TABLES))
@@ -158,8 +164,11 @@ def _results(args: argparse.Namespace) -> int:
         raise DeepclsError(f"unknown table(s) {', '.join(unknown)}; known: {', '.join(experiments.ALL_TABLES)}")
     seeds = _integers("--seeds", args.seeds)
     rows = _integers("--rows", args.rows) if args.rows else None
-    results = experiments.results_table(names, args.profile, seeds, rows=rows, results_dir=args.results_dir,
-                                        data_dir=args.data_dir, run=args.train, jobs=args.jobs)
+    grid = experiments.grid(names, args.profile, seeds, rows)
+    store = RunStore(args.results_dir)
+    if args.train:
+        runner.run_grid(grid["config"], store=store, data_dir=args.data_dir, jobs=args.jobs)
+    results = results_table(grid, store)
     if args.markdown:
         print(tables.to_markdown(results))
     else:
@@ -171,36 +180,11 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _readme(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from deepcls.readme import update_readme
+    from deepcls.store import RunStore
 
-    from deepcls import experiments, findings, tables
-
-    path = Path(args.path)
-    if not path.is_file():
-        raise DeepclsError(f"{path} not found")
-    parts = []
-    for profile in args.profiles.split(","):
-        prof = experiments.get_profile(profile)
-        results = experiments.results_table(experiments.ALL_TABLES, profile, results_dir=args.results_dir, run=False)
-        run = results[results["status"] != "pending"]
-        summary = tables.beats(results) if profile == "best" else tables.agreement(results)
-        table, row = findings.NOISE_ROW
-        spread = experiments.results_table(table, profile, findings.NOISE_SEEDS, rows=[row],
-                                           results_dir=args.results_dir, run=False)
-        summary = " ".join(filter(None, [summary, tables.noise(spread)]))
-        shown, listed = results, ""
-        if 0 < len(run) < len(results) / 2:  # a profile run on a few rows lists only those
-            shown, listed = run, f" Only the rows run are listed; `deepcls results --profile {profile}` shows all."
-        parts.append(f"### Profile `{profile}` ({len(run)} of {len(results)} rows run)\n\n{prof.description}. "
-                     f"{summary}{listed}\n\n{tables.to_markdown(shown)}")
-    try:
-        text = tables.replace_section(path.read_text(), "results", "\n\n".join(parts))
-    except ValueError as err:
-        raise DeepclsError(f"{path}: {err}") from None
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    print(f"updated {path}")
+    update_readme(args.path, args.profiles.split(","), RunStore(args.results_dir))
+    print(f"updated {args.path}")
     return 0
 
 
@@ -209,10 +193,6 @@ def _integers(flag: str, text: str) -> list[int]:
         return [int(part) for part in text.split(",")]
     except ValueError:
         raise DeepclsError(f"{flag} must be comma-separated integers, got {text!r}") from None
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}%"
 
 
 def _info() -> int:
@@ -224,7 +204,7 @@ def _info() -> int:
     import deepcls
     from deepcls.data import DATASETS, dataset_path, resolve_data_dir
     from deepcls.models import list_models, model_info
-    from deepcls.train import resolve_device
+    from deepcls.runtime import resolve_device
 
     print(f"deepcls {deepcls.__version__}  torch {torch.__version__}  torchvision {torchvision.__version__}  "
           f"python {platform.python_version()}")

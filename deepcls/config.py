@@ -11,11 +11,15 @@ from typing import Any
 from deepcls.data import DATASETS, parse_augment
 from deepcls.errors import ConfigError
 from deepcls.models import INIT_SCHEMES, list_models, model_info
+from deepcls.profiles import CUSTOM, PROFILE_NAMES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
+SCHEDULES = ("constant", "step", "cosine", "triangle")
 PRECISIONS = ("fp32", "bf16")
-PROFILES = ("smoke", "quick", "paper", "best", "custom")
+PROFILES = (*PROFILE_NAMES, CUSTOM)
+# Option values renamed since runs were stored: old value -> new (RunConfig.from_dict reads both;
+# deepcls.migrations renames stored run folders whose id changes).
+RENAMED = {"schedule": {"onecycle": "triangle"}}
 
 # Options forwarded to build_model when set (None means "the model's default").
 MODEL_OPTIONS = ("stem", "se", "width", "first_kernel", "batch_norm", "classifier_width")
@@ -46,7 +50,7 @@ class RunConfig:
     nesterov: bool = False
     weight_decay: float = 0.0
     schedule: str = "constant"
-    warmup: float = 0.0  # fraction of all steps spent warming up (cosine, onecycle)
+    warmup: float = 0.0  # fraction of all steps spent warming up (cosine, triangle)
     epochs: int = 20
     batch_size: int = 32
     augment: tuple[str, ...] = ()
@@ -55,7 +59,7 @@ class RunConfig:
     seed: int = 0
     subset: int | None = None  # class-balanced first N training samples
     test_subset: int | None = None  # class-balanced first N test samples
-    profile: str = "custom"
+    profile: str = CUSTOM
     # speed only
     device: str = "auto"
     threads: int | None = None
@@ -148,6 +152,7 @@ class RunConfig:
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        data = {k: RENAMED.get(k, {}).get(v, v) if isinstance(v, str) else v for k, v in data.items()}
         return cls(**data)
 
     def replace(self, **changes: Any) -> RunConfig:

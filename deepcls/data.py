@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from deepcls.errors import ConfigError, DataError
+from deepcls.fileio import write_with
 
 __all__ = [
     "DATASETS",
@@ -189,10 +189,14 @@ def _download_to_npz(spec: DatasetSpec, path: Path) -> None:
         data = ds.data.numpy() if torch.is_tensor(ds.data) else np.asarray(ds.data)
         arrays[f"x_{s}"] = data.astype(np.uint8)
         arrays[f"y_{s}"] = np.asarray(ds.targets, dtype=np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
-        np.savez(tmp, **arrays)
-    os.replace(tmp.name, path)
+    write_with(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The random seed of one epoch of a run: its data order, augmentation and dropout masks.
+
+    A function of (seed, epoch) alone, so a resumed run replays exactly the epochs it lost."""
+    return seed * 1_000_003 + epoch
 
 
 def balanced_subset(labels: torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
@@ -361,7 +365,7 @@ class BatchLoader:
 
     def generator(self, epoch: int) -> torch.Generator:
         gen = torch.Generator(device=self.device)
-        gen.manual_seed(self.seed * 1_000_003 + epoch)
+        gen.manual_seed(epoch_seed(self.seed, epoch))
         return gen
 
     def epoch(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -1,4 +1,4 @@
-"""The report's tables as grids of RunConfigs at each profile, and the runner for them.
+"""What to run: the report's tables as grids of RunConfigs at each profile. Trains nothing.
 
 A paper row (deepcls/reference/paper_tables.csv) plus a profile gives one RunConfig per
 seed. The report leaves some details unstated; they are decided once, here:
@@ -20,22 +20,15 @@ seed. The report leaves some details unstated; they are decided once, here:
 
 from __future__ import annotations
 
-import multiprocessing
-import warnings
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
-from tqdm.auto import tqdm
 
 from deepcls.config import RunConfig
-from deepcls.errors import ConfigError, DeepclsError
+from deepcls.errors import ConfigError
+from deepcls.profiles import get_profile
 from deepcls.reference import paper_table
-from deepcls.store import RunStore
-from deepcls.train import bar_timing, fit, show_progress, threads_per_job
 
 AUGMENT = {
     "none": (), "no": (),
@@ -53,41 +46,6 @@ VARIANTS = {  # paper_tables.csv "variant" -> RunConfig changes
     "init_he": {"init": "he"},
     "vflip": {"augment": ("flip", "vflip", "rotate")},
 }
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How a profile scales the report's settings."""
-
-    name: str
-    description: str
-    epochs: float | int | None  # a fraction scales the report's epochs; an int replaces them
-    subset: dict[str, int | None]  # dataset -> training samples (None: all)
-    test_subset: dict[str, int | None]
-
-
-PROFILES: dict[str, Profile] = {
-    p.name: p
-    for p in (
-        Profile("smoke", "seconds per run, 256 training / 256 test images, 2 epochs: checks the "
-                "machinery, the numbers mean nothing", 2, {"mnist": 256, "cifar10": 256},
-                {"mnist": 256, "cifar10": 256}),
-        Profile("quick", "real data, reduced: 10% of the report's epochs (at least 2) on a "
-                "class-balanced 3,000-image training subset, tested on 2,000 test images",
-                0.1, {"mnist": 3000, "cifar10": 3000}, {"mnist": 2000, "cifar10": 2000}),
-        Profile("paper", "exactly the report's epochs, batch sizes, optimizers, learning rates "
-                "and augmentations on the full datasets", 1.0, {}, {}),
-        Profile("best", "deepcls's improved recipe on the report's models and epochs: SGD "
-                "Nesterov, one-cycle lr, weight decay, label smoothing, flip+crop(+cutout), "
-                "batch norm in VGGs", 1.0, {}, {}),
-    )
-}
-
-
-def get_profile(name: str) -> Profile:
-    if name not in PROFILES:
-        raise ConfigError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
-    return PROFILES[name]
 
 
 def _init_rows() -> pd.DataFrame:
@@ -168,7 +126,7 @@ def row_config(row: pd.Series, profile: str, seed: int = 0) -> RunConfig:
 def best_recipe(dataset: str, family: str) -> dict:
     """deepcls's improved training recipe (same model and epochs as the row)."""
     recipe = dict(optimizer="sgd", lr=0.05 if family == "vgg" else 0.1, momentum=0.9, nesterov=True,
-                  weight_decay=5e-4, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
+                  weight_decay=5e-4, schedule="triangle", warmup=0.15, label_smoothing=0.1,
                   batch_size=128, augment=("flip", "crop", "cutout") if dataset == "cifar10" else ("crop",))
     if family == "vgg":
         recipe["batch_norm"] = True
@@ -184,161 +142,14 @@ def table_grid(table: str, profile: str, seeds: Sequence[int] = (0,)) -> pd.Data
     return pd.DataFrame(lines)
 
 
-def run_grid(
-    configs: Iterable[RunConfig],
-    *,
-    results_dir: str | None = None,
-    data_dir: str | None = None,
-    force: bool = False,
-    progress: bool | None = None,
-    jobs: int = 1,
-) -> pd.DataFrame:
-    """Run what the store does not have yet (identical configs once) and return their rows.
-
-    ``jobs`` > 1 trains that many runs at once in worker processes, each with its share of the
-    cores. Lengths of one extendable config stay in one worker, shortest first, so each
-    continues the one before.
-    """
-    if jobs < 1:
-        raise ConfigError(f"jobs must be >= 1, got {jobs}")
-    store = RunStore(results_dir)
-    unique = list(dict.fromkeys(configs))
-    todo = [c for c in unique if force or not store.has(c)]
-    chains = extension_chains(todo)
-    bar = tqdm(total=len(todo), desc=f"runs ({len(unique) - len(todo)} of {len(unique)} stored)",
-               disable=not show_progress(progress) or not todo, unit="run", position=0,
-               **bar_timing())
-    args = (results_dir, data_dir, force, progress)
-    if jobs == 1 or len(chains) < 2:
-        for chain in chains:
-            _report_failures(_run_chain(chain, *args), bar)
-    else:
-        context = multiprocessing.get_context("spawn")
-        slots = context.Queue()
-        for slot in range(1, jobs + 1):
-            slots.put(slot)
-        with ProcessPoolExecutor(max_workers=min(jobs, len(chains)), mp_context=context,
-                                 initializer=_start_worker, initargs=(threads_per_job(jobs), slots)) as pool:
-            futures = [pool.submit(_run_chain, chain, *args) for chain in chains]
-            try:
-                for future in as_completed(futures):
-                    _report_failures(future.result(), bar)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-    bar.close()
-    return store.frame(c for c in unique if store.status(c) is not None)
-
-
-def extension_chains(configs: list[RunConfig]) -> list[list[RunConfig]]:
-    """Group the lengths of each extendable config (shortest first); other configs stand alone."""
-    chains: dict[RunConfig, list[RunConfig]] = {}
-    for config in configs:
-        chains.setdefault(config.lineage, []).append(config)
-    return [sorted(chain, key=lambda c: c.epochs) for chain in chains.values()]
-
-
-_BAR_POSITION: int | None = None  # this worker's progress-bar line
-
-
-def _start_worker(threads: int, slots: multiprocessing.Queue) -> None:
-    global _BAR_POSITION
-    torch.set_num_threads(threads)
-    _BAR_POSITION = slots.get()
-
-
-def _run_chain(chain: list[RunConfig], results_dir: str | None, data_dir: str | None, force: bool,
-               progress: bool | None) -> list[tuple[str, str | None]]:
-    """Fit each config in turn; (run id, error or None) for each. Bad input (DeepclsError) raises."""
-    outcomes = []
-    for config in chain:
-        try:
-            fit(config, results_dir=results_dir, data_dir=data_dir, force=force, progress=progress,
-                bar_position=_BAR_POSITION)
-            outcomes.append((config.run_id, None))
-        except DeepclsError:
-            raise  # bad input stops the grid
-        except Exception as err:  # stored as status "failed"; the other runs go on
-            outcomes.append((config.run_id, f"{type(err).__name__}: {err}"))
-    return outcomes
-
-
-def _report_failures(outcomes: list[tuple[str, str | None]], bar: tqdm) -> None:
-    for run_id, error in outcomes:
-        if error is not None:
-            warnings.warn(f"run {run_id} failed: {error}", stacklevel=3)
-        bar.update(1)
-
-
-def results_table(
-    tables: str | Sequence[str],
-    profile: str,
-    seeds: Sequence[int] = (0,),
-    *,
-    rows: Sequence[int] | None = None,
-    results_dir: str | None = None,
-    data_dir: str | None = None,
-    force: bool = False,
-    run: bool = True,
-    progress: bool | None = None,
-    jobs: int = 1,
-) -> pd.DataFrame:
-    """Reported beside reproduced, one line per row (mean and std over seeds).
-
-    ``rows`` keeps only those row numbers. With ``run=False`` nothing is trained: rows
-    not in the store show as pending; ``jobs`` as in run_grid.
-    """
+def grid(tables: str | Sequence[str], profile: str, seeds: Sequence[int] = (0,),
+         rows: Sequence[int] | None = None) -> pd.DataFrame:
+    """The lines of several tables (``rows``: only these row numbers), as :func:`table_grid`."""
     tables = [tables] if isinstance(tables, str) else list(tables)
-    grid = pd.concat([table_grid(t, profile, seeds) for t in tables], ignore_index=True)
+    lines = pd.concat([table_grid(t, profile, seeds) for t in tables], ignore_index=True)
     if rows is not None:
-        grid = grid[grid["row"].isin(rows)].reset_index(drop=True)
-    if run:
-        run_grid(grid["config"], results_dir=results_dir, data_dir=data_dir, force=force, progress=progress,
-                 jobs=jobs)
-    store = RunStore(results_dir)
-    stored = store.frame(c for c in dict.fromkeys(grid["config"]) if store.status(c) is not None)
-    metrics = stored.set_index("run_id") if not stored.empty else pd.DataFrame()
-    grid["run_id"] = [c.run_id for c in grid["config"]]
-    row_of = {(table, run_id): f"row {row}" for table, run_id, row in zip(grid["table"], grid["run_id"], grid["row"])}
-    lines = []
-    for (table, row), group in grid.groupby(["table", "row"], sort=False):
-        first = group.iloc[0]
-        done = [metrics.loc[r] for r in group["run_id"] if r in metrics.index]
-        shorter = {e for m in done if isinstance(e := m.get("extended_from"), str)}
-        lines.append({
-            "table": table, "row": row, "model": first["model"], "dataset": first["dataset"],
-            "setting": describe(first["config"]), "source": first["source"],
-            "reported_train": first["highest_train_acc"], "reported_test": first["highest_test_acc"],
-            **_aggregate(done, len(group)),
-            "epochs": first["config"].epochs, "batch_size": first["config"].batch_size,
-            "profile": profile, "run_ids": ",".join(group["run_id"]),
-            "continues": ", ".join(sorted(row_of.get((table, r), r) for r in shorter)),
-            "progress": "; ".join(p for c in group["config"] if not store.has(c) and (p := store.progress(c))),
-        })
-    table_frame = pd.DataFrame(lines)
-    table_frame["delta_test"] = table_frame["test_mean"] - table_frame["reported_test"]
-    return table_frame
-
-
-def _aggregate(done: list[pd.Series], expected: int) -> dict:
-    if not done:
-        return {"train_mean": np.nan, "test_mean": np.nan, "test_std": np.nan, "final_test_mean": np.nan,
-                "seeds_done": 0, "wall_time_s": np.nan, "status": "pending", "device": None}
-    frame = pd.DataFrame(done)
-    statuses = sorted(set(frame["status"]))
-    status = statuses[0] if len(statuses) == 1 else "/".join(statuses)
-    if len(done) < expected:
-        status += f" ({len(done)}/{expected} seeds)"
-    return {
-        "train_mean": frame["highest_train_acc"].astype(float).mean(),
-        "test_mean": frame["highest_test_acc"].astype(float).mean(),
-        "test_std": frame["highest_test_acc"].astype(float).std(ddof=1) if len(done) > 1 else np.nan,
-        "final_test_mean": frame["final_test_acc"].astype(float).mean(),
-        "seeds_done": len(done),
-        "wall_time_s": frame["wall_time_s"].astype(float).sum(),
-        "status": status,
-        "device": " | ".join(dict.fromkeys(frame["device"].astype(str))),
-    }
+        lines = lines[lines["row"].isin(rows)]
+    return lines.reset_index(drop=True)
 
 
 def describe(config: RunConfig) -> str:

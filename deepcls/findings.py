@@ -1,11 +1,12 @@
 """Reading results: the report's claims checked, per-row differences, collapse to one class.
 
-Everything here takes a results table from ``experiments.results_table`` (and, for per-run
-details, the run store) and trains nothing.
+Everything here takes a results table (deepcls.reading.results_table) and, for per-run details,
+the RunStore it came from; nothing here trains.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,9 +14,10 @@ import pandas as pd
 import torch
 
 from deepcls.data import DATASETS, get_spec
-from deepcls.models import build_model
+from deepcls.models import build_for_dataset, input_padding
+from deepcls.profiles import REDUCED
+from deepcls.reading import first_record, records
 from deepcls.store import RunRecord, RunStore
-from deepcls.train import input_padding
 
 AGREEMENT_POINTS = 0.5
 """|Δ test| (percentage points) counted as agreement with the report — a judgement call for
@@ -101,7 +103,7 @@ def differences(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd.D
 
 def _reading(line: pd.Series, d_test: float, d_train: float, within: float) -> str:
     """At most 50 characters (pandas' default column width in the notebooks)."""
-    if line["profile"] in ("smoke", "quick"):
+    if line["profile"] in REDUCED:
         return f"not comparable: reduced {line['profile']} budget"
     if abs(d_test) <= within:
         return f"agrees (within {within:g} points)"
@@ -137,7 +139,7 @@ def vflip_reading(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd
     base, probe = out
     if any(np.isnan(x) for x in (base["train"], probe["train"])):
         probe["reading"] = "pending"
-    elif probe["profile"] in ("smoke", "quick"):
+    elif probe["profile"] in REDUCED:
         probe["reading"] = f"not comparable: reduced {probe['profile']} budget"
     elif abs(probe["Δ train vs report"]) >= abs(base["Δ train vs report"]):
         probe["reading"] = "not closer on train: reading doesn't explain it"
@@ -162,12 +164,12 @@ def seed_noise(results: pd.DataFrame) -> pd.DataFrame:
     """
     out = []
     for _, line in results.iterrows():
-        k, expected = int(line["seeds_done"]), len(line["run_ids"].split(","))
+        k, expected = int(line["seeds_done"]), len(line["run_ids"])
         sigma = line["test_std"] if k >= 2 else np.nan
         band = 2 * np.sqrt(2) * sigma
         if k < 2:
             reading = f"pending: {k} of {expected} seeds run, 2 needed"
-        elif line["profile"] in ("smoke", "quick"):
+        elif line["profile"] in REDUCED:
             reading = f"reduced {line['profile']} budget: not the paper's noise"
         else:
             gap = abs(line["reported_test"] - line["test_mean"])
@@ -181,23 +183,16 @@ def seed_noise(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def records(results: pd.DataFrame, table: str, row: int, results_dir: str | None = None) -> list[RunRecord]:
-    """The stored RunRecords (one per seed) behind one line of a results table."""
-    line = results[(results["table"] == table) & (results["row"] == row)].iloc[0]
-    store = RunStore(results_dir)
-    return [store.load(r) for r in line["run_ids"].split(",") if store.status(r) is not None]
-
-
-def first_record(results: pd.DataFrame, table: str, row: int, results_dir: str | None = None) -> RunRecord | None:
-    """The first seed's stored run of a line, or None while it is pending."""
-    found = records(results, table, row, results_dir)
-    return found[0] if found else None
-
-
 def best_line(results: pd.DataFrame) -> pd.Series:
     """The line with the highest reproduced test accuracy (the first line if none ran yet)."""
     scores = results["test_mean"]
     return results.loc[scores.idxmax()] if scores.notna().any() else results.iloc[0]
+
+
+def best_record(results: pd.DataFrame, store: RunStore) -> tuple[RunRecord | None, str]:
+    """The first seed's run of the best line (:func:`best_line`) and that line's setting."""
+    line = best_line(results)
+    return first_record(results, line["table"], line["row"], store), line["setting"]
 
 
 def confusions(record: RunRecord | None, true: str, predicted: str) -> int | None:
@@ -208,13 +203,12 @@ def confusions(record: RunRecord | None, true: str, predicted: str) -> int | Non
     return int(record.confusion[names.index(true), names.index(predicted)])
 
 
-def collapse_check(results: pd.DataFrame, table: str, rows: Sequence[int],
-                   results_dir: str | None = None) -> pd.DataFrame:
+def collapse_check(results: pd.DataFrame, table: str, rows: Sequence[int], store: RunStore) -> pd.DataFrame:
     """Per row: reproduced test accuracy and whether each seed's final model collapsed."""
     lines = []
     for row in rows:
         line = results[(results["table"] == table) & (results["row"] == row)].iloc[0]
-        runs = records(results, table, row, results_dir)
+        runs = records(results, table, row, store)
         lines.append({"row": row, "setting": line["setting"], "reported test": line["reported_test"],
                       "reproduced test": line["test_mean"],
                       "collapsed to one class": ", ".join("yes" if collapsed(r) else "no" for r in runs) or "pending"})
@@ -243,9 +237,61 @@ def input_signal_at_init(dataset: str, models: Sequence[str], inits: Sequence[st
         x = torch.randn(images, spec.channels, side, side, generator=generator)
         for init in inits:
             torch.manual_seed(seed)
-            net = build_model(model, in_channels=spec.channels, num_classes=spec.num_classes, init=init,
-                              **options).eval()
+            net = build_for_dataset(model, dataset, init=init, **options).eval()
             with torch.no_grad():
                 spread[(model, init)] = net(x).std(0).mean().item()
     frame = pd.Series(spread).unstack()
     return frame.loc[list(models), list(inits)].rename_axis(index="model", columns="init")
+
+
+# ---------------------------------------------------------------- sentences
+AGREEMENT_LISTED = 5  # rows named beyond the threshold, largest |Δ| first
+
+
+def _compared(results: pd.DataFrame) -> pd.DataFrame:
+    """Run rows with a reported test accuracy; a run that several tables repeat against the same
+    reported number (the report's baseline row) counts once, under its first row."""
+    run = results[(results["status"] != "pending") & results["delta_test"].notna()]
+    return run.drop_duplicates(subset=["run_ids", "delta_test"]) if "run_ids" in run else run
+
+
+def agreement(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> str:
+    """One sentence on how the distinct run rows compare with the report's test accuracies."""
+    run = _compared(results)
+    if run.empty:
+        return "No row with a reported test accuracy has been run yet."
+    delta = run["delta_test"]
+    close = int((delta.abs() <= within).sum())
+    sentence = (f"{close} of {len(run)} distinct runs with a reported test accuracy are within {within:g} points "
+                f"of it (median Δ {delta.median():+.2f})")
+    far = run[delta.abs() > within].sort_values("delta_test", key=abs, ascending=False)
+    if far.empty:
+        return sentence + "."
+    named = far.head(AGREEMENT_LISTED)
+    listed = ", ".join(f"{t} {r} ({d:+.2f})" for t, r, d in zip(named["table"], named["row"], named["delta_test"]))
+    more = f" and {len(far) - len(named)} more" if len(far) > len(named) else ""
+    return f"{sentence}; further: {listed}{more}."
+
+
+def beats(results: pd.DataFrame) -> str:
+    """One sentence for an improved recipe: how many reported rows its runs beat, on the highest
+    and on the honest final-epoch test accuracy. The recipe replaces the settings rows vary
+    (optimizer, lr, batch size, augmentation), so one run can stand for several rows."""
+    run = _compared(results)
+    if run.empty:
+        return "No row with a reported test accuracy has been run yet."
+    final = int((run["final_test_mean"] > run["reported_test"]).sum())
+    return (f"{int((run['delta_test'] > 0).sum())} of {len(run)} reported rows beaten on test accuracy "
+            f"(median Δ {run['delta_test'].median():+.2f}), {final} on the final epoch alone, by "
+            f"{run['run_ids'].nunique()} distinct run(s): the recipe replaces the optimizer, lr, batch size and "
+            f"augmentation, so rows that vary only those share a run.")
+
+
+def noise(results: pd.DataFrame) -> str:
+    """One sentence on the seed band of a multi-seed results line (findings.seed_noise); "" under 2 seeds."""
+    line = seed_noise(results).iloc[0]
+    if math.isnan(line["test std"]):
+        return ""
+    return (f"Measured seed noise: {line['table']} row {line['row']} over {line['seeds'].split()[0]} seeds gives "
+            f"{line['test mean']:.2f} ± {line['test std']:.2f}, so one-run differences under "
+            f"{line['noise band']:.2f} points are seed noise.")

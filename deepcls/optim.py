@@ -28,7 +28,8 @@ def lr_factor(schedule: str, step: int, total: int, warmup: float = 0.0) -> floa
     """Multiplier of the base lr at ``step`` of ``total`` (a linear warm-up comes first).
 
     constant: 1 (the report's choice); step: x0.1 at 50% and 75% of training;
-    cosine: half-cosine to 0; onecycle: linear warm-up then linear decay to 0.
+    cosine: half-cosine to 0; triangle: linear warm-up then linear decay to 0 (the
+    triangular shape of fast CIFAR trainers; not torch's cosine-annealed ``OneCycleLR``).
     """
     warm = int(warmup * total)
     if step < warm:
@@ -40,4 +41,4 @@ def lr_factor(schedule: str, step: int, total: int, warmup: float = 0.0) -> floa
         return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
     if schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))
-    return 1.0 - progress  # onecycle
+    return 1.0 - progress  # triangle

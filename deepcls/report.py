@@ -24,10 +24,14 @@ from nbconvert import HTMLExporter
 
 from deepcls import tables
 from deepcls.errors import ConfigError
-from deepcls.experiments import ALL_TABLES, get_profile, results_table
+from deepcls.experiments import ALL_TABLES, grid
+from deepcls.fileio import write_text
+from deepcls.profiles import get_profile
+from deepcls.readme import profile_summary
+from deepcls.reading import results_table
 from deepcls.reference import REPORT_TITLE
-from deepcls.store import resolve_results_dir
-from deepcls.train import threads_per_job
+from deepcls.runtime import threads_per_job
+from deepcls.store import RunStore, resolve_results_dir
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 OVERVIEW = "00_overview"
@@ -69,13 +73,7 @@ def render_html(notebook: Path, target: Path) -> None:
     """Notebook -> standalone HTML with input cells hidden, written atomically."""
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-    _write(target, body)
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(target, body)
 
 
 def build_report(
@@ -152,8 +150,9 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
     """index.html: profile banner, links with status, and the overview table from the store."""
     prof = get_profile(profile)
     try:
-        results = results_table(ALL_TABLES, profile, run=False, results_dir=results_dir)
-        overview = f"<p>{html.escape(tables.agreement(results))}</p>\n{tables.to_html(results)}"
+        store = RunStore(results_dir)
+        results = results_table(grid(ALL_TABLES, profile), store)
+        overview = f"<p>{html.escape(profile_summary(profile, store))}</p>\n{tables.to_html(results)}"
     except Exception:  # the index must still render and show why
         overview = f"<pre>{html.escape(traceback.format_exc())}</pre>"
     items = "\n".join(
@@ -165,7 +164,7 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
     page = INDEX_TEMPLATE.format(title=html.escape(REPORT_TITLE), profile=html.escape(profile),
                                  description=html.escape(prof.description), items=items,
                                  overview=overview, stamp=stamp)
-    _write(html_dir / "index.html", page)
+    write_text(html_dir / "index.html", page)
 
 
 def _title(name: str) -> str:

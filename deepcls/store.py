@@ -29,6 +29,7 @@ import torch
 
 from deepcls.config import RunConfig
 from deepcls.errors import StoreError
+from deepcls.fileio import write_with
 
 try:
     import fcntl
@@ -228,16 +229,7 @@ class RunStore:
         return self.checkpoints / f"{config.run_id}.pt"
 
     def save_checkpoint(self, config: RunConfig, state: dict[str, Any]) -> None:
-        path = self.checkpoint_path(config)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_with(self.checkpoint_path(config), lambda tmp: torch.save(state, tmp), suffix=".pt")
 
     def load_checkpoint(self, config: RunConfig) -> dict[str, Any] | None:
         path = self.checkpoint_path(config)

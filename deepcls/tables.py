@@ -1,4 +1,4 @@
-"""Formatting of results tables (notebooks, the HTML index and the README)."""
+"""Formatting only: numbers and results tables as strings (notebooks, the HTML index, the README)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import math
 
 import pandas as pd
 
-from deepcls.experiments import get_profile
-from deepcls.findings import AGREEMENT_POINTS, seed_noise
+from deepcls.profiles import get_profile
 
 
 def pct(value: float | None, std: float | None = None) -> str:
@@ -57,7 +56,7 @@ def banner(profile: str) -> str:
 
 
 def format_results(results: pd.DataFrame) -> pd.DataFrame:
-    """The comparison columns of experiments.results_table as display strings."""
+    """The comparison columns of reading.results_table as display strings."""
     return pd.DataFrame({
         "table": results["table"],
         "row": results["row"],
@@ -76,58 +75,6 @@ def format_results(results: pd.DataFrame) -> pd.DataFrame:
                    for status, c in zip(results["status"], results.get("continues", [""] * len(results)))],
         "profile": results["profile"],
     })
-
-
-AGREEMENT_LISTED = 5  # rows named beyond the threshold, largest |Δ| first
-
-
-def _compared(results: pd.DataFrame) -> pd.DataFrame:
-    """Run rows with a reported test accuracy; a run that several tables repeat against the same
-    reported number (the report's baseline row) counts once, under its first row."""
-    run = results[(results["status"] != "pending") & results["delta_test"].notna()]
-    return run.drop_duplicates(subset=["run_ids", "delta_test"]) if "run_ids" in run else run
-
-
-def agreement(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> str:
-    """One sentence on how the distinct run rows compare with the report's test accuracies."""
-    run = _compared(results)
-    if run.empty:
-        return "No row with a reported test accuracy has been run yet."
-    delta = run["delta_test"]
-    close = int((delta.abs() <= within).sum())
-    sentence = (f"{close} of {len(run)} distinct runs with a reported test accuracy are within {within:g} points "
-                f"of it (median Δ {delta.median():+.2f})")
-    far = run[delta.abs() > within].sort_values("delta_test", key=abs, ascending=False)
-    if far.empty:
-        return sentence + "."
-    named = far.head(AGREEMENT_LISTED)
-    listed = ", ".join(f"{t} {r} ({d:+.2f})" for t, r, d in zip(named["table"], named["row"], named["delta_test"]))
-    more = f" and {len(far) - len(named)} more" if len(far) > len(named) else ""
-    return f"{sentence}; further: {listed}{more}."
-
-
-def beats(results: pd.DataFrame) -> str:
-    """One sentence for an improved recipe: how many reported rows its runs beat, on the highest
-    and on the honest final-epoch test accuracy. The recipe replaces the settings rows vary
-    (optimizer, lr, batch size, augmentation), so one run can stand for several rows."""
-    run = _compared(results)
-    if run.empty:
-        return "No row with a reported test accuracy has been run yet."
-    final = int((run["final_test_mean"] > run["reported_test"]).sum())
-    return (f"{int((run['delta_test'] > 0).sum())} of {len(run)} reported rows beaten on test accuracy "
-            f"(median Δ {run['delta_test'].median():+.2f}), {final} on the final epoch alone, by "
-            f"{run['run_ids'].nunique()} distinct run(s): the recipe replaces the optimizer, lr, batch size and "
-            f"augmentation, so rows that vary only those share a run.")
-
-
-def noise(results: pd.DataFrame) -> str:
-    """One sentence on the seed band of a multi-seed results line (findings.seed_noise); "" under 2 seeds."""
-    line = seed_noise(results).iloc[0]
-    if math.isnan(line["test std"]):
-        return ""
-    return (f"Measured seed noise: {line['table']} row {line['row']} over {line['seeds'].split()[0]} seeds gives "
-            f"{line['test mean']:.2f} ± {line['test std']:.2f}, so one-run differences under "
-            f"{line['noise band']:.2f} points are seed noise.")
 
 
 def to_html(results: pd.DataFrame) -> str:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import platform
-import sys
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -25,48 +22,18 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import deepcls
-from deepcls.allocator import keep_freed_memory
+from deepcls import metrics
 from deepcls.config import RunConfig
-from deepcls.data import BatchLoader, DatasetSpec, Split, balanced_subset, get_spec, load_dataset
-from deepcls.models import build_model, model_info, model_summary
+from deepcls.data import BatchLoader, DatasetSpec, Split, balanced_subset, epoch_seed, get_spec, load_dataset
+from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.optim import lr_factor, make_optimizer
+from deepcls.progress import bar_timing, show_progress
+from deepcls.runtime import resolve_device
 from deepcls.store import RunRecord, RunStore
 
 SYNC_EVERY = 50  # steps between host reads of the running loss (and divergence checks)
-SAMPLES_KEPT = 64  # correctly and wrongly classified test indices kept for image grids
 EVAL_BATCH = 1000
-
-RunResult = RunRecord
-
-
-def show_progress(progress: bool | None = None) -> bool:
-    """An explicit choice, else on unless ``$DEEPCLS_PROGRESS=0`` (the report sets it)."""
-    return progress if progress is not None else os.environ.get("DEEPCLS_PROGRESS", "1") != "0"
-
-
-LOG_BAR_INTERVAL = 30.0  # seconds between progress lines when stderr is a log file
-
-
-def bar_timing() -> dict[str, float]:
-    """tqdm's refresh intervals: its defaults on a terminal or in Jupyter; when stderr is
-    redirected to a file, a line per LOG_BAR_INTERVAL so a background run's log stays readable
-    (both bounds: tqdm's monitor thread otherwise refreshes every ``maxinterval``, 10 s)."""
-    if sys.stderr.isatty() or "ipykernel" in sys.modules:
-        return {"mininterval": 0.1, "maxinterval": 10.0}
-    return {"mininterval": LOG_BAR_INTERVAL, "maxinterval": LOG_BAR_INTERVAL}
-
-
-def threads_per_job(jobs: int) -> int:
-    """Torch threads for each of ``jobs`` concurrent trainings: the cores shared out, at least one
-    (two 1-thread trainings on 2 cores do ~1.3x the work of one 2-thread training)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // jobs)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
 
 
 def fit(
@@ -108,13 +75,7 @@ class Trainer:
 
     def __init__(self, config: RunConfig, data_dir: str | None = None) -> None:
         self.config = config
-        self.device = resolve_device(config.device)
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        if self.device.type == "cpu":
-            keep_freed_memory()
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time its kernels once
+        self.device = resolve_device(config.device)  # process-wide settings: deepcls.runtime.configure
         self.spec: DatasetSpec = get_spec(config.dataset)
         train, test = load_dataset(config.dataset, data_dir)
         train = _subset(train, config.subset, self.spec)
@@ -127,9 +88,8 @@ class Trainer:
         self.test_loader = BatchLoader(test, self.spec, batch_size=EVAL_BATCH, **common)
 
         torch.manual_seed(config.seed)
-        self.model = build_model(config.model, in_channels=self.spec.channels,
-                                 num_classes=self.spec.num_classes, init=config.init,
-                                 **config.model_options()).to(self.device)
+        self.model = build_for_dataset(config.model, config.dataset, init=config.init,
+                                       **config.model_options()).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.size = model_summary(self.model, tuple(self.test_loader.x.shape[1:]))
@@ -194,7 +154,7 @@ class Trainer:
         """One pass over the training split; returns (mean loss, accuracy %) or (nan, ...)."""
         cfg, steps = self.config, len(self.train_loader)
         self.model.train()
-        torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout masks replay on resume
+        torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout masks replay on resume
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen, start = 0, time.perf_counter()
@@ -246,43 +206,34 @@ class Trainer:
              predictions: np.ndarray | None, error: str | None = None) -> RunRecord:
         cfg = self.config
         history = pd.DataFrame(self.history, columns=HISTORY_COLUMNS)
-        metrics: dict[str, Any] = {
+        summary: dict[str, Any] = {
             "run_id": cfg.run_id,
             "status": status,
             "profile": cfg.profile,
             "epochs_run": len(history),
             "diverged_epoch": diverged_epoch,
             "extended_from": self.extended_from,
-            **_accuracy_summary(history),
+            **metrics.accuracy_summary(history),
             "wall_time_s": float(history["seconds"].sum()),
             "images_per_s": float(history["images_per_s"].mean()) if len(history) else None,
             "params": self.size["params"],
             "macs": self.size["macs"],
-            "device": _device_name(self.device),
+            "device": metrics.device_name(self.device),
             "torch_version": torch.__version__,
             "deepcls_version": deepcls.__version__,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         if error is not None:
-            metrics["error"] = " ".join(error.split())[:500]
+            summary["error"] = " ".join(error.split())[:500]
         confusion, samples = None, None
         if predictions is not None:
             labels = self.test_loader.y.cpu().numpy()
-            k = self.spec.num_classes
-            confusion = np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
-            metrics.update(_confusion_summary(confusion))
-            samples = _samples(labels, predictions, self.test_index.numpy())
-        store.save(cfg, history, metrics, confusion, samples)
+            confusion = metrics.confusion_matrix(labels, predictions, self.spec.num_classes)
+            summary.update(metrics.confusion_summary(confusion))
+            samples = metrics.samples(labels, predictions, self.test_index.numpy())
+        store.save(cfg, history, summary, confusion, samples)
         return store.load(cfg)
 
-
-HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
-
-
-def input_padding(model: str, spec: DatasetSpec) -> int | None:
-    """The side to zero-pad images to (MNIST 28 -> 32 for VGGs with five poolings), or None."""
-    size = model_info(model).min_input_size
-    return size if size > spec.image_shape[0] else None
 
 
 def _subset_index(split: Split, n: int | None, spec: DatasetSpec) -> torch.Tensor:
@@ -294,42 +245,3 @@ def _subset(split: Split, n: int | None, spec: DatasetSpec) -> Split:
         return split
     index = balanced_subset(split.y, n, spec.num_classes)
     return Split(split.x[index], split.y[index])
-
-
-def _accuracy_summary(history: pd.DataFrame) -> dict[str, Any]:
-    """The report's metric (highest over epochs) and the honest one (final epoch)."""
-    if history.empty:
-        return dict.fromkeys(("highest_train_acc", "highest_test_acc", "final_train_acc",
-                              "final_test_acc", "best_epoch"))
-    return {
-        "highest_train_acc": float(history["train_acc"].max()),
-        "highest_test_acc": float(history["test_acc"].max()),
-        "final_train_acc": float(history["train_acc"].iloc[-1]),
-        "final_test_acc": float(history["test_acc"].iloc[-1]),
-        "best_epoch": int(history.loc[history["test_acc"].idxmax(), "epoch"]),
-    }
-
-
-def _confusion_summary(confusion: np.ndarray, top: int = 5) -> dict[str, Any]:
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
-    off = confusion.copy()
-    np.fill_diagonal(off, 0)
-    order = np.argsort(off, axis=None)[::-1][:top]
-    pairs = [[int(i // len(off)), int(i % len(off)), int(off.flat[i])] for i in order if off.flat[i] > 0]
-    return {"per_class_acc": [round(100 * float(a), 2) for a in per_class], "most_confused": pairs}
-
-
-def _samples(labels: np.ndarray, predictions: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:
-    """The first correctly and wrongly classified test images (original dataset indices)."""
-    right = np.flatnonzero(labels == predictions)[:SAMPLES_KEPT]
-    wrong = np.flatnonzero(labels != predictions)[:SAMPLES_KEPT]
-    return {
-        "correct_index": index[right], "correct_pred": predictions[right],
-        "wrong_index": index[wrong], "wrong_pred": predictions[wrong], "wrong_true": labels[wrong],
-    }
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"

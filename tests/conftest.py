@@ -50,3 +50,14 @@ def stored_run() -> Callable[..., None]:
             "final_test_acc": test_acc if final_test_acc is None else final_test_acc, "wall_time_s": 1.0,
             "device": device, "extended_from": extended_from})
     return save
+
+
+INTEGRATION_MODULES = {"test_report.py", "test_bench.py", "test_committed_results.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``integration``: tests on the real data, papermill, nbconvert or the browser (``-m "not integration"``
+    is the quick unit run)."""
+    for item in items:
+        if "data_dir" in getattr(item, "fixturenames", ()) or item.path.name in INTEGRATION_MODULES:
+            item.add_marker(pytest.mark.integration)

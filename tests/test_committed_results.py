@@ -8,11 +8,18 @@ import numpy as np
 import pytest
 
 from deepcls.cli import main
-from deepcls.experiments import PROFILES
+from deepcls.profiles import PROFILES
 from deepcls.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 STORE = RunStore(REPO / "results")
+
+
+def test_every_committed_run_loads_and_hashes_to_its_folder_name() -> None:
+    folders = sorted(p.name for p in STORE.runs.iterdir())
+    assert folders == STORE.run_ids() and len(folders) > 80  # no stray or unreadable folder
+    for run_id in folders:
+        assert STORE.load(run_id).config.run_id == run_id
 
 
 @pytest.mark.parametrize("run_id", STORE.run_ids())

@@ -28,7 +28,7 @@ BAD_FIELDS = [
     ({"epochs": True}, r"epochs must be a positive integer"),
     ({"batch_size": 0}, r"batch_size must be a positive integer"),
     ({"optimizer": "rmsprop"}, r"unknown optimizer 'rmsprop'; known: sgd, adam, adamw"),
-    ({"schedule": "linear"}, r"unknown schedule 'linear'; known: constant, step, cosine, onecycle"),
+    ({"schedule": "linear"}, r"unknown schedule 'linear'; known: constant, step, cosine, triangle"),
     ({"precision": "fp16"}, r"unknown precision 'fp16'; known: fp32, bf16"),
     ({"init": "orthogonal"}, r"unknown init 'orthogonal'"),
     ({"augment": ("flip", "mixup")}, r"unknown augmentation 'mixup'"),
@@ -61,7 +61,7 @@ def test_each_bad_field_gives_one_clear_error(changes: dict[str, Any], message: 
 def test_defaults_and_valid_options_are_accepted() -> None:
     RunConfig()
     config(batch_norm=True, first_kernel=5, augment="flip,crop", subset=10, test_subset=10,
-           optimizer="sgd", nesterov=True, schedule="onecycle", warmup=0.2, precision="fp32")
+           optimizer="sgd", nesterov=True, schedule="triangle", warmup=0.2, precision="fp32")
     RunConfig(dataset="mnist", model="resnet50", stem="imagenet", se=True)
 
 
@@ -144,8 +144,8 @@ def test_cosine_schedule_decays_to_zero() -> None:
     assert all(a > b for a, b in zip(f, f[1:]))
 
 
-def test_onecycle_warms_up_then_decays() -> None:
-    f = factors("onecycle", warmup=0.2)
+def test_triangle_warms_up_then_decays() -> None:
+    f = factors("triangle", warmup=0.2)
     assert f[0] == pytest.approx(1 / 20)
     assert all(a < b for a, b in zip(f[:20], f[1:20]))  # linear warm-up ...
     assert f[19] == f[20] == 1.0  # ... to the peak ...

@@ -9,7 +9,10 @@ import pytest
 from deepcls import experiments as ex
 from deepcls.errors import ConfigError
 from deepcls.reference import paper_table
-from deepcls.tables import agreement, beats, format_results
+from deepcls.findings import agreement, beats
+from deepcls.reading import results_table
+from deepcls.store import RunStore
+from deepcls.tables import format_results
 
 
 def test_paper_profile_uses_exactly_the_reported_settings() -> None:
@@ -59,10 +62,9 @@ def test_unknown_profile_and_table_are_clear_errors() -> None:
 
 
 def test_results_table_without_a_store_is_all_pending(tmp_path) -> None:
-    results = ex.results_table(["vgg_mnist"], "paper", seeds=(0, 1), rows=[9, 10], run=False,
-                               results_dir=str(tmp_path))
+    results = results_table(ex.grid(["vgg_mnist"], "paper", (0, 1), rows=[9, 10]), RunStore(str(tmp_path)))
     assert list(results["row"]) == [9, 10] and (results["status"] == "pending").all()
-    assert results["delta_test"].isna().all() and len(results["run_ids"].iloc[0].split(",")) == 2
+    assert results["delta_test"].isna().all() and len(results["run_ids"].iloc[0]) == 2
 
 
 def test_results_table_names_the_row_a_run_continues(tmp_path, stored_run) -> None:
@@ -71,7 +73,7 @@ def test_results_table_names_the_row_a_run_continues(tmp_path, stored_run) -> No
     assert second.epochs > first.epochs and second.replace(epochs=first.epochs) == first
     stored_run(tmp_path, first)
     stored_run(tmp_path, second, extended_from=first.run_id)
-    results = ex.results_table("resnet_mnist", "quick", rows=[1, 2], run=False, results_dir=str(tmp_path))
+    results = results_table(ex.grid("resnet_mnist", "quick", rows=[1, 2]), RunStore(str(tmp_path)))
     assert list(results["continues"]) == ["", "row 1"]
     assert list(format_results(results)["status"]) == ["complete", "complete, continues row 1"]
 
@@ -81,8 +83,7 @@ def test_results_name_the_machines_their_wall_time_was_measured_on(tmp_path, sto
     first, second = grid.loc[grid["row"] == 1, "config"]
     stored_run(tmp_path, first, device="cpu: x86_64 x1 threads")
     stored_run(tmp_path, second, device="cuda: NVIDIA H200")
-    results = ex.results_table("vgg_mnist", "quick", seeds=(0, 1), rows=[1, 2], run=False,
-                               results_dir=str(tmp_path))
+    results = results_table(ex.grid("vgg_mnist", "quick", (0, 1), rows=[1, 2]), RunStore(str(tmp_path)))
     assert list(format_results(results)["device"]) == ["CPU x1/H200", "—"]
 
 
@@ -92,8 +93,7 @@ def test_a_continued_run_shared_by_another_table_is_named_by_its_own_tables_row(
     assert first in list(ex.table_grid("resnet_se", "quick")["config"])  # the SE table repeats row 3 as row 0
     stored_run(tmp_path, first)
     stored_run(tmp_path, second, extended_from=first.run_id)
-    results = ex.results_table(["resnet_cifar10", "resnet_se"], "quick", rows=[0, 3, 4], run=False,
-                               results_dir=str(tmp_path))
+    results = results_table(ex.grid(["resnet_cifar10", "resnet_se"], "quick", rows=[0, 3, 4]), RunStore(str(tmp_path)))
     assert results.loc[results["table"] == "resnet_cifar10", "continues"].tolist() == ["", "row 3"]
 
 

@@ -103,7 +103,7 @@ def test_seed_noise_turns_the_spread_over_seeds_into_a_band_for_one_run_differen
     frame = pd.DataFrame([{"table": "resnet_cifar10", "row": 3, "reported_test": 81.39,
                            "test_mean": np.mean(tests), "test_std": np.std(tests, ddof=1) if len(tests) > 1 else np.nan,
                            "final_test_mean": np.mean(tests), "seeds_done": len(tests),
-                           "run_ids": "a,b,c", "profile": profile}])
+                           "run_ids": ("a", "b", "c"), "profile": profile}])
     line = findings.seed_noise(frame).iloc[0]
     assert line["reading"] == reading and line["seeds"] == f"{len(tests)} of 3"
     assert line["noise band"] == pytest.approx(band, abs=0.005, nan_ok=True)

@@ -16,8 +16,9 @@ import pytest
 from deepcls import experiments as ex
 from deepcls.findings import NOISE_ROW, NOISE_SEEDS
 from deepcls.report import NOTEBOOKS_DIR, build_report, notebook_names
+from deepcls.reading import results_table
 from deepcls.store import RunStore
-from deepcls.train import threads_per_job
+from deepcls.runtime import threads_per_job
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_CSV = REPO / "deepcls" / "reference" / "paper_tables.csv"
@@ -39,7 +40,7 @@ def test_notebooks_are_committed_without_outputs_and_take_parameters() -> None:
 def test_overview_reported_numbers_match_the_paper_tables() -> None:
     paper = pd.read_csv(REFERENCE_CSV)
     paper = paper[paper["table"] != "resnet_init"]  # a claim without numbers, expanded into 3 runs
-    results = ex.results_table(ex.ALL_TABLES, "paper", run=False, results_dir="/nonexistent-store")
+    results = results_table(ex.grid(ex.ALL_TABLES, "paper"), RunStore("/nonexistent-store"))
     merged = results.merge(paper, on=["table", "row"], how="inner", suffixes=("", "_paper"))
     assert len(merged) == len(paper)
     pd.testing.assert_series_equal(merged["reported_test"], merged["highest_test_acc"], check_names=False)

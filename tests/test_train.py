@@ -21,21 +21,36 @@ from deepcls.cli import build_parser, config_from_args
 from deepcls.config import RunConfig
 from deepcls.data import balanced_subset
 from deepcls.errors import ConfigError
-from deepcls.experiments import extension_chains, run_grid
+from deepcls.progress import LOG_BAR_INTERVAL, bar_timing
+from deepcls.runner import extension_chains, run_grid
+from deepcls.runtime import threads_per_job
 from deepcls.store import RunRecord, RunStore
-from deepcls.train import LOG_BAR_INTERVAL, Trainer, bar_timing, fit, threads_per_job
+from deepcls.train import Trainer, fit
 
 TIMING_COLUMNS = ["seconds", "images_per_s"]
 FAST = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
 SMALL = RunConfig(**FAST, batch_norm=True, epochs=3, subset=1000, test_subset=200, batch_size=50)
 # One epoch on all 60000 real training images, scored on all 10000 test images: 98.76% in ~6 s on
-# 2 CPU cores (seeds 0-4: 98.7-99.0%). BN and a decaying one-cycle lr make one epoch enough.
+# 2 CPU cores (seeds 0-4: 98.7-99.0%). BN and a decaying triangular lr make one epoch enough.
 MNIST_ONE_EPOCH = RunConfig(dataset="mnist", model="vgg7", width="reduced", batch_norm=True, classifier_width=256,
-                            batch_size=128, optimizer="adam", lr=3e-3, schedule="onecycle", warmup=0.1, epochs=1)
+                            batch_size=128, optimizer="adam", lr=3e-3, schedule="triangle", warmup=0.1, epochs=1)
 
 
 def train(config: RunConfig, root: Path, data_dir: Path, **kwargs: Any) -> RunRecord:
     return fit(config, results_dir=str(root), data_dir=str(data_dir), progress=False, **kwargs)
+
+
+def count_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the batch size of every training step from now on (the list fills as steps run)."""
+    steps: list[int] = []
+    real_step = Trainer.step
+
+    def counting_step(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        steps.append(len(y))
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "step", counting_step)
+    return steps
 
 
 def results(history: pd.DataFrame) -> pd.DataFrame:
@@ -131,14 +146,7 @@ def test_finished_run_is_reused_without_training(small_run: tuple[Path, RunRecor
     pd.testing.assert_frame_equal(reused.history, first.history)
 
     monkeypatch.undo()
-    steps: list[int] = []
-    real_step = Trainer.step
-
-    def counting_step(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        steps.append(len(y))
-        return real_step(self, x, y)
-
-    monkeypatch.setattr(Trainer, "step", counting_step)
+    steps = count_steps(monkeypatch)
     forced = train(SMALL, root, data_dir, force=True)
     assert not forced.reused and forced.status == "complete"
     assert sum(steps) == SMALL.epochs * SMALL.subset
@@ -155,14 +163,7 @@ def test_a_longer_run_continues_the_shorter_one_exactly(small_run: tuple[Path, R
     assert store.prefix_run(SMALL.replace(schedule="cosine")) is None  # lr depends on the length
     assert store.prefix_run(SMALL.replace(lr=2e-3)) is None
 
-    steps: list[int] = []
-    real_step = Trainer.step
-
-    def counting_step(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        steps.append(len(y))
-        return real_step(self, x, y)
-
-    monkeypatch.setattr(Trainer, "step", counting_step)
+    steps = count_steps(monkeypatch)
     longer = train(SMALL, tmp_path, data_dir)
     assert sum(steps) == SMALL.subset  # only the third epoch was trained
     assert longer.metrics["extended_from"] == short.run_id and scratch.metrics["extended_from"] is None
@@ -223,9 +224,11 @@ def test_a_crash_is_recorded_as_failed_and_the_grid_goes_on(data_dir: Path, tmp_
 
     monkeypatch.setattr(Trainer, "step", step)
     with pytest.warns(UserWarning, match="simulated out of memory"):
-        frame = run_grid([broken, normal], results_dir=str(tmp_path), data_dir=str(data_dir), progress=False)
-    assert dict(zip(frame["run_id"], frame["status"])) == {broken.run_id: "failed", normal.run_id: "complete"}
+        outcomes = run_grid([broken, normal], results_dir=str(tmp_path), data_dir=str(data_dir), progress=False)
+    assert [(o.run_id, o.error) for o in outcomes] == [
+        (broken.run_id, "RuntimeError: simulated out of memory"), (normal.run_id, None)]
     store = RunStore(tmp_path)
+    assert store.status(broken) == "failed" and store.status(normal) == "complete"
     assert "simulated out of memory" in store.load(broken).metrics["error"]
     assert not store.has(broken)  # a failed run is retried next time
     monkeypatch.setattr(Trainer, "step", real_step)
@@ -236,11 +239,12 @@ def test_parallel_grid_trains_each_run_once_and_chains_the_lengths_of_a_config(d
     short = SMALL.replace(epochs=1, subset=300, test_subset=100)
     longer, cosine = short.replace(epochs=2), short.replace(schedule="cosine", seed=3)
     assert [[c.epochs for c in chain] for chain in extension_chains([longer, cosine, short])] == [[1, 2], [1]]
-    frame = run_grid([longer, cosine, short, cosine], results_dir=str(tmp_path), data_dir=str(data_dir),
-                     progress=False, jobs=2)
+    outcomes = run_grid([longer, cosine, short, cosine], results_dir=str(tmp_path), data_dir=str(data_dir),
+                        progress=False, jobs=2)
     store = RunStore(tmp_path)
-    assert sorted(frame["run_id"]) == sorted(c.run_id for c in (short, longer, cosine))
-    assert set(frame["status"]) == {"complete"} and len(store.run_ids()) == 3
+    assert sorted(o.run_id for o in outcomes) == sorted(c.run_id for c in (short, longer, cosine))
+    assert all(o.error is None for o in outcomes) and len(store.run_ids()) == 3
+    assert {store.status(c) for c in (short, longer, cosine)} == {"complete"}
     assert store.load(longer).metrics["extended_from"] == short.run_id  # same worker, shortest first
     assert {store.load(c).metrics["device"].split(" x")[-1] for c in (short, longer, cosine)} == {
         f"{threads_per_job(2)} threads"}

@@ -15,8 +15,9 @@ from deepcls.bench.reference import reference_batches, reference_eval_step, refe
 from deepcls.bench.timing import WARMUP, endless, seconds_per_call, synchronize
 from deepcls.config import RunConfig
 from deepcls.data import get_spec, load_dataset
-from deepcls.models import build_model
-from deepcls.train import Trainer, input_padding, resolve_device
+from deepcls.models import build_for_dataset, input_padding
+from deepcls.runtime import configure, resolve_device
+from deepcls.train import Trainer
 
 EVAL_IMAGES = 2000
 REFERENCE_WORKERS = 2  # what pytorch-cifar style scripts used; this machine has 2 cores
@@ -57,8 +58,7 @@ def measure_reference(config: RunConfig, data_dir: str | None, steps: int) -> di
     train_split, test_split = load_dataset(config.dataset, data_dir)
     device = resolve_device(config.device)  # the engine's device: a ratio of like with like
     torch.manual_seed(config.seed)
-    model = build_model(config.model, in_channels=spec.channels, num_classes=spec.num_classes,
-                        **config.model_options()).to(device)
+    model = build_for_dataset(config.model, config.dataset, **config.model_options()).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batches = reference_batches(train_split, spec, config.augment, config.batch_size, pad_to,
                                 train=True, workers=REFERENCE_WORKERS, device=device)
@@ -84,6 +84,7 @@ def run_bench(args: argparse.Namespace) -> int:
     config = RunConfig(dataset=args.dataset, model=args.model, stem=args.stem,
                        batch_size=args.batch_size, augment=args.augment, precision="bf16",
                        compile=args.compile, test_subset=EVAL_IMAGES, profile="custom")
+    configure(config.device)
     reference = measure_reference(config, args.data_dir, args.steps)
     engine = measure_engine(config, args.data_dir, args.steps)
     result = {

@@ -1,11 +1,16 @@
-"""Timing helpers shared by the benchmarks."""
+"""Timing helpers shared by the benchmarks, on torch.utils.benchmark (which waits for queued GPU
+work before reading its clock)."""
 
 from __future__ import annotations
 
-import time
+import logging
 from collections.abc import Callable, Iterator
 
 import torch
+
+# torch.utils.benchmark imports cpp_extension, which warns on every CPU-only machine
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+from torch.utils import benchmark  # noqa: E402
 
 from deepcls.data import BatchLoader
 
@@ -17,11 +22,8 @@ def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int = WARMUP)
     for _ in range(warmup):
         fn()
     synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    synchronize()
-    return (time.perf_counter() - start) / steps
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return timer.timeit(steps).mean
 
 
 def synchronize() -> None:

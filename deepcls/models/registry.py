@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from deepcls.data import DatasetSpec, get_spec
 from deepcls.errors import ConfigError
 from deepcls.models import resnet, vgg
 from deepcls.models.init import init_weights
@@ -99,3 +100,16 @@ def build_model(name: str, *, in_channels: int = 3, num_classes: int = 10, init:
     build, _ = _FAMILIES[info.family]
     model = build(name, in_channels=in_channels, num_classes=num_classes, **options)
     return init_weights(model, init)
+
+
+def input_padding(name: str, spec: DatasetSpec) -> int | None:
+    """The side to zero-pad ``spec``'s images to for model ``name`` (MNIST 28 -> 32 for the VGGs
+    with five poolings), or None when they fit as they are."""
+    size = model_info(name).min_input_size
+    return size if size > spec.image_shape[0] else None
+
+
+def build_for_dataset(name: str, dataset: str, *, init: str = "default", **options: Any) -> nn.Module:
+    """:func:`build_model` with the input channels and classes of ``dataset``."""
+    spec = get_spec(dataset)
+    return build_model(name, in_channels=spec.channels, num_classes=spec.num_classes, init=init, **options)

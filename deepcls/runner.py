@@ -1,0 +1,160 @@
+"""How to train many runs: the one place that does, behind a small executor seam.
+
+``run_grid`` takes RunConfigs (from deepcls.experiments or anywhere), skips what the store
+already holds, groups the lengths of one extendable config into a chain (each continues the
+one before) and hands the chains to an executor. An executor trains chains and reports one
+:class:`Outcome` per run; every executor stores the same run folders a single ``fit`` would.
+
+- ``local``: in this process, or ``jobs`` worker processes with the cores shared out.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Protocol
+
+from tqdm.auto import tqdm
+
+from deepcls import runtime
+from deepcls.config import RunConfig
+from deepcls.errors import ConfigError, DeepclsError
+from deepcls.progress import bar_timing, show_progress
+from deepcls.store import RunStore
+from deepcls.train import fit
+
+Chain = Sequence[RunConfig]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one run: its id and, if it failed, the error in one line."""
+
+    run_id: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every run of a grid shares (plain values: they cross process and node boundaries)."""
+
+    results_dir: str | None = None
+    data_dir: str | None = None
+    force: bool = False
+    progress: bool | None = None
+
+
+class Executor(Protocol):
+    """Trains chains of runs; yields the outcomes of each chain as it finishes (any order)."""
+
+    def run(self, chains: list[Chain], options: Options) -> Iterator[list[Outcome]]: ...
+
+
+class LocalExecutor:
+    """This machine: in-process for one job, else ``jobs`` spawned worker processes, each with
+    its share of the cores and its own progress-bar line."""
+
+    def __init__(self, jobs: int = 1) -> None:
+        if jobs < 1:
+            raise ConfigError(f"jobs must be >= 1, got {jobs}")
+        self.jobs = jobs
+
+    def run(self, chains: list[Chain], options: Options) -> Iterator[list[Outcome]]:
+        if self.jobs == 1 or len(chains) < 2:
+            for chain in chains:
+                yield train_chain(chain, options)
+            return
+        context = multiprocessing.get_context("spawn")
+        slots = context.Queue()
+        for slot in range(1, self.jobs + 1):
+            slots.put(slot)
+        threads = runtime.threads_per_job(self.jobs)
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(chains)), mp_context=context,
+                                 initializer=_start_worker, initargs=(threads, slots)) as pool:
+            futures = [pool.submit(train_chain, chain, options) for chain in chains]
+            try:
+                for future in as_completed(futures):
+                    yield future.result()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+
+EXECUTORS = {"local": LocalExecutor}
+
+
+def make_executor(name: str = "local", **options) -> Executor:
+    """An executor by name (``local``), with its options (``jobs``, ...)."""
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
+    return EXECUTORS[name](**options)
+
+
+def run_grid(
+    configs: Iterable[RunConfig],
+    *,
+    store: RunStore | None = None,
+    results_dir: str | None = None,
+    data_dir: str | None = None,
+    force: bool = False,
+    progress: bool | None = None,
+    jobs: int = 1,
+    executor: Executor | None = None,
+) -> list[Outcome]:
+    """Train what the store does not have yet (identical configs once), in order; one outcome per
+    run trained. A run that fails or diverges is recorded and the grid goes on; bad input
+    (DeepclsError) stops it. ``executor`` defaults to ``LocalExecutor(jobs)``."""
+    store = store or RunStore(results_dir)
+    executor = executor or LocalExecutor(jobs)
+    options = Options(str(store.root), data_dir, force, progress)
+    unique = list(dict.fromkeys(configs))
+    todo = [c for c in unique if force or not store.has(c)]
+    bar = tqdm(total=len(todo), desc=f"runs ({len(unique) - len(todo)} of {len(unique)} stored)",
+               disable=not show_progress(progress) or not todo, unit="run", position=0, **bar_timing())
+    outcomes = []
+    try:
+        for chain_outcomes in executor.run(extension_chains(todo), options):
+            for outcome in chain_outcomes:
+                if outcome.error is not None:
+                    warnings.warn(f"run {outcome.run_id} failed: {outcome.error}", stacklevel=2)
+                bar.update(1)
+            outcomes.extend(chain_outcomes)
+    finally:
+        bar.close()
+    return outcomes
+
+
+def extension_chains(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """Group the lengths of each extendable config (shortest first); other configs stand alone."""
+    chains: dict[RunConfig, list[RunConfig]] = {}
+    for config in configs:
+        chains.setdefault(config.lineage, []).append(config)
+    return [sorted(chain, key=lambda c: c.epochs) for chain in chains.values()]
+
+
+_BAR_POSITION: int | None = None  # this worker's progress-bar line
+
+
+def _start_worker(threads: int, slots: multiprocessing.Queue) -> None:
+    global _BAR_POSITION
+    runtime.configure("auto", threads)
+    _BAR_POSITION = slots.get()
+
+
+def train_chain(chain: Chain, options: Options) -> list[Outcome]:
+    """Fit each config in turn (in this process); one outcome each. Bad input (DeepclsError) raises."""
+    outcomes = []
+    for config in chain:
+        runtime.configure(config.device, config.threads)
+        try:
+            fit(config, results_dir=options.results_dir, data_dir=options.data_dir, force=options.force,
+                progress=options.progress, bar_position=_BAR_POSITION)
+            outcomes.append(Outcome(config.run_id))
+        except DeepclsError:
+            raise  # bad input stops the grid
+        except Exception as err:  # stored as status "failed"; the other runs go on
+            outcomes.append(Outcome(config.run_id, f"{type(err).__name__}: {err}"))
+    return outcomes
