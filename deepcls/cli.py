@@ -42,16 +42,26 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = 
         if kind is bool:
             parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif f.name == "augment":
-            parser.add_argument(_flag(f.name), default=None, metavar="OPS",
-                                help=f"comma-separated, from: {', '.join(AUGMENTATIONS)} (default: none)")
+            parser.add_argument(
+                _flag(f.name),
+                default=None,
+                metavar="OPS",
+                help=f"comma-separated, from: {', '.join(AUGMENTATIONS)} (default: none)",
+            )
         else:
-            parser.add_argument(_flag(f.name), type=kind if kind in (int, float) else str, default=None,
-                                metavar=f.name.upper(), help=help_text)
+            parser.add_argument(
+                _flag(f.name),
+                type=kind if kind in (int, float) else str,
+                default=None,
+                metavar=f.name.upper(),
+                help=help_text,
+            )
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)
-              if getattr(args, f.name, None) is not None}
+    values = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if getattr(args, f.name, None) is not None
+    }
     return RunConfig(**values)
 
 
@@ -73,8 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--data-dir", default=None)
     report.add_argument("--results-dir", default=None)
     report.add_argument("--force", action="store_true", help="retrain runs even if stored")
-    report.add_argument("--no-train", dest="train", action="store_false",
-                        help="train nothing: render the store as it is, missing runs shown as pending")
+    report.add_argument(
+        "--no-train",
+        dest="train",
+        action="store_false",
+        help="train nothing: render the store as it is, missing runs shown as pending",
+    )
 
     bench = sub.add_parser("bench", help="images/s of the deepcls engine vs a plain reference loop")
     bench.add_argument("--model", default="resnet18")
@@ -93,8 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--rows", default=None, help="comma-separated row numbers (default: all)")
     results.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     results.add_argument("--train", action="store_true", help="train the runs the store does not have, in order")
-    results.add_argument("--jobs", type=int, default=1,
-                         help="with --train: runs trained at once, each with its share of the cores (default: 1)")
+    results.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="with --train: runs trained at once, each with its share of the cores (default: 1)",
+    )
     results.add_argument("--data-dir", default=None)
     results.add_argument("--results-dir", default=None)
     results.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
@@ -116,9 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             from deepcls.report import build_report
 
-            return build_report(profile=args.profile, jobs=args.jobs, data_dir=args.data_dir,
-                                results_dir=args.results_dir, force=args.force, train=args.train,
-                                only=args.notebooks.split(",") if args.notebooks else None)
+            return build_report(
+                profile=args.profile,
+                jobs=args.jobs,
+                data_dir=args.data_dir,
+                results_dir=args.results_dir,
+                force=args.force,
+                train=args.train,
+                only=args.notebooks.split(",") if args.notebooks else None,
+            )
         if args.command == "results":
             return _results(args)
         if args.command == "readme":
@@ -141,12 +165,15 @@ def _train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     runtime.configure(config.device, config.threads)
-    record = fit(config, data_dir=args.data_dir, results_dir=args.results_dir,
-                 force=args.force, progress=not args.quiet)
+    record = fit(
+        config, data_dir=args.data_dir, results_dir=args.results_dir, force=args.force, progress=not args.quiet
+    )
     m = record.metrics
     verb = "reused" if record.reused else "trained"
-    print(f"{verb} {record.run_id}: status {m['status']}, epochs {m['epochs_run']}, "
-          f"highest test {pct(m['highest_test_acc'])}%, final test {pct(m['final_test_acc'])}%")
+    print(
+        f"{verb} {record.run_id}: status {m['status']}, epochs {m['epochs_run']}, "
+        f"highest test {pct(m['highest_test_acc'])}%, final test {pct(m['final_test_acc'])}%"
+    )
     print(f"stored in {record.path}")
     return 0 if m["status"] == "complete" else 1
 
@@ -206,8 +233,10 @@ def _info() -> int:
     from deepcls.models import list_models, model_info
     from deepcls.runtime import resolve_device
 
-    print(f"deepcls {deepcls.__version__}  torch {torch.__version__}  torchvision {torchvision.__version__}  "
-          f"python {platform.python_version()}")
+    print(
+        f"deepcls {deepcls.__version__}  torch {torch.__version__}  torchvision {torchvision.__version__}  "
+        f"python {platform.python_version()}"
+    )
     device = resolve_device("auto")
     bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else torch.backends.mkldnn.is_available()
     print(f"device: {device}  threads: {torch.get_num_threads()}  bf16: {'yes' if bf16 else 'no'}")

@@ -84,8 +84,10 @@ class RunConfig:
         accepted = model_info(self.model).options
         for name in MODEL_OPTIONS:
             value = getattr(self, name)
-            check(value is None or name in accepted,
-                  f"model {self.model} has no option {name!r}; it accepts: {', '.join(accepted)}")
+            check(
+                value is None or name in accepted,
+                f"model {self.model} has no option {name!r}; it accepts: {', '.join(accepted)}",
+            )
         check(self.init in INIT_SCHEMES, f"unknown init {self.init!r}; known: {', '.join(INIT_SCHEMES)}")
         check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         check(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
@@ -93,23 +95,37 @@ class RunConfig:
         check(self.profile in PROFILES, f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
         check(_is_number(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr!r}")
         check(_is_int(self.epochs) and self.epochs > 0, f"epochs must be a positive integer, got {self.epochs!r}")
-        check(_is_int(self.batch_size) and self.batch_size > 0,
-              f"batch_size must be a positive integer, got {self.batch_size!r}")
-        check(_is_number(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}")
-        check(_is_number(self.weight_decay) and self.weight_decay >= 0,
-              f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        check(
+            _is_int(self.batch_size) and self.batch_size > 0,
+            f"batch_size must be a positive integer, got {self.batch_size!r}",
+        )
+        check(
+            _is_number(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}"
+        )
+        check(
+            _is_number(self.weight_decay) and self.weight_decay >= 0,
+            f"weight_decay must be >= 0, got {self.weight_decay!r}",
+        )
         check(_is_number(self.warmup) and 0 <= self.warmup < 1, f"warmup must be in [0, 1), got {self.warmup!r}")
-        check(_is_number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
-              f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        check(
+            _is_number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+            f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}",
+        )
         check(_is_int(self.seed) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed!r}")
         for name in ("subset", "test_subset"):
             value = getattr(self, name)
-            check(value is None or (_is_int(value) and value >= 10),
-                  f"{name} must be an integer >= 10 (one per class), got {value!r}")
-        check(isinstance(self.device, str) and _DEVICE.fullmatch(self.device) is not None,
-              f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        check(self.threads is None or (_is_int(self.threads) and self.threads > 0),
-              f"threads must be a positive integer, got {self.threads!r}")
+            check(
+                value is None or (_is_int(value) and value >= 10),
+                f"{name} must be an integer >= 10 (one per class), got {value!r}",
+            )
+        check(
+            isinstance(self.device, str) and _DEVICE.fullmatch(self.device) is not None,
+            f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}",
+        )
+        check(
+            self.threads is None or (_is_int(self.threads) and self.threads > 0),
+            f"threads must be a positive integer, got {self.threads!r}",
+        )
 
     # ------------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:

@@ -67,14 +67,24 @@ DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec(
-            "mnist", "MNIST", (28, 28, 1), 60_000, 10_000,
-            tuple(str(d) for d in range(10)), (0.1307,), (0.3081,),
+            "mnist",
+            "MNIST",
+            (28, 28, 1),
+            60_000,
+            10_000,
+            tuple(str(d) for d in range(10)),
+            (0.1307,),
+            (0.3081,),
         ),
         DatasetSpec(
-            "cifar10", "CIFAR10", (32, 32, 3), 50_000, 10_000,
-            ("airplane", "automobile", "bird", "cat", "deer",
-             "dog", "frog", "horse", "ship", "truck"),
-            (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+            "cifar10",
+            "CIFAR10",
+            (32, 32, 3),
+            50_000,
+            10_000,
+            ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+            (0.4914, 0.4822, 0.4465),
+            (0.2470, 0.2435, 0.2616),
         ),
     )
 }
@@ -109,9 +119,7 @@ class Split:
         return len(self.y)
 
 
-def load_dataset(
-    name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True
-) -> tuple[Split, Split]:
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> tuple[Split, Split]:
     """Load ``(train, test)`` of a dataset, validated; download it first if missing."""
     spec = get_spec(name)
     path = dataset_path(name, data_dir)
@@ -122,8 +130,7 @@ def load_dataset(
     arrays = _read_npz(path)
     _validate(spec, path, arrays)
     return tuple(  # type: ignore[return-value]
-        Split(torch.from_numpy(_nhwc(arrays[f"x_{s}"])), torch.from_numpy(arrays[f"y_{s}"]))
-        for s in ("train", "test")
+        Split(torch.from_numpy(_nhwc(arrays[f"x_{s}"])), torch.from_numpy(arrays[f"y_{s}"])) for s in ("train", "test")
     )
 
 
@@ -147,9 +154,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 def _validate(spec: DatasetSpec, path: Path, arrays: dict[str, np.ndarray]) -> None:
     expected = {"x_train", "y_train", "x_test", "y_test"}
     if set(arrays) != expected:
-        raise DataError(
-            f"{path}: expected keys {sorted(expected)}, found {sorted(arrays)}"
-        )
+        raise DataError(f"{path}: expected keys {sorted(expected)}, found {sorted(arrays)}")
     h, w, c = spec.image_shape
     for split, size in (("train", spec.train_size), ("test", spec.test_size)):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
@@ -164,8 +169,7 @@ def _validate(spec: DatasetSpec, path: Path, arrays: dict[str, np.ndarray]) -> N
             raise DataError(f"{path}: y_{split} has shape {y.shape}, expected {(size,)}")
         if y.size and (y.min() < 0 or y.max() >= spec.num_classes):
             raise DataError(
-                f"{path}: y_{split} has labels in [{y.min()}, {y.max()}], "
-                f"expected 0..{spec.num_classes - 1}"
+                f"{path}: y_{split} has labels in [{y.min()}, {y.max()}], expected 0..{spec.num_classes - 1}"
             )
 
 

@@ -31,7 +31,8 @@ from deepcls.profiles import get_profile
 from deepcls.reference import paper_table
 
 AUGMENT = {
-    "none": (), "no": (),
+    "none": (),
+    "no": (),
     "yes": ("flip", "rotate"),
     "flip+rotation": ("flip", "rotate"),
     "flip+rotation+brightness_contrast": ("flip", "rotate", "brightness_contrast"),
@@ -90,8 +91,9 @@ def table_rows(table: str | None = None) -> pd.DataFrame:
     tables = list(dict.fromkeys(rows["table"]))
     tables.insert(tables.index("resnet_init") + 1, "resnet_vflip")
     order = {t: i for i, t in enumerate(tables)}
-    rows = pd.concat([rows[rows["table"] != "resnet_init"], _init_rows(), _vflip_rows(), _baseline_rows()],
-                     ignore_index=True)
+    rows = pd.concat(
+        [rows[rows["table"] != "resnet_init"], _init_rows(), _vflip_rows(), _baseline_rows()], ignore_index=True
+    )
     rows = rows.sort_values(["table", "row"], key=lambda c: c.map(order) if c.name == "table" else c)
     if table is not None:
         if table not in set(rows["table"]):
@@ -112,10 +114,18 @@ def row_config(row: pd.Series, profile: str, seed: int = 0) -> RunConfig:
     family = "resnet" if model.startswith("resnet") else "vgg"
     options = {"stem": "imagenet", "se": False} if family == "resnet" else {"width": "reduced"}
     settings = dict(
-        dataset=dataset, model=model, epochs=epochs, batch_size=int(row["batch_size"]),
-        optimizer=row["optimizer"], lr=float(row["lr"]), augment=AUGMENT[row["augmentation"]],
-        seed=seed, subset=prof.subset.get(dataset), test_subset=prof.test_subset.get(dataset),
-        profile=profile, **options,
+        dataset=dataset,
+        model=model,
+        epochs=epochs,
+        batch_size=int(row["batch_size"]),
+        optimizer=row["optimizer"],
+        lr=float(row["lr"]),
+        augment=AUGMENT[row["augmentation"]],
+        seed=seed,
+        subset=prof.subset.get(dataset),
+        test_subset=prof.test_subset.get(dataset),
+        profile=profile,
+        **options,
     )
     settings.update(VARIANTS[row["variant"]])
     if profile == "best":
@@ -125,9 +135,18 @@ def row_config(row: pd.Series, profile: str, seed: int = 0) -> RunConfig:
 
 def best_recipe(dataset: str, family: str) -> dict:
     """deepcls's improved training recipe (same model and epochs as the row)."""
-    recipe = dict(optimizer="sgd", lr=0.05 if family == "vgg" else 0.1, momentum=0.9, nesterov=True,
-                  weight_decay=5e-4, schedule="triangle", warmup=0.15, label_smoothing=0.1,
-                  batch_size=128, augment=("flip", "crop", "cutout") if dataset == "cifar10" else ("crop",))
+    recipe = dict(
+        optimizer="sgd",
+        lr=0.05 if family == "vgg" else 0.1,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        schedule="triangle",
+        warmup=0.15,
+        label_smoothing=0.1,
+        batch_size=128,
+        augment=("flip", "crop", "cutout") if dataset == "cifar10" else ("crop",),
+    )
     if family == "vgg":
         recipe["batch_norm"] = True
     return recipe
@@ -142,8 +161,9 @@ def table_grid(table: str, profile: str, seeds: Sequence[int] = (0,)) -> pd.Data
     return pd.DataFrame(lines)
 
 
-def grid(tables: str | Sequence[str], profile: str, seeds: Sequence[int] = (0,),
-         rows: Sequence[int] | None = None) -> pd.DataFrame:
+def grid(
+    tables: str | Sequence[str], profile: str, seeds: Sequence[int] = (0,), rows: Sequence[int] | None = None
+) -> pd.DataFrame:
     """The lines of several tables (``rows``: only these row numbers), as :func:`table_grid`."""
     tables = [tables] if isinstance(tables, str) else list(tables)
     lines = pd.concat([table_grid(t, profile, seeds) for t in tables], ignore_index=True)

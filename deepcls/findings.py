@@ -63,8 +63,9 @@ def check_claims(results: pd.DataFrame) -> pd.DataFrame:
         ra, rb = by_row.loc[a], by_row.loc[b]
         reported = ra["reported_test"] - rb["reported_test"]
         margin = ra["test_mean"] - rb["test_mean"]
-        noise = 2 * np.sqrt(np.nansum([ra["test_std"] ** 2 / max(ra["seeds_done"], 1),
-                                       rb["test_std"] ** 2 / max(rb["seeds_done"], 1)]))
+        noise = 2 * np.sqrt(
+            np.nansum([ra["test_std"] ** 2 / max(ra["seeds_done"], 1), rb["test_std"] ** 2 / max(rb["seeds_done"], 1)])
+        )
         single = min(ra["seeds_done"], rb["seeds_done"]) < 2
         if np.isnan(margin):
             verdict = "pending"
@@ -74,9 +75,16 @@ def check_claims(results: pd.DataFrame) -> pd.DataFrame:
             verdict = "within noise"
         else:
             verdict = ("holds" if margin > 0 else "does not hold") + (" (one run each)" if single else "")
-        lines.append({"claim": text, "rows": f"{a[0]} {a[1]} vs {b[0]} {b[1]}",
-                      "reported margin": reported, "reproduced margin": margin, "verdict": verdict,
-                      "profile": results["profile"].iloc[0]})
+        lines.append(
+            {
+                "claim": text,
+                "rows": f"{a[0]} {a[1]} vs {b[0]} {b[1]}",
+                "reported margin": reported,
+                "reproduced margin": margin,
+                "verdict": verdict,
+                "profile": results["profile"].iloc[0],
+            }
+        )
     return pd.DataFrame(lines)
 
 
@@ -94,11 +102,19 @@ def differences(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd.D
     for _, line in run.iterrows():
         d_test = line["test_mean"] - line["reported_test"]
         d_train = line["train_mean"] - line["reported_train"]
-        lines.append({"table": line["table"], "row": line["row"], "setting": line["setting"],
-                      "Δ test": round(d_test, 2), "Δ train": round(d_train, 2), "seeds": line["seeds_done"],
-                      "reading": _reading(line, d_test, d_train, within), "profile": line["profile"]})
-    return pd.DataFrame(lines, columns=["table", "row", "setting", "Δ test", "Δ train", "seeds", "reading",
-                                        "profile"])
+        lines.append(
+            {
+                "table": line["table"],
+                "row": line["row"],
+                "setting": line["setting"],
+                "Δ test": round(d_test, 2),
+                "Δ train": round(d_train, 2),
+                "seeds": line["seeds_done"],
+                "reading": _reading(line, d_test, d_train, within),
+                "profile": line["profile"],
+            }
+        )
+    return pd.DataFrame(lines, columns=["table", "row", "setting", "Δ test", "Δ train", "seeds", "reading", "profile"])
 
 
 def _reading(line: pd.Series, d_test: float, d_train: float, within: float) -> str:
@@ -109,8 +125,11 @@ def _reading(line: pd.Series, d_test: float, d_train: float, within: float) -> s
         return f"agrees (within {within:g} points)"
     reported_chance, ours_chance = line["reported_test"] <= CHANCE_CEILING, line["test_mean"] <= CHANCE_CEILING
     if reported_chance != ours_chance:
-        return ("report's run at chance (one class), ours trained" if reported_chance
-                else "ours at chance (one class), report's trained")
+        return (
+            "report's run at chance (one class), ours trained"
+            if reported_chance
+            else "ours at chance (one class), report's trained"
+        )
     direction = "lower" if d_test < 0 else "higher"
     if np.isnan(d_train):
         return f"tests {direction}; no reported train acc to compare"
@@ -132,10 +151,18 @@ def vflip_reading(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd
     out = []
     for row, name in ((0, "flip + rotation (Table 2 row 3)"), (1, "flip + vertical flip + rotation")):
         line = lines.loc[row]
-        out.append({"augmentation": name, "train": round(line["train_mean"], 2), "test": round(line["test_mean"], 2),
-                    "Δ train vs report": round(line["train_mean"] - reported_train, 2),
-                    "Δ test vs report": round(line["test_mean"] - reported_test, 2),
-                    "seeds": line["seeds_done"], "reading": "", "profile": line["profile"]})
+        out.append(
+            {
+                "augmentation": name,
+                "train": round(line["train_mean"], 2),
+                "test": round(line["test_mean"], 2),
+                "Δ train vs report": round(line["train_mean"] - reported_train, 2),
+                "Δ test vs report": round(line["test_mean"] - reported_test, 2),
+                "seeds": line["seeds_done"],
+                "reading": "",
+                "profile": line["profile"],
+            }
+        )
     base, probe = out
     if any(np.isnan(x) for x in (base["train"], probe["train"])):
         probe["reading"] = "pending"
@@ -174,12 +201,24 @@ def seed_noise(results: pd.DataFrame) -> pd.DataFrame:
         else:
             gap = abs(line["reported_test"] - line["test_mean"])
             where = "within" if gap <= 2 * sigma * np.sqrt(1 + 1 / k) else "outside"
-            reading = (f"one-run differences under {band:.2f} points are seed noise; "
-                       f"the report's {line['reported_test']:.2f} is {where} noise of our mean")
-        out.append({"table": line["table"], "row": line["row"], "seeds": f"{k} of {expected}",
-                    "test mean": round(line["test_mean"], 2), "test std": round(sigma, 2),
-                    "final-epoch mean": round(line["final_test_mean"], 2), "noise band": round(band, 2),
-                    "reported test": line["reported_test"], "reading": reading, "profile": line["profile"]})
+            reading = (
+                f"one-run differences under {band:.2f} points are seed noise; "
+                f"the report's {line['reported_test']:.2f} is {where} noise of our mean"
+            )
+        out.append(
+            {
+                "table": line["table"],
+                "row": line["row"],
+                "seeds": f"{k} of {expected}",
+                "test mean": round(line["test_mean"], 2),
+                "test std": round(sigma, 2),
+                "final-epoch mean": round(line["final_test_mean"], 2),
+                "noise band": round(band, 2),
+                "reported test": line["reported_test"],
+                "reading": reading,
+                "profile": line["profile"],
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -209,9 +248,15 @@ def collapse_check(results: pd.DataFrame, table: str, rows: Sequence[int], store
     for row in rows:
         line = results[(results["table"] == table) & (results["row"] == row)].iloc[0]
         runs = records(results, table, row, store)
-        lines.append({"row": row, "setting": line["setting"], "reported test": line["reported_test"],
-                      "reproduced test": line["test_mean"],
-                      "collapsed to one class": ", ".join("yes" if collapsed(r) else "no" for r in runs) or "pending"})
+        lines.append(
+            {
+                "row": row,
+                "setting": line["setting"],
+                "reported test": line["reported_test"],
+                "reproduced test": line["test_mean"],
+                "collapsed to one class": ", ".join("yes" if collapsed(r) else "no" for r in runs) or "pending",
+            }
+        )
     return pd.DataFrame(lines)
 
 
@@ -220,8 +265,15 @@ def collapsed(record: RunRecord) -> bool:
     return record.confusion is not None and record.confusion.sum(0).max() >= 0.95 * record.confusion.sum()
 
 
-def input_signal_at_init(dataset: str, models: Sequence[str], inits: Sequence[str] = ("default", "xavier", "he"),
-                         *, images: int = 64, seed: int = 0, **options) -> pd.DataFrame:
+def input_signal_at_init(
+    dataset: str,
+    models: Sequence[str],
+    inits: Sequence[str] = ("default", "xavier", "he"),
+    *,
+    images: int = 64,
+    seed: int = 0,
+    **options,
+) -> pd.DataFrame:
     """How much a freshly initialised model's output depends on its input, per model and init.
 
     The value is the std over ``images`` unit-variance noise images (the scale of normalised
@@ -262,8 +314,10 @@ def agreement(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> str:
         return "No row with a reported test accuracy has been run yet."
     delta = run["delta_test"]
     close = int((delta.abs() <= within).sum())
-    sentence = (f"{close} of {len(run)} distinct runs with a reported test accuracy are within {within:g} points "
-                f"of it (median Δ {delta.median():+.2f})")
+    sentence = (
+        f"{close} of {len(run)} distinct runs with a reported test accuracy are within {within:g} points "
+        f"of it (median Δ {delta.median():+.2f})"
+    )
     far = run[delta.abs() > within].sort_values("delta_test", key=abs, ascending=False)
     if far.empty:
         return sentence + "."
@@ -281,10 +335,12 @@ def beats(results: pd.DataFrame) -> str:
     if run.empty:
         return "No row with a reported test accuracy has been run yet."
     final = int((run["final_test_mean"] > run["reported_test"]).sum())
-    return (f"{int((run['delta_test'] > 0).sum())} of {len(run)} reported rows beaten on test accuracy "
-            f"(median Δ {run['delta_test'].median():+.2f}), {final} on the final epoch alone, by "
-            f"{run['run_ids'].nunique()} distinct run(s): the recipe replaces the optimizer, lr, batch size and "
-            f"augmentation, so rows that vary only those share a run.")
+    return (
+        f"{int((run['delta_test'] > 0).sum())} of {len(run)} reported rows beaten on test accuracy "
+        f"(median Δ {run['delta_test'].median():+.2f}), {final} on the final epoch alone, by "
+        f"{run['run_ids'].nunique()} distinct run(s): the recipe replaces the optimizer, lr, batch size and "
+        f"augmentation, so rows that vary only those share a run."
+    )
 
 
 def noise(results: pd.DataFrame) -> str:
@@ -292,6 +348,8 @@ def noise(results: pd.DataFrame) -> str:
     line = seed_noise(results).iloc[0]
     if math.isnan(line["test std"]):
         return ""
-    return (f"Measured seed noise: {line['table']} row {line['row']} over {line['seeds'].split()[0]} seeds gives "
-            f"{line['test mean']:.2f} ± {line['test std']:.2f}, so one-run differences under "
-            f"{line['noise band']:.2f} points are seed noise.")
+    return (
+        f"Measured seed noise: {line['table']} row {line['row']} over {line['seeds'].split()[0]} seeds gives "
+        f"{line['test mean']:.2f} ± {line['test std']:.2f}, so one-run differences under "
+        f"{line['noise band']:.2f} points are seed noise."
+    )

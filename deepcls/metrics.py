@@ -15,8 +15,9 @@ SAMPLES_KEPT = 64  # correctly and wrongly classified test indices kept for imag
 def accuracy_summary(history: pd.DataFrame) -> dict[str, Any]:
     """The report's metric (highest over epochs) and the honest one (final epoch)."""
     if history.empty:
-        return dict.fromkeys(("highest_train_acc", "highest_test_acc", "final_train_acc",
-                              "final_test_acc", "best_epoch"))
+        return dict.fromkeys(
+            ("highest_train_acc", "highest_test_acc", "final_train_acc", "final_test_acc", "best_epoch")
+        )
     return {
         "highest_train_acc": float(history["train_acc"].max()),
         "highest_test_acc": float(history["test_acc"].max()),
@@ -46,8 +47,11 @@ def samples(labels: np.ndarray, predictions: np.ndarray, index: np.ndarray) -> d
     right = np.flatnonzero(labels == predictions)[:SAMPLES_KEPT]
     wrong = np.flatnonzero(labels != predictions)[:SAMPLES_KEPT]
     return {
-        "correct_index": index[right], "correct_pred": predictions[right],
-        "wrong_index": index[wrong], "wrong_pred": predictions[wrong], "wrong_true": labels[wrong],
+        "correct_index": index[right],
+        "correct_pred": predictions[right],
+        "wrong_index": index[wrong],
+        "wrong_pred": predictions[wrong],
+        "wrong_true": labels[wrong],
     }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 from deepcls.config import RENAMED, RunConfig
 from deepcls.fileio import write_text

@@ -17,9 +17,14 @@ def make_optimizer(config: RunConfig, params: Iterable[torch.nn.Parameter]) -> t
     than the per-parameter loop for the VGGs' 4096-wide classifiers.
     """
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.nesterov and config.momentum > 0,
-                               weight_decay=config.weight_decay, fused=True)
+        return torch.optim.SGD(
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            weight_decay=config.weight_decay,
+            fused=True,
+        )
     cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
     return cls(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
 

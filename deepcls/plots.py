@@ -31,13 +31,24 @@ def pending(message: str = "no stored run yet at this profile") -> plt.Figure:
 
 def reported_vs_reproduced(results: pd.DataFrame, title: str = "") -> plt.Figure:
     """Grouped bars of reported and reproduced highest test accuracy per row (error bars: std)."""
-    frame = results.assign(label=[f"{t.split('_')[0]} {r}" if results["table"].nunique() > 1 else f"row {r}"
-                                  for t, r in zip(results["table"], results["row"])])
+    frame = results.assign(
+        label=[
+            f"{t.split('_')[0]} {r}" if results["table"].nunique() > 1 else f"row {r}"
+            for t, r in zip(results["table"], results["row"])
+        ]
+    )
     fig, (ax,) = _figure(width=max(5.0, 0.7 * len(frame)))
     x = np.arange(len(frame))
     ax.bar(x - 0.2, frame["reported_test"], 0.4, label="reported", color="#9aa5b1")
-    ax.bar(x + 0.2, frame["test_mean"], 0.4, yerr=frame["test_std"].fillna(0), label="reproduced",
-           color="#2a6f97", capsize=3)
+    ax.bar(
+        x + 0.2,
+        frame["test_mean"],
+        0.4,
+        yerr=frame["test_std"].fillna(0),
+        label="reproduced",
+        color="#2a6f97",
+        capsize=3,
+    )
     ax.set_xticks(x, frame["label"], rotation=45, ha="right")
     ax.set_ylabel("highest test accuracy (%)")
     known = pd.concat([frame["reported_test"], frame["test_mean"]]).dropna()
@@ -81,8 +92,17 @@ def confusion(record: RunRecord | None, ax: plt.Axes | None = None, title: str |
         ax.text(0.5, 0.5, f"{title or ''}: no stored run yet", ha="center", va="center", color="#666666")
         return fig
     names = DATASETS[record.config.dataset].classes
-    sns.heatmap(record.confusion, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
-                xticklabels=names, yticklabels=names, annot_kws={"size": 7})
+    sns.heatmap(
+        record.confusion,
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar=False,
+        ax=ax,
+        xticklabels=names,
+        yticklabels=names,
+        annot_kws={"size": 7},
+    )
     ax.set(xlabel="predicted", ylabel="true", title=title or record.run_id)
     fig.tight_layout()
     return fig
@@ -97,8 +117,9 @@ def confusion_pair(a: RunRecord | None, b: RunRecord | None, titles: tuple[str, 
     return fig
 
 
-def sample_grid(record: RunRecord | None, kind: str = "wrong", n: int = 24, data_dir: str | None = None,
-                cols: int = 8) -> plt.Figure:
+def sample_grid(
+    record: RunRecord | None, kind: str = "wrong", n: int = 24, data_dir: str | None = None, cols: int = 8
+) -> plt.Figure:
     """Test images a run classified correctly (``kind="correct"``) or wrongly, with labels."""
     if record is None or f"{kind}_index" not in record.samples:
         return pending()

@@ -21,17 +21,38 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("smoke", "seconds per run, 256 training / 256 test images, 2 epochs: checks the "
-                "machinery, the numbers mean nothing", 2, {"mnist": 256, "cifar10": 256},
-                {"mnist": 256, "cifar10": 256}),
-        Profile("quick", "real data, reduced: 10% of the report's epochs (at least 2) on a "
-                "class-balanced 3,000-image training subset, tested on 2,000 test images",
-                0.1, {"mnist": 3000, "cifar10": 3000}, {"mnist": 2000, "cifar10": 2000}),
-        Profile("paper", "exactly the report's epochs, batch sizes, optimizers, learning rates "
-                "and augmentations on the full datasets", 1.0, {}, {}),
-        Profile("best", "deepcls's improved recipe on the report's models and epochs: SGD "
-                "Nesterov, triangular lr, weight decay, label smoothing, flip+crop(+cutout), "
-                "batch norm in VGGs", 1.0, {}, {}),
+        Profile(
+            "smoke",
+            "seconds per run, 256 training / 256 test images, 2 epochs: checks the machinery, the numbers mean nothing",
+            2,
+            {"mnist": 256, "cifar10": 256},
+            {"mnist": 256, "cifar10": 256},
+        ),
+        Profile(
+            "quick",
+            "real data, reduced: 10% of the report's epochs (at least 2) on a "
+            "class-balanced 3,000-image training subset, tested on 2,000 test images",
+            0.1,
+            {"mnist": 3000, "cifar10": 3000},
+            {"mnist": 2000, "cifar10": 2000},
+        ),
+        Profile(
+            "paper",
+            "exactly the report's epochs, batch sizes, optimizers, learning rates "
+            "and augmentations on the full datasets",
+            1.0,
+            {},
+            {},
+        ),
+        Profile(
+            "best",
+            "deepcls's improved recipe on the report's models and epochs: SGD "
+            "Nesterov, triangular lr, weight decay, label smoothing, flip+crop(+cutout), "
+            "batch norm in VGGs",
+            1.0,
+            {},
+            {},
+        ),
     )
 }
 PROFILE_NAMES = tuple(PROFILES)

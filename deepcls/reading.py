@@ -27,16 +27,25 @@ def results_table(grid: pd.DataFrame, store: RunStore) -> pd.DataFrame:
         first = group.iloc[0]
         done = [metrics.loc[r] for r in group["run_id"] if r in metrics.index]
         shorter = {e for m in done if isinstance(e := m.get("extended_from"), str)}
-        lines.append({
-            "table": table, "row": row, "model": first["model"], "dataset": first["dataset"],
-            "setting": describe(first["config"]), "source": first["source"],
-            "reported_train": first["highest_train_acc"], "reported_test": first["highest_test_acc"],
-            **_aggregate(done, len(group)),
-            "epochs": first["config"].epochs, "batch_size": first["config"].batch_size,
-            "profile": profile, "run_ids": tuple(group["run_id"]),
-            "continues": ", ".join(sorted(row_of.get((table, r), r) for r in shorter)),
-            "progress": "; ".join(p for c in group["config"] if not store.has(c) and (p := store.progress(c))),
-        })
+        lines.append(
+            {
+                "table": table,
+                "row": row,
+                "model": first["model"],
+                "dataset": first["dataset"],
+                "setting": describe(first["config"]),
+                "source": first["source"],
+                "reported_train": first["highest_train_acc"],
+                "reported_test": first["highest_test_acc"],
+                **_aggregate(done, len(group)),
+                "epochs": first["config"].epochs,
+                "batch_size": first["config"].batch_size,
+                "profile": profile,
+                "run_ids": tuple(group["run_id"]),
+                "continues": ", ".join(sorted(row_of.get((table, r), r) for r in shorter)),
+                "progress": "; ".join(p for c in group["config"] if not store.has(c) and (p := store.progress(c))),
+            }
+        )
     table_frame = pd.DataFrame(lines)
     if not table_frame.empty:
         table_frame["delta_test"] = table_frame["test_mean"] - table_frame["reported_test"]
@@ -45,8 +54,16 @@ def results_table(grid: pd.DataFrame, store: RunStore) -> pd.DataFrame:
 
 def _aggregate(done: list[pd.Series], expected: int) -> dict:
     if not done:
-        return {"train_mean": np.nan, "test_mean": np.nan, "test_std": np.nan, "final_test_mean": np.nan,
-                "seeds_done": 0, "wall_time_s": np.nan, "status": "pending", "device": None}
+        return {
+            "train_mean": np.nan,
+            "test_mean": np.nan,
+            "test_std": np.nan,
+            "final_test_mean": np.nan,
+            "seeds_done": 0,
+            "wall_time_s": np.nan,
+            "status": "pending",
+            "device": None,
+        }
     frame = pd.DataFrame(done)
     statuses = sorted(set(frame["status"]))
     status = statuses[0] if len(statuses) == 1 else "/".join(statuses)

@@ -32,9 +32,11 @@ def results_section(profiles: Sequence[str], store: RunStore) -> str:
         shown, listed = results, ""
         if 0 < len(run) < len(results) / 2:  # a profile run on a few rows lists only those
             shown, listed = run, f" Only the rows run are listed; `deepcls results --profile {profile}` shows all."
-        parts.append(f"### Profile `{profile}` ({len(run)} of {len(results)} rows run)\n\n"
-                     f"{get_profile(profile).description}. {profile_summary(profile, store)}{listed}\n\n"
-                     f"{tables.to_markdown(shown)}")
+        parts.append(
+            f"### Profile `{profile}` ({len(run)} of {len(results)} rows run)\n\n"
+            f"{get_profile(profile).description}. {profile_summary(profile, store)}{listed}\n\n"
+            f"{tables.to_markdown(shown)}"
+        )
     return "\n\n".join(parts)
 
 

@@ -27,8 +27,8 @@ from deepcls.errors import ConfigError
 from deepcls.experiments import ALL_TABLES, grid
 from deepcls.fileio import write_text
 from deepcls.profiles import get_profile
-from deepcls.readme import profile_summary
 from deepcls.reading import results_table
+from deepcls.readme import profile_summary
 from deepcls.reference import REPORT_TITLE
 from deepcls.runtime import threads_per_job
 from deepcls.store import RunStore, resolve_results_dir
@@ -50,16 +50,23 @@ def notebook_names(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[str]:
     return [n for n in names if n != OVERVIEW] + ([OVERVIEW] if OVERVIEW in names else [])
 
 
-def execute(name: str, out_dir: Path, html_dir: Path, parameters: dict,
-            notebooks_dir: Path = NOTEBOOKS_DIR) -> NotebookOutcome:
+def execute(
+    name: str, out_dir: Path, html_dir: Path, parameters: dict, notebooks_dir: Path = NOTEBOOKS_DIR
+) -> NotebookOutcome:
     """Run one notebook with papermill, then render whatever it produced to HTML."""
     source = notebooks_dir / f"{name}.ipynb"
     executed = out_dir / f"{name}.ipynb"
     outcome = NotebookOutcome(name, True)
     try:
-        papermill.execute_notebook(str(source), str(executed), parameters=parameters,
-                                   kernel_name="python3", cwd=str(notebooks_dir.parent),
-                                   progress_bar=False, report_mode=False)
+        papermill.execute_notebook(
+            str(source),
+            str(executed),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(notebooks_dir.parent),
+            progress_bar=False,
+            report_mode=False,
+        )
     except Exception as err:  # papermill raises PapermillExecutionError, kernels other errors
         message = getattr(err, "ename", type(err).__name__) + ": " + str(getattr(err, "evalue", err))
         outcome = NotebookOutcome(name, False, message.strip().splitlines()[0][:500])
@@ -103,8 +110,13 @@ def build_report(
     out_dir, html_dir = root / "notebooks" / profile, root / "report" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     html_dir.mkdir(parents=True, exist_ok=True)
-    parameters = {"profile": profile, "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
-                  "results_dir": str(root), "force": force, "train": train}
+    parameters = {
+        "profile": profile,
+        "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+        "results_dir": str(root),
+        "force": force,
+        "train": train,
+    }
 
     def run(name: str) -> NotebookOutcome:
         print(f"[{profile}] executing {name} ...", flush=True)
@@ -122,8 +134,11 @@ def build_report(
         if OVERVIEW in names:
             outcomes.append(run(OVERVIEW))
     executed = {o.name for o in outcomes}
-    earlier = [NotebookOutcome(n, True) for n in notebook_names(notebooks_dir)  # pages of an earlier build
-               if n not in executed and (html_dir / f"{n}.html").exists()]
+    earlier = [
+        NotebookOutcome(n, True)
+        for n in notebook_names(notebooks_dir)  # pages of an earlier build
+        if n not in executed and (html_dir / f"{n}.html").exists()
+    ]
     write_index(profile, sorted(outcomes + earlier, key=lambda o: o.name), html_dir, str(root))
     print(f"report: {html_dir / 'index.html'}")
     failed = [o.name for o in outcomes if not o.ok]
@@ -157,13 +172,19 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
         overview = f"<pre>{html.escape(traceback.format_exc())}</pre>"
     items = "\n".join(
         f'<li class="{"ok" if o.ok else "failed"}"><a href="{o.name}.html">{html.escape(_title(o.name))}</a>'
-        + ("" if o.ok else f' — <strong>failed</strong>: <code>{html.escape(o.error)}</code>') + "</li>"
+        + ("" if o.ok else f" — <strong>failed</strong>: <code>{html.escape(o.error)}</code>")
+        + "</li>"
         for o in outcomes
     )
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page = INDEX_TEMPLATE.format(title=html.escape(REPORT_TITLE), profile=html.escape(profile),
-                                 description=html.escape(prof.description), items=items,
-                                 overview=overview, stamp=stamp)
+    page = INDEX_TEMPLATE.format(
+        title=html.escape(REPORT_TITLE),
+        profile=html.escape(profile),
+        description=html.escape(prof.description),
+        items=items,
+        overview=overview,
+        stamp=stamp,
+    )
     write_text(html_dir / "index.html", page)
 
 

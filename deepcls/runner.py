@@ -72,8 +72,12 @@ class LocalExecutor:
         for slot in range(1, self.jobs + 1):
             slots.put(slot)
         threads = runtime.threads_per_job(self.jobs)
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(chains)), mp_context=context,
-                                 initializer=_start_worker, initargs=(threads, slots)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(self.jobs, len(chains)),
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(threads, slots),
+        ) as pool:
             futures = [pool.submit(train_chain, chain, options) for chain in chains]
             try:
                 for future in as_completed(futures):
@@ -112,8 +116,14 @@ def run_grid(
     options = Options(str(store.root), data_dir, force, progress)
     unique = list(dict.fromkeys(configs))
     todo = [c for c in unique if force or not store.has(c)]
-    bar = tqdm(total=len(todo), desc=f"runs ({len(unique) - len(todo)} of {len(unique)} stored)",
-               disable=not show_progress(progress) or not todo, unit="run", position=0, **bar_timing())
+    bar = tqdm(
+        total=len(todo),
+        desc=f"runs ({len(unique) - len(todo)} of {len(unique)} stored)",
+        disable=not show_progress(progress) or not todo,
+        unit="run",
+        position=0,
+        **bar_timing(),
+    )
     outcomes = []
     try:
         for chain_outcomes in executor.run(extension_chains(todo), options):
@@ -150,8 +160,14 @@ def train_chain(chain: Chain, options: Options) -> list[Outcome]:
     for config in chain:
         runtime.configure(config.device, config.threads)
         try:
-            fit(config, results_dir=options.results_dir, data_dir=options.data_dir, force=options.force,
-                progress=options.progress, bar_position=_BAR_POSITION)
+            fit(
+                config,
+                results_dir=options.results_dir,
+                data_dir=options.data_dir,
+                force=options.force,
+                progress=options.progress,
+                bar_position=_BAR_POSITION,
+            )
             outcomes.append(Outcome(config.run_id))
         except DeepclsError:
             raise  # bad input stops the grid

@@ -104,8 +104,9 @@ class RunStore:
         if not self.runs.exists():
             return []
         # names starting with "." are save()'s temporaries (.tmp-*, .old-*), left by a killed process
-        return sorted(p.name for p in self.runs.iterdir()
-                      if not p.name.startswith(".") and (p / "metrics.json").exists())
+        return sorted(
+            p.name for p in self.runs.iterdir() if not p.name.startswith(".") and (p / "metrics.json").exists()
+        )
 
     def load(self, run: RunConfig | str) -> RunRecord:
         path = self.run_dir(run)
@@ -127,9 +128,7 @@ class RunStore:
 
     def frame(self, runs: Iterable[RunConfig | str] | None = None) -> pd.DataFrame:
         """One row per stored run: config fields and scalar metrics as columns."""
-        ids = self.run_ids() if runs is None else [
-            r.run_id if isinstance(r, RunConfig) else r for r in runs
-        ]
+        ids = self.run_ids() if runs is None else [r.run_id if isinstance(r, RunConfig) else r for r in runs]
         rows = []
         for run_id in ids:
             if not (self.run_dir(run_id) / "metrics.json").exists():
@@ -187,8 +186,12 @@ class RunStore:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    print(f"deepcls: {config.run_id}: waiting for another process training this run "
-                          "(or another length of it)", file=sys.stderr, flush=True)
+                    print(
+                        f"deepcls: {config.run_id}: waiting for another process training this run "
+                        "(or another length of it)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -263,4 +266,3 @@ class RunStore:
 
     def load_final(self, config: RunConfig) -> dict[str, Any]:
         return torch.load(self.final_path(config), map_location="cpu", weights_only=True)
-

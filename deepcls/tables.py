@@ -57,24 +57,28 @@ def banner(profile: str) -> str:
 
 def format_results(results: pd.DataFrame) -> pd.DataFrame:
     """The comparison columns of reading.results_table as display strings."""
-    return pd.DataFrame({
-        "table": results["table"],
-        "row": results["row"],
-        "setting": results["setting"],
-        "reported train": results["reported_train"].map(pct),
-        "reported test": results["reported_test"].map(pct),
-        "reproduced train": results["train_mean"].map(pct),
-        "reproduced test": [pct(m, s) for m, s in zip(results["test_mean"], results["test_std"])],
-        "final-epoch test": results["final_test_mean"].map(pct),
-        "Δ test": results["delta_test"].map(signed),
-        "epochs": results["epochs"],
-        "seeds": results["seeds_done"],
-        "wall time": results["wall_time_s"].map(duration),
-        "device": results["device"].map(short_device) if "device" in results else "—",
-        "status": [status + (f", continues {c}" if c else "")
-                   for status, c in zip(results["status"], results.get("continues", [""] * len(results)))],
-        "profile": results["profile"],
-    })
+    return pd.DataFrame(
+        {
+            "table": results["table"],
+            "row": results["row"],
+            "setting": results["setting"],
+            "reported train": results["reported_train"].map(pct),
+            "reported test": results["reported_test"].map(pct),
+            "reproduced train": results["train_mean"].map(pct),
+            "reproduced test": [pct(m, s) for m, s in zip(results["test_mean"], results["test_std"])],
+            "final-epoch test": results["final_test_mean"].map(pct),
+            "Δ test": results["delta_test"].map(signed),
+            "epochs": results["epochs"],
+            "seeds": results["seeds_done"],
+            "wall time": results["wall_time_s"].map(duration),
+            "device": results["device"].map(short_device) if "device" in results else "—",
+            "status": [
+                status + (f", continues {c}" if c else "")
+                for status, c in zip(results["status"], results.get("continues", [""] * len(results)))
+            ],
+            "profile": results["profile"],
+        }
+    )
 
 
 def to_html(results: pd.DataFrame) -> str:

@@ -83,13 +83,15 @@ class Trainer:
         test = Split(test.x[self.test_index], test.y[self.test_index])
         pad_to = input_padding(config.model, self.spec)
         common = dict(device=self.device, pad_to=pad_to, channels_last=config.channels_last, seed=config.seed)
-        self.train_loader = BatchLoader(train, self.spec, batch_size=config.batch_size, train=True,
-                                        augment=config.augment, **common)
+        self.train_loader = BatchLoader(
+            train, self.spec, batch_size=config.batch_size, train=True, augment=config.augment, **common
+        )
         self.test_loader = BatchLoader(test, self.spec, batch_size=EVAL_BATCH, **common)
 
         torch.manual_seed(config.seed)
-        self.model = build_for_dataset(config.model, config.dataset, init=config.init,
-                                       **config.model_options()).to(self.device)
+        self.model = build_for_dataset(config.model, config.dataset, init=config.init, **config.model_options()).to(
+            self.device
+        )
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.size = model_summary(self.model, tuple(self.test_loader.x.shape[1:]))
@@ -99,8 +101,12 @@ class Trainer:
         self.extended_from: str | None = None  # run id of the shorter run this one continues
 
     def state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "history": self.history, "extended_from": self.extended_from}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "history": self.history,
+            "extended_from": self.extended_from,
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -109,16 +115,22 @@ class Trainer:
         self.extended_from = state.get("extended_from")
 
     def autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=self.config.precision == "bf16")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
 
     # ------------------------------------------------------------------ loop
     def train(self, store: RunStore, progress: bool = True, bar_position: int | None = None) -> RunRecord:
         cfg = self.config
         steps = len(self.train_loader)
-        bar = tqdm(total=cfg.epochs * steps, initial=len(self.history) * steps, disable=not progress,
-                   desc=f"{cfg.model} {cfg.dataset}", unit="step", dynamic_ncols=True, position=bar_position,
-                   **bar_timing())
+        bar = tqdm(
+            total=cfg.epochs * steps,
+            initial=len(self.history) * steps,
+            disable=not progress,
+            desc=f"{cfg.model} {cfg.dataset}",
+            unit="step",
+            dynamic_ncols=True,
+            position=bar_position,
+            **bar_timing(),
+        )
         status, diverged_epoch, predictions = "complete", None, None
         try:
             for epoch in range(len(self.history), cfg.epochs):
@@ -130,14 +142,18 @@ class Trainer:
                     status, diverged_epoch = "diverged", epoch + 1
                     break
                 test_loss, test_acc, predictions = self.evaluate()
-                self.history.append({
-                    "epoch": epoch + 1,
-                    "lr": cfg.lr * lr_factor(cfg.schedule, (epoch + 1) * steps - 1, cfg.epochs * steps, cfg.warmup),
-                    "train_loss": train_loss, "train_acc": train_acc,
-                    "test_loss": test_loss, "test_acc": test_acc,
-                    "seconds": time.perf_counter() - start,
-                    "images_per_s": self.train_loader.num_samples / train_seconds,
-                })
+                self.history.append(
+                    {
+                        "epoch": epoch + 1,
+                        "lr": cfg.lr * lr_factor(cfg.schedule, (epoch + 1) * steps - 1, cfg.epochs * steps, cfg.warmup),
+                        "train_loss": train_loss,
+                        "train_acc": train_acc,
+                        "test_loss": test_loss,
+                        "test_acc": test_acc,
+                        "seconds": time.perf_counter() - start,
+                        "images_per_s": self.train_loader.num_samples / train_seconds,
+                    }
+                )
                 store.save_checkpoint(cfg, self.state())
         except Exception as err:  # recorded as an outcome; the checkpoint stays for a retry
             self.save(store, "failed", None, None, error=f"{type(err).__name__}: {err}")
@@ -171,8 +187,12 @@ class Trainer:
                 mean_loss = (loss_sum / seen).item()
                 if not math.isfinite(mean_loss):
                     return math.nan, math.nan
-                bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{100 * correct.item() / seen:.2f}%",
-                                img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
+                bar.set_postfix(
+                    loss=f"{mean_loss:.3f}",
+                    acc=f"{100 * correct.item() / seen:.2f}%",
+                    img_s=f"{seen / (time.perf_counter() - start):.0f}",
+                    refresh=False,
+                )
         return (loss_sum / seen).item(), 100.0 * correct.item() / seen
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,8 +222,14 @@ class Trainer:
         return loss_sum.item() / n, acc, pred.cpu().numpy()
 
     # ------------------------------------------------------------------ results
-    def save(self, store: RunStore, status: str, diverged_epoch: int | None,
-             predictions: np.ndarray | None, error: str | None = None) -> RunRecord:
+    def save(
+        self,
+        store: RunStore,
+        status: str,
+        diverged_epoch: int | None,
+        predictions: np.ndarray | None,
+        error: str | None = None,
+    ) -> RunRecord:
         cfg = self.config
         history = pd.DataFrame(self.history, columns=HISTORY_COLUMNS)
         summary: dict[str, Any] = {
@@ -233,7 +259,6 @@ class Trainer:
             samples = metrics.samples(labels, predictions, self.test_index.numpy())
         store.save(cfg, history, summary, confusion, samples)
         return store.load(cfg)
-
 
 
 def _subset_index(split: Split, n: int | None, spec: DatasetSpec) -> torch.Tensor:

@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("DEEPCLS_PROFILE", "smoke")
 os.environ.setdefault("DEEPCLS_PROGRESS", "0")
 os.environ["DEEPCLS_RESULTS_DIR"] = os.environ.get("DEEPCLS_NBMAKE_RESULTS_DIR") or tempfile.mkdtemp(
-    prefix="deepcls-nbmake-")
+    prefix="deepcls-nbmake-"
+)
 if "DEEPCLS_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
     os.environ["DEEPCLS_DATA_DIR"] = str(REPO.parent / "shared" / "data")

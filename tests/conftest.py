@@ -30,8 +30,9 @@ def data_dir() -> Path:
     """
     path = real_data_dir()
     if not path.is_dir():
-        message = (f"real data folder {path} not found; set DEEPCLS_DATA_DIR to a folder "
-                   f"holding mnist.npz and cifar10.npz")
+        message = (
+            f"real data folder {path} not found; set DEEPCLS_DATA_DIR to a folder holding mnist.npz and cifar10.npz"
+        )
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
@@ -42,13 +43,30 @@ def data_dir() -> Path:
 def stored_run() -> Callable[..., None]:
     """Writes a one-epoch complete run record into a store without training:
     ``stored_run(root, config, test_acc, final_test_acc=None, extended_from=None, device="cpu")``."""
-    def save(root: Path, config: RunConfig, test_acc: float = 50.0, final_test_acc: float | None = None,
-             extended_from: str | None = None, device: str = "cpu") -> None:
+
+    def save(
+        root: Path,
+        config: RunConfig,
+        test_acc: float = 50.0,
+        final_test_acc: float | None = None,
+        extended_from: str | None = None,
+        device: str = "cpu",
+    ) -> None:
         history = pd.DataFrame({"epoch": [1], "train_acc": [test_acc], "test_acc": [test_acc], "seconds": [1.0]})
-        RunStore(root).save(config, history, {
-            "status": "complete", "highest_train_acc": test_acc, "highest_test_acc": test_acc,
-            "final_test_acc": test_acc if final_test_acc is None else final_test_acc, "wall_time_s": 1.0,
-            "device": device, "extended_from": extended_from})
+        RunStore(root).save(
+            config,
+            history,
+            {
+                "status": "complete",
+                "highest_train_acc": test_acc,
+                "highest_test_acc": test_acc,
+                "final_test_acc": test_acc if final_test_acc is None else final_test_acc,
+                "wall_time_s": 1.0,
+                "device": device,
+                "extended_from": extended_from,
+            },
+        )
+
     return save
 
 

@@ -28,8 +28,9 @@ with tempfile.TemporaryDirectory() as root:
 
 
 def probe(*args: str, code: str = PROBE, **env: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code, *args], env={**os.environ, **env},
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
     return done.stdout.strip()
 
 

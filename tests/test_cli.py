@@ -17,10 +17,34 @@ from deepcls.config import RunConfig
 from deepcls.data import AUGMENTATIONS
 from deepcls.models import list_models
 
-SMALL_ARGS = ["--dataset", "mnist", "--model", "vgg7", "--width", "reduced", "--classifier-width", "64",
-              "--epochs", "1", "--subset", "500", "--test-subset", "100", "--batch-size", "50"]
-SMALL = RunConfig(dataset="mnist", model="vgg7", width="reduced", classifier_width=64, epochs=1,
-                  subset=500, test_subset=100, batch_size=50)
+SMALL_ARGS = [
+    "--dataset",
+    "mnist",
+    "--model",
+    "vgg7",
+    "--width",
+    "reduced",
+    "--classifier-width",
+    "64",
+    "--epochs",
+    "1",
+    "--subset",
+    "500",
+    "--test-subset",
+    "100",
+    "--batch-size",
+    "50",
+]
+SMALL = RunConfig(
+    dataset="mnist",
+    model="vgg7",
+    width="reduced",
+    classifier_width=64,
+    epochs=1,
+    subset=500,
+    test_subset=100,
+    batch_size=50,
+)
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -37,12 +61,17 @@ def files_under(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
-def test_train_end_to_end_then_reuse(data_dir: Path, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_end_to_end_then_reuse(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "results"
     env = {**os.environ, "DEEPCLS_DATA_DIR": str(data_dir)}
-    done = subprocess.run([sys.executable, "-m", "deepcls", "train", *SMALL_ARGS, "--results-dir", str(results),
-                           "--quiet"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "deepcls", "train", *SMALL_ARGS, "--results-dir", str(results), "--quiet"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     run_dir = results / "runs" / SMALL.run_id
     assert done.stdout.startswith(f"trained {SMALL.run_id}: status complete, epochs 1")
@@ -50,8 +79,9 @@ def test_train_end_to_end_then_reuse(data_dir: Path, tmp_path: Path,
     assert (run_dir / "metrics.json").is_file()
     assert "epoch 1/1" not in done.stderr  # --quiet: no progress bar
 
-    code, out, _ = run_cli(["train", *SMALL_ARGS, "--results-dir", str(results),
-                            "--data-dir", str(data_dir), "--quiet"], capsys)
+    code, out, _ = run_cli(
+        ["train", *SMALL_ARGS, "--results-dir", str(results), "--data-dir", str(data_dir), "--quiet"], capsys
+    )
     assert code == 0
     assert out.startswith(f"reused {SMALL.run_id}: status complete")
     assert f"stored in {run_dir}" in out
@@ -74,8 +104,7 @@ def test_subcommands() -> None:
     assert {"train", "report", "bench", "info"} <= set(subcommands())
 
 
-@pytest.mark.parametrize("command", [[], *([name] for name in subcommands())],
-                         ids=lambda c: c[0] if c else "deepcls")
+@pytest.mark.parametrize("command", [[], *([name] for name in subcommands())], ids=lambda c: c[0] if c else "deepcls")
 def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli([*command, "--help"], capsys)
     assert code == 0 and err == ""
@@ -99,8 +128,9 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize(("extra", "message"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
-def test_bad_input_is_one_line_and_exit_2(extra: list[str], message: str, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_one_line_and_exit_2(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     results = tmp_path / "results"
     code, out, err = run_cli(["train", *SMALL_ARGS, *extra, "--results-dir", str(results), "--quiet"], capsys)
     assert code == 2
@@ -115,14 +145,28 @@ def test_unknown_command_is_one_line(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_results_with_zero_jobs_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(["results", "--profile", "smoke", "--tables", "vgg_mnist", "--train", "--jobs", "0",
-                              "--results-dir", str(tmp_path / "results")], capsys)
+    code, out, err = run_cli(
+        [
+            "results",
+            "--profile",
+            "smoke",
+            "--tables",
+            "vgg_mnist",
+            "--train",
+            "--jobs",
+            "0",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ],
+        capsys,
+    )
     assert code == 2 and out == "" and err == "deepcls: error: jobs must be >= 1, got 0\n"
     assert not (tmp_path / "results").exists()
 
 
-def test_missing_data_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_data_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No mnist.npz and (offline) no download: one line, no traceback, no file under the results dir."""
     empty, results = tmp_path / "empty", tmp_path / "results"
     empty.mkdir()
@@ -131,20 +175,21 @@ def test_missing_data_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    code, out, err = run_cli(["train", *SMALL_ARGS, "--data-dir", str(empty), "--results-dir", str(results),
-                              "--quiet"], capsys)
+    code, out, err = run_cli(
+        ["train", *SMALL_ARGS, "--data-dir", str(empty), "--results-dir", str(results), "--quiet"], capsys
+    )
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("deepcls: error: ")
     assert f"{empty / 'mnist.npz'} not found" in err
     assert files_under(results) == []
 
 
-def test_unwritable_results_dir_is_one_line(data_dir: Path, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_unwritable_results_dir_is_one_line(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "file").write_text("a regular file, so nothing can be created below it")
     results = tmp_path / "file" / "results"
-    code, out, err = run_cli(["train", *SMALL_ARGS, "--data-dir", str(data_dir),
-                              "--results-dir", str(results), "--quiet"], capsys)
+    code, out, err = run_cli(
+        ["train", *SMALL_ARGS, "--data-dir", str(data_dir), "--results-dir", str(results), "--quiet"], capsys
+    )
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("deepcls: error: results directory")
     assert "not writable" in err
@@ -152,8 +197,23 @@ def test_unwritable_results_dir_is_one_line(data_dir: Path, tmp_path: Path,
 
 
 def test_results_prints_the_reported_numbers_as_markdown(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["results", "--profile", "paper", "--tables", "vgg_mnist", "--rows", "9,10",
-                 "--results-dir", str(tmp_path), "--markdown"]) == 0
+    assert (
+        main(
+            [
+                "results",
+                "--profile",
+                "paper",
+                "--tables",
+                "vgg_mnist",
+                "--rows",
+                "9,10",
+                "--results-dir",
+                str(tmp_path),
+                "--markdown",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and "| vgg_mnist | 9 | 99.95 | 99.52 |" in lines[2] and "pending" in lines[3]
     assert not (tmp_path / "runs").exists()
@@ -165,8 +225,12 @@ def test_results_shows_how_far_an_unfinished_run_has_got(capsys: pytest.CaptureF
 
     config = experiments.table_grid("vgg_mnist", "paper").query("row == 9")["config"].iloc[0]
     RunStore(tmp_path).save_checkpoint(config, {"history": [{"epoch": e} for e in range(1, 8)]})
-    assert main(["results", "--profile", "paper", "--tables", "vgg_mnist", "--rows", "9,10",
-                 "--results-dir", str(tmp_path)]) == 0
+    assert (
+        main(
+            ["results", "--profile", "paper", "--tables", "vgg_mnist", "--rows", "9,10", "--results-dir", str(tmp_path)]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[1].endswith("pending (7/30 epochs checkpointed)") and out[2].endswith("pending")
 
@@ -210,5 +274,7 @@ def test_readme_states_the_measured_seed_noise_once_two_seeds_are_stored(tmp_pat
         assert "Measured seed noise" not in readme.read_text()  # not before 2 seeds
         stored_run(tmp_path, config, test_acc=acc)
     assert main(["readme", "--profiles", "quick", "--path", str(readme), "--results-dir", str(tmp_path)]) == 0
-    assert ("Measured seed noise: resnet_cifar10 row 3 over 2 seeds gives 40.50 ± 0.71, so one-run "
-            "differences under 2.00 points are seed noise.") in readme.read_text()
+    assert (
+        "Measured seed noise: resnet_cifar10 row 3 over 2 seeds gives 40.50 ± 0.71, so one-run "
+        "differences under 2.00 points are seed noise."
+    ) in readme.read_text()

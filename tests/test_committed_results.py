@@ -33,7 +33,8 @@ def test_committed_run_is_complete_and_consistent(run_id: str) -> None:
     assert m["final_test_acc"] == pytest.approx(history["test_acc"].iloc[-1])
     assert m["highest_train_acc"] == pytest.approx(history["train_acc"].max())
     assert record.confusion is not None and np.trace(record.confusion) / record.confusion.sum() * 100 == (
-        pytest.approx(m["final_test_acc"], abs=1e-6))
+        pytest.approx(m["final_test_acc"], abs=1e-6)
+    )
     assert m["device"] and m["wall_time_s"] > 0
     if m.get("extended_from"):
         shorter = STORE.load(m["extended_from"])

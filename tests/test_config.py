@@ -60,8 +60,18 @@ def test_each_bad_field_gives_one_clear_error(changes: dict[str, Any], message: 
 
 def test_defaults_and_valid_options_are_accepted() -> None:
     RunConfig()
-    config(batch_norm=True, first_kernel=5, augment="flip,crop", subset=10, test_subset=10,
-           optimizer="sgd", nesterov=True, schedule="triangle", warmup=0.2, precision="fp32")
+    config(
+        batch_norm=True,
+        first_kernel=5,
+        augment="flip,crop",
+        subset=10,
+        test_subset=10,
+        optimizer="sgd",
+        nesterov=True,
+        schedule="triangle",
+        warmup=0.2,
+        precision="fp32",
+    )
     RunConfig(dataset="mnist", model="resnet50", stem="imagenet", se=True)
 
 
@@ -79,18 +89,30 @@ def test_run_id_is_stable_for_equal_configs() -> None:
     assert config(lr=1).run_id == config(lr=1.0).run_id  # int and float spellings of one value
 
 
-@pytest.mark.parametrize("changes", [{"lr": 2e-3}, {"seed": 1}, {"augment": ("flip",)},
-                                     {"augment": ("crop", "flip")}, {"subset": 100}, {"epochs": 3},
-                                     {"batch_norm": True}, {"precision": "fp32"}],
-                         ids=lambda c: ",".join(c))
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"lr": 2e-3},
+        {"seed": 1},
+        {"augment": ("flip",)},
+        {"augment": ("crop", "flip")},
+        {"subset": 100},
+        {"epochs": 3},
+        {"batch_norm": True},
+        {"precision": "fp32"},
+    ],
+    ids=lambda c: ",".join(c),
+)
 def test_run_id_changes_with_result_fields(changes: dict[str, Any]) -> None:
     base = {"augment": ("flip", "crop")}
     assert config(**{**base, **changes}).run_id != config(**base).run_id
 
 
-@pytest.mark.parametrize("changes", [{"device": "cpu"}, {"threads": 1}, {"channels_last": False},
-                                     {"compile": True}],
-                         ids=lambda c: ",".join(c))
+@pytest.mark.parametrize(
+    "changes",
+    [{"device": "cpu"}, {"threads": 1}, {"channels_last": False}, {"compile": True}],
+    ids=lambda c: ",".join(c),
+)
 def test_run_id_ignores_speed_fields(changes: dict[str, Any]) -> None:
     assert set(changes) <= set(SPEED_FIELDS)
     assert config(**changes).run_id == config().run_id

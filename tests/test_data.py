@@ -15,9 +15,22 @@ import pytest
 import torch
 import torchvision
 
-from deepcls.data import (AUGMENTATIONS, DATASETS, BatchLoader, DatasetSpec, Split, augment,
-                          balanced_subset, brightness_contrast, crop, cutout, dataset_path,
-                          load_dataset, parse_augment, rotate)
+from deepcls.data import (
+    AUGMENTATIONS,
+    DATASETS,
+    BatchLoader,
+    DatasetSpec,
+    Split,
+    augment,
+    balanced_subset,
+    brightness_contrast,
+    crop,
+    cutout,
+    dataset_path,
+    load_dataset,
+    parse_augment,
+    rotate,
+)
 from deepcls.errors import ConfigError, DataError
 
 Arrays = dict[str, np.ndarray]
@@ -25,17 +38,25 @@ Arrays = dict[str, np.ndarray]
 # Facts about the official releases (the data README; MNIST test counts are the published ones).
 OFFICIAL = {
     "mnist": {
-        "sizes": (60_000, 10_000), "image": (28, 28, 1),
+        "sizes": (60_000, 10_000),
+        "image": (28, 28, 1),
         "train_counts": [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
         "test_counts": [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
-        "first_train": [5, 0, 4, 1, 9, 2, 1, 3, 1, 4], "first_test": [7, 2, 1, 0, 4, 1, 4, 9, 5, 9],
-        "train_mean": (0.1307,), "train_std": (0.3081,), "test_mean": None,
+        "first_train": [5, 0, 4, 1, 9, 2, 1, 3, 1, 4],
+        "first_test": [7, 2, 1, 0, 4, 1, 4, 9, 5, 9],
+        "train_mean": (0.1307,),
+        "train_std": (0.3081,),
+        "test_mean": None,
     },
     "cifar10": {
-        "sizes": (50_000, 10_000), "image": (32, 32, 3),
-        "train_counts": [5000] * 10, "test_counts": [1000] * 10,
-        "first_train": [6, 9, 9, 4, 1, 1, 2, 7, 8, 3], "first_test": None,
-        "train_mean": (0.4914, 0.4822, 0.4465), "train_std": (0.2470, 0.2435, 0.2616),
+        "sizes": (50_000, 10_000),
+        "image": (32, 32, 3),
+        "train_counts": [5000] * 10,
+        "test_counts": [1000] * 10,
+        "first_train": [6, 9, 9, 4, 1, 1, 2, 7, 8, 3],
+        "first_test": None,
+        "train_mean": (0.4914, 0.4822, 0.4465),
+        "train_std": (0.2470, 0.2435, 0.2616),
         "test_mean": (0.4942, 0.4851, 0.4504),
     },
 }
@@ -77,8 +98,10 @@ def _round4(values: tuple[float, ...]) -> tuple[float, ...]:
 def test_real_dataset_has_official_form(name: str, request: pytest.FixtureRequest) -> None:
     train, test = request.getfixturevalue(name)
     facts = OFFICIAL[name]
-    for split, size, counts, first in ((train, facts["sizes"][0], facts["train_counts"], facts["first_train"]),
-                                       (test, facts["sizes"][1], facts["test_counts"], facts["first_test"])):
+    for split, size, counts, first in (
+        (train, facts["sizes"][0], facts["train_counts"], facts["first_train"]),
+        (test, facts["sizes"][1], facts["test_counts"], facts["first_test"]),
+    ):
         assert split.x.shape == (size, *facts["image"]) and split.x.dtype == torch.uint8
         assert split.y.shape == (size,) and split.y.dtype == torch.int64
         assert torch.bincount(split.y, minlength=10).tolist() == counts
@@ -100,11 +123,22 @@ def test_real_statistics_match_official_and_spec(name: str, request: pytest.Fixt
 def test_cifar10_is_the_official_release(cifar10: tuple[Split, Split]) -> None:
     """Rebuilt in the official binary format, the test split has the published MD5."""
     _, test = cifar10
-    records = np.concatenate([test.y.numpy().astype(np.uint8)[:, None],
-                              test.x.numpy().transpose(0, 3, 1, 2).reshape(len(test), -1)], axis=1)
+    records = np.concatenate(
+        [test.y.numpy().astype(np.uint8)[:, None], test.x.numpy().transpose(0, 3, 1, 2).reshape(len(test), -1)], axis=1
+    )
     assert hashlib.md5(records.tobytes()).hexdigest() == CIFAR10_TEST_BATCH_MD5
-    assert DATASETS["cifar10"].classes == ("airplane", "automobile", "bird", "cat", "deer",
-                                           "dog", "frog", "horse", "ship", "truck")
+    assert DATASETS["cifar10"].classes == (
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    )
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -158,8 +192,9 @@ def _shift(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """``out[i, j] = img[i + dy, j + dx]``, zero outside the image."""
     out = torch.zeros_like(img)
     h, w = img.shape[-2:]
-    out[:, max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)] = \
-        img[:, max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
+    out[:, max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = img[
+        :, max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)
+    ]
     return out
 
 
@@ -266,8 +301,9 @@ def test_shuffled_epoch_visits_every_index_once() -> None:
 def test_batches_are_normalized_channels_last_float() -> None:
     split = _random_split(100)
     x, y = next(BatchLoader(split, CIFAR10, batch_size=64).epoch())
-    expected = (split.x[:64].permute(0, 3, 1, 2).float() / 255 - torch.tensor(CIFAR10.mean).view(1, 3, 1, 1)) \
-        / torch.tensor(CIFAR10.std).view(1, 3, 1, 1)
+    expected = (
+        split.x[:64].permute(0, 3, 1, 2).float() / 255 - torch.tensor(CIFAR10.mean).view(1, 3, 1, 1)
+    ) / torch.tensor(CIFAR10.std).view(1, 3, 1, 1)
     assert x.dtype == torch.float32 and x.shape == (64, 3, 32, 32)
     assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     assert torch.allclose(x, expected, atol=1e-5) and torch.equal(y, split.y[:64])
@@ -276,8 +312,11 @@ def test_batches_are_normalized_channels_last_float() -> None:
 
 
 def test_bfloat16_batches() -> None:
-    x, _ = next(BatchLoader(_random_split(10), CIFAR10, batch_size=8, train=True,
-                            augment=("flip", "crop"), dtype=torch.bfloat16).epoch())
+    x, _ = next(
+        BatchLoader(
+            _random_split(10), CIFAR10, batch_size=8, train=True, augment=("flip", "crop"), dtype=torch.bfloat16
+        ).epoch()
+    )
     assert x.dtype == torch.bfloat16 and x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -296,8 +335,7 @@ def test_epochs_replay_exactly_and_differ() -> None:
     split = _random_split(200)
 
     def run(seed: int, epoch: int) -> list[torch.Tensor]:
-        loader = BatchLoader(split, CIFAR10, batch_size=64, train=True, seed=seed,
-                             augment=("flip", "crop", "cutout"))
+        loader = BatchLoader(split, CIFAR10, batch_size=64, train=True, seed=seed, augment=("flip", "crop", "cutout"))
         return [t for batch in loader.epoch(epoch) for t in batch]
 
     first, again = run(7, 1), run(7, 1)
@@ -330,7 +368,7 @@ def test_balanced_subset_takes_the_first_of_each_class() -> None:
     counts = torch.bincount(labels[index], minlength=10)
     assert counts.tolist() == [101] * 5 + [100] * 5
     for c in range(10):
-        assert torch.equal(index[labels[index] == c], (labels == c).nonzero().flatten()[:counts[c]])
+        assert torch.equal(index[labels[index] == c], (labels == c).nonzero().flatten()[: counts[c]])
     assert torch.equal(index, balanced_subset(labels, 1005, 10))
     assert torch.equal(balanced_subset(labels, 5000, 10), torch.arange(5000))
     with pytest.raises(ConfigError, match="subset must be positive"):
@@ -449,10 +487,12 @@ def test_unreadable_file_is_a_data_error(write: Callable[[Path], object], tmp_pa
 # --------------------------------------------------------------------------- download
 
 
-@pytest.mark.parametrize(("name", "error"), [("mnist", URLError("no route to host")),
-                                             ("cifar10", OSError("Network is unreachable"))])
-def test_failed_download_is_one_clear_error(name: str, error: Exception, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("name", "error"), [("mnist", URLError("no route to host")), ("cifar10", OSError("Network is unreachable"))]
+)
+def test_failed_download_is_one_clear_error(
+    name: str, error: Exception, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def offline(self: object, *args: object, **kwargs: object) -> None:
         raise error
 
@@ -474,8 +514,7 @@ def _fake_torchvision_class(name: str) -> tuple[type, list[tuple[str, bool, bool
         def __init__(self, root: str, train: bool = True, download: bool = False) -> None:
             calls.append((root, train, download))
             n = 20 if train else 10
-            images = torch.randint(0, 256, (n, h, w) + ((c,) if c > 1 else ()), dtype=torch.uint8,
-                                   generator=_gen(n))
+            images = torch.randint(0, 256, (n, h, w) + ((c,) if c > 1 else ()), dtype=torch.uint8, generator=_gen(n))
             if c == 1:  # MNIST: uint8 tensor (N, 28, 28), int64 tensor targets
                 self.data, self.targets = images, torch.arange(n) % 10
             else:  # CIFAR10: uint8 array (N, 32, 32, 3), list of ints
@@ -503,7 +542,7 @@ def test_download_writes_the_npz_atomically(name: str, tmp_path: Path, monkeypat
     train, test = load_dataset(name, folder)
 
     assert [call[1:] for call in calls] == [(True, True), (False, True)]
-    (src, dst, existed), = replaces
+    ((src, dst, existed),) = replaces
     assert dst == path and src.parent == folder and src != path and not existed
     assert [p.name for p in folder.iterdir()] == [path.name]  # no temporary file left
     again, _ = load_dataset(name, folder)

@@ -8,9 +8,9 @@ import pytest
 
 from deepcls import experiments as ex
 from deepcls.errors import ConfigError
-from deepcls.reference import paper_table
 from deepcls.findings import agreement, beats
 from deepcls.reading import results_table
+from deepcls.reference import paper_table
 from deepcls.store import RunStore
 from deepcls.tables import format_results
 
@@ -20,7 +20,11 @@ def test_paper_profile_uses_exactly_the_reported_settings() -> None:
         config = ex.row_config(row, "paper")
         assert (config.dataset, config.model) == (row["dataset"], row["model"])
         assert (config.epochs, config.batch_size, config.optimizer, config.lr) == (
-            row["epochs"], row["batch_size"], row["optimizer"], row["lr"])
+            row["epochs"],
+            row["batch_size"],
+            row["optimizer"],
+            row["lr"],
+        )
         assert config.augment == ex.AUGMENT[row["augmentation"]]
         assert config.subset is None and config.test_subset is None and config.profile == "paper"
         assert config.schedule == "constant" and config.weight_decay == 0 and config.label_smoothing == 0
@@ -33,7 +37,8 @@ def test_variants_change_only_what_they_name() -> None:
     assert configs[("resnet_stem", 1)] == base.replace(stem="cifar")
     assert configs[("resnet_se", 0)] == configs[("resnet_stem", 0)] == configs[("resnet_init", 1)] == base
     assert configs[("resnet_vflip", 0)] == base and configs[("resnet_vflip", 1)] == base.replace(
-        augment=("flip", "vflip", "rotate"))
+        augment=("flip", "vflip", "rotate")
+    )
     assert {configs[("resnet_init", i)].init for i in (1, 2, 3)} == {"default", "xavier", "he"}
     assert configs[("vgg_mnist", 10)] == configs[("vgg_mnist", 9)].replace(first_kernel=5)
     assert base.stem == "imagenet" and configs[("vgg_mnist", 3)].width == "reduced"
@@ -98,33 +103,53 @@ def test_a_continued_run_shared_by_another_table_is_named_by_its_own_tables_row(
 
 
 def test_agreement_counts_distinct_runs_within_half_a_point_and_names_the_others() -> None:
-    frame = pd.DataFrame({
-        "table": ["t", "t", "t", "t"], "row": [1, 2, 3, 4],
-        "status": ["complete", "complete", "pending", "complete"],
-        "delta_test": [-0.03, 87.74, np.nan, -0.6],
-    })
-    assert agreement(frame) == ("1 of 3 distinct runs with a reported test accuracy are within 0.5 points "
-                                "of it (median Δ -0.03); further: t 2 (+87.74), t 4 (-0.60).")
-    shared = frame.assign(table=["t", "u", "t", "t"], row=[1, 1, 3, 4], delta_test=[-0.03, -0.03, np.nan, -0.6],
-                          run_ids=["a", "a", "b", "c"])  # row u 1 repeats run a: counted once
-    assert agreement(shared) == ("1 of 2 distinct runs with a reported test accuracy are within 0.5 points "
-                                 "of it (median Δ -0.32); further: t 4 (-0.60).")
+    frame = pd.DataFrame(
+        {
+            "table": ["t", "t", "t", "t"],
+            "row": [1, 2, 3, 4],
+            "status": ["complete", "complete", "pending", "complete"],
+            "delta_test": [-0.03, 87.74, np.nan, -0.6],
+        }
+    )
+    assert agreement(frame) == (
+        "1 of 3 distinct runs with a reported test accuracy are within 0.5 points "
+        "of it (median Δ -0.03); further: t 2 (+87.74), t 4 (-0.60)."
+    )
+    shared = frame.assign(
+        table=["t", "u", "t", "t"],
+        row=[1, 1, 3, 4],
+        delta_test=[-0.03, -0.03, np.nan, -0.6],
+        run_ids=["a", "a", "b", "c"],
+    )  # row u 1 repeats run a: counted once
+    assert agreement(shared) == (
+        "1 of 2 distinct runs with a reported test accuracy are within 0.5 points "
+        "of it (median Δ -0.32); further: t 4 (-0.60)."
+    )
     assert agreement(frame.iloc[:1]).endswith("(median Δ -0.03).")
     assert agreement(frame.iloc[2:3]) == "No row with a reported test accuracy has been run yet."
-    many = pd.DataFrame({"table": ["t"] * 8, "row": range(1, 9), "status": ["complete"] * 8,
-                         "delta_test": [-1.0 - r for r in range(8)]})
-    assert agreement(many).endswith("further: t 8 (-8.00), t 7 (-7.00), t 6 (-6.00), t 5 (-5.00), t 4 (-4.00)"
-                                    " and 3 more.")
+    many = pd.DataFrame(
+        {"table": ["t"] * 8, "row": range(1, 9), "status": ["complete"] * 8, "delta_test": [-1.0 - r for r in range(8)]}
+    )
+    assert agreement(many).endswith(
+        "further: t 8 (-8.00), t 7 (-7.00), t 6 (-6.00), t 5 (-5.00), t 4 (-4.00) and 3 more."
+    )
 
 
 def test_beats_counts_reported_rows_per_distinct_run_and_the_final_epoch() -> None:
-    frame = pd.DataFrame({  # run a stands for rows t 1, t 2 and u 1 (u 1 repeats t 1's reported row)
-        "table": ["t", "t", "u", "t", "t"], "row": [1, 2, 1, 3, 4],
-        "status": ["complete", "complete", "complete", "complete", "pending"],
-        "run_ids": ["a", "a", "a", "b", "c"], "reported_test": [81.0, 86.0, 81.0, 70.0, 75.0],
-        "test_mean": [85.0, 85.0, 85.0, 72.0, np.nan], "final_test_mean": [84.0, 84.0, 84.0, 69.0, np.nan],
-    })
+    frame = pd.DataFrame(
+        {  # run a stands for rows t 1, t 2 and u 1 (u 1 repeats t 1's reported row)
+            "table": ["t", "t", "u", "t", "t"],
+            "row": [1, 2, 1, 3, 4],
+            "status": ["complete", "complete", "complete", "complete", "pending"],
+            "run_ids": ["a", "a", "a", "b", "c"],
+            "reported_test": [81.0, 86.0, 81.0, 70.0, 75.0],
+            "test_mean": [85.0, 85.0, 85.0, 72.0, np.nan],
+            "final_test_mean": [84.0, 84.0, 84.0, 69.0, np.nan],
+        }
+    )
     frame["delta_test"] = frame["test_mean"] - frame["reported_test"]
-    assert beats(frame).startswith("2 of 3 reported rows beaten on test accuracy (median Δ +2.00), 1 on the "
-                                   "final epoch alone, by 2 distinct run(s):")
+    assert beats(frame).startswith(
+        "2 of 3 reported rows beaten on test accuracy (median Δ +2.00), 1 on the "
+        "final epoch alone, by 2 distinct run(s):"
+    )
     assert beats(frame.iloc[4:]) == "No row with a reported test accuracy has been run yet."

@@ -10,8 +10,7 @@ import torchvision
 from torch import nn
 
 from deepcls.errors import ConfigError
-from deepcls.models import (INIT_SCHEMES, build_model, init_weights, list_models, model_info,
-                            model_summary)
+from deepcls.models import INIT_SCHEMES, build_model, init_weights, list_models, model_info, model_summary
 
 FAST_VGG = {"width": "reduced", "classifier_width": 64}
 
@@ -23,8 +22,11 @@ def _variants() -> list[tuple[str, dict]]:
             out += [(name, {"stem": "imagenet"}), (name, {"stem": "cifar"})]
         else:
             out.append((name, FAST_VGG))
-    return out + [("vgg16", {"width": "standard"}), ("resnet18", {"stem": "cifar", "se": True}),
-                  ("vgg9", {**FAST_VGG, "batch_norm": True, "first_kernel": 5})]
+    return out + [
+        ("vgg16", {"width": "standard"}),
+        ("resnet18", {"stem": "cifar", "se": True}),
+        ("vgg9", {**FAST_VGG, "batch_norm": True, "first_kernel": 5}),
+    ]
 
 
 def _forward_backward(model: nn.Module, shape: tuple[int, int, int]) -> None:
@@ -35,8 +37,9 @@ def _forward_backward(model: nn.Module, shape: tuple[int, int, int]) -> None:
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
-@pytest.mark.parametrize(("name", "options"), _variants(),
-                         ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values())))
+@pytest.mark.parametrize(
+    ("name", "options"), _variants(), ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values()))
+)
 def test_forward_backward_mnist_and_cifar(name: str, options: dict) -> None:
     torch.manual_seed(0)
     side = model_info(name).min_input_size
@@ -45,11 +48,19 @@ def test_forward_backward_mnist_and_cifar(name: str, options: dict) -> None:
 
 
 def test_list_and_info() -> None:
-    assert list_models() == ["resnet18", "resnet34", "resnet50",
-                             "vgg7", "vgg9", "vgg11", "vgg13", "vgg16", "vgg19"]
+    assert list_models() == ["resnet18", "resnet34", "resnet50", "vgg7", "vgg9", "vgg11", "vgg13", "vgg16", "vgg19"]
     sizes = {name: model_info(name).min_input_size for name in list_models()}
-    assert sizes == {"resnet18": 28, "resnet34": 28, "resnet50": 28, "vgg7": 28, "vgg9": 28,
-                     "vgg11": 32, "vgg13": 32, "vgg16": 32, "vgg19": 32}
+    assert sizes == {
+        "resnet18": 28,
+        "resnet34": 28,
+        "resnet50": 28,
+        "vgg7": 28,
+        "vgg9": 28,
+        "vgg11": 32,
+        "vgg13": 32,
+        "vgg16": 32,
+        "vgg19": 32,
+    }
     assert model_info("resnet50").family == "resnet" and model_info("resnet50").options == ("stem", "se")
     assert model_info("vgg7").family == "vgg" and "width" in model_info("vgg7").options
 
@@ -135,8 +146,16 @@ def test_vgg_first_kernel_width_and_batch_norm() -> None:
     assert [c.out_channels for c in convs] == [16, 32, 64, 64]
     assert [type(m).__name__ for m in model.features[:4]] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
     reduced = build_model("vgg11", width="reduced")
-    assert [m.out_channels for m in reduced.modules() if isinstance(m, nn.Conv2d)] == \
-        [16, 32, 64, 64, 128, 128, 128, 128]
+    assert [m.out_channels for m in reduced.modules() if isinstance(m, nn.Conv2d)] == [
+        16,
+        32,
+        64,
+        64,
+        128,
+        128,
+        128,
+        128,
+    ]
 
 
 def test_vgg_depths() -> None:
@@ -154,25 +173,36 @@ def test_vgg16_matches_report_figure5() -> None:
     linears = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
     assert linears == [(512, 4096), (4096, 4096), (4096, 10)]
     assert [type(m).__name__ for m in model.classifier] == [
-        "Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+        "Flatten",
+        "Linear",
+        "ReLU",
+        "Dropout",
+        "Linear",
+        "ReLU",
+        "Dropout",
+        "Linear",
+    ]
     assert text.count("Dropout(p=0.5") == 2
     assert model.features(torch.zeros(1, 3, 32, 32)).shape == (1, 512, 1, 1)  # avgpool is identity
 
 
-@pytest.mark.parametrize(("kwargs", "named"), [
-    ({"name": "resnet19"}, "resnet19"),
-    ({"name": "vgg16", "stem": "cifar"}, "stem"),
-    ({"name": "resnet18", "width": "reduced"}, "width"),
-    ({"name": "resnet18", "stem": "foo"}, "foo"),
-    ({"name": "resnet18", "se": "yes"}, "se"),
-    ({"name": "vgg7", "width": "huge"}, "huge"),
-    ({"name": "vgg7", "first_kernel": 7}, "first_kernel"),
-    ({"name": "vgg7", "dropout": 1.5}, "dropout"),
-    ({"name": "vgg7", "classifier_width": 0}, "classifier_width"),
-    ({"name": "vgg7", "in_channels": 0}, "in_channels"),
-    ({"name": "resnet18", "num_classes": 1}, "num_classes"),
-    ({"name": "resnet18", "stem": "cifar", "init": "glorot"}, "glorot"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"name": "resnet19"}, "resnet19"),
+        ({"name": "vgg16", "stem": "cifar"}, "stem"),
+        ({"name": "resnet18", "width": "reduced"}, "width"),
+        ({"name": "resnet18", "stem": "foo"}, "foo"),
+        ({"name": "resnet18", "se": "yes"}, "se"),
+        ({"name": "vgg7", "width": "huge"}, "huge"),
+        ({"name": "vgg7", "first_kernel": 7}, "first_kernel"),
+        ({"name": "vgg7", "dropout": 1.5}, "dropout"),
+        ({"name": "vgg7", "classifier_width": 0}, "classifier_width"),
+        ({"name": "vgg7", "in_channels": 0}, "in_channels"),
+        ({"name": "resnet18", "num_classes": 1}, "num_classes"),
+        ({"name": "resnet18", "stem": "cifar", "init": "glorot"}, "glorot"),
+    ],
+)
 def test_errors_name_the_bad_thing(kwargs: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=f"'{named}'") as info:
         build_model(**kwargs)

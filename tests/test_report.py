@@ -15,10 +15,10 @@ import pytest
 
 from deepcls import experiments as ex
 from deepcls.findings import NOISE_ROW, NOISE_SEEDS
-from deepcls.report import NOTEBOOKS_DIR, build_report, notebook_names
 from deepcls.reading import results_table
-from deepcls.store import RunStore
+from deepcls.report import NOTEBOOKS_DIR, build_report, notebook_names
 from deepcls.runtime import threads_per_job
+from deepcls.store import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_CSV = REPO / "deepcls" / "reference" / "paper_tables.csv"
@@ -60,8 +60,13 @@ def smoke_report(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Pa
 def test_every_notebook_executes_and_renders(smoke_report: Path) -> None:
     for name in notebook_names():
         executed = json.loads((smoke_report / "notebooks" / "smoke" / f"{name}.ipynb").read_text())
-        errors = [o for c in executed["cells"] if c["cell_type"] == "code"
-                  for o in c["outputs"] if o["output_type"] == "error"]
+        errors = [
+            o
+            for c in executed["cells"]
+            if c["cell_type"] == "code"
+            for o in c["outputs"]
+            if o["output_type"] == "error"
+        ]
         assert not errors, (name, errors)
         assert (smoke_report / "report" / "smoke" / f"{name}.html").stat().st_size > 10_000
     expected = {c.run_id for t in ex.ALL_TABLES for c in ex.table_grid(t, "smoke")["config"]}
@@ -102,7 +107,10 @@ def _browse(page: Path) -> _Elements:
     """Load a page in headless Chromium and parse the DOM it rendered."""
     out = subprocess.run(
         [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     assert "</html>" in out.lower() or "</body>" in out.lower(), "Chromium rendered nothing"
     elements = _Elements()
@@ -146,16 +154,23 @@ def test_shipped_paper_tables_are_an_exact_copy_of_the_spec() -> None:
 
 def test_report_without_training_shows_pending_rows(tmp_path: Path, data_dir: Path) -> None:
     root = tmp_path / "empty-store"
-    code = build_report(profile="paper", data_dir=str(data_dir), results_dir=str(root), train=False,
-                        only=["05_squeeze_excitation", "00_overview"])
+    code = build_report(
+        profile="paper",
+        data_dir=str(data_dir),
+        results_dir=str(root),
+        train=False,
+        only=["05_squeeze_excitation", "00_overview"],
+    )
     assert code == 0
     assert not (root / "runs").exists() or not any((root / "runs").iterdir())  # nothing trained
     page = (root / "report" / "paper" / "05_squeeze_excitation.html").read_text()
     assert page.count(">pending<") >= 2 and "Traceback" not in page  # both rows, claims, placeholders
     index = (root / "report" / "paper" / "index.html").read_text()
     assert index.count(">pending<") == len(ex.table_rows())
-    assert build_report(profile="paper", data_dir=str(data_dir), results_dir=str(root), train=False,
-                        only=["00_overview"]) == 0
+    assert (
+        build_report(profile="paper", data_dir=str(data_dir), results_dir=str(root), train=False, only=["00_overview"])
+        == 0
+    )
     index = (root / "report" / "paper" / "index.html").read_text()  # rewritten, still linking both pages
     assert 'href="05_squeeze_excitation.html"' in index and 'href="00_overview.html"' in index
     assert "No row with a reported test accuracy has been run yet." in index

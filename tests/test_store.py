@@ -29,8 +29,16 @@ def history(epochs: int = 2, acc: float = 90.0) -> pd.DataFrame:
 
 
 def metrics(cfg: RunConfig, acc: float = 92.0, status: str = "complete") -> dict[str, Any]:
-    return {"run_id": cfg.run_id, "status": status, "final_test_acc": acc, "highest_test_acc": acc,
-            "best_epoch": 2, "diverged_epoch": None, "per_class_acc": [acc] * 10, "most_confused": [[4, 9, 3]]}
+    return {
+        "run_id": cfg.run_id,
+        "status": status,
+        "final_test_acc": acc,
+        "highest_test_acc": acc,
+        "best_epoch": 2,
+        "diverged_epoch": None,
+        "per_class_acc": [acc] * 10,
+        "most_confused": [[4, 9, 3]],
+    }
 
 
 def save(store: RunStore, cfg: RunConfig, acc: float = 92.0, status: str = "complete") -> Path:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -32,8 +32,19 @@ FAST = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_wid
 SMALL = RunConfig(**FAST, batch_norm=True, epochs=3, subset=1000, test_subset=200, batch_size=50)
 # One epoch on all 60000 real training images, scored on all 10000 test images: 98.76% in ~6 s on
 # 2 CPU cores (seeds 0-4: 98.7-99.0%). BN and a decaying triangular lr make one epoch enough.
-MNIST_ONE_EPOCH = RunConfig(dataset="mnist", model="vgg7", width="reduced", batch_norm=True, classifier_width=256,
-                            batch_size=128, optimizer="adam", lr=3e-3, schedule="triangle", warmup=0.1, epochs=1)
+MNIST_ONE_EPOCH = RunConfig(
+    dataset="mnist",
+    model="vgg7",
+    width="reduced",
+    batch_norm=True,
+    classifier_width=256,
+    batch_size=128,
+    optimizer="adam",
+    lr=3e-3,
+    schedule="triangle",
+    warmup=0.1,
+    epochs=1,
+)
 
 
 def train(config: RunConfig, root: Path, data_dir: Path, **kwargs: Any) -> RunRecord:
@@ -88,8 +99,7 @@ def test_training_lowers_the_loss(small_run: tuple[Path, RunRecord]) -> None:
     assert record.history["train_acc"].iloc[-1] > 20  # well above chance (10%)
 
 
-def test_same_config_gives_identical_history(small_run: tuple[Path, RunRecord], data_dir: Path,
-                                             tmp_path: Path) -> None:
+def test_same_config_gives_identical_history(small_run: tuple[Path, RunRecord], data_dir: Path, tmp_path: Path) -> None:
     _, first = small_run
     second = train(SMALL, tmp_path, data_dir)
     assert second.run_id == first.run_id
@@ -133,8 +143,9 @@ def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], data_d
     assert (s["wrong_pred"] != s["wrong_true"]).all()
 
 
-def test_finished_run_is_reused_without_training(small_run: tuple[Path, RunRecord], data_dir: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_finished_run_is_reused_without_training(
+    small_run: tuple[Path, RunRecord], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, first = small_run
 
     def no_training(*args: Any, **kwargs: Any) -> None:
@@ -153,8 +164,9 @@ def test_finished_run_is_reused_without_training(small_run: tuple[Path, RunRecor
     pd.testing.assert_frame_equal(results(forced.history), results(first.history), check_exact=True)
 
 
-def test_a_longer_run_continues_the_shorter_one_exactly(small_run: tuple[Path, RunRecord], data_dir: Path,
-                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_longer_run_continues_the_shorter_one_exactly(
+    small_run: tuple[Path, RunRecord], data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, scratch = small_run  # SMALL (3 epochs) trained from scratch in another store
     short = train(SMALL.replace(epochs=2), tmp_path, data_dir)
     store = RunStore(tmp_path)
@@ -176,7 +188,8 @@ def test_a_longer_run_continues_the_shorter_one_exactly(small_run: tuple[Path, R
 
 
 def test_a_run_another_process_is_training_is_waited_for_then_reused(
-        small_run: tuple[Path, RunRecord], data_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    small_run: tuple[Path, RunRecord], data_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     _, first = small_run
     store, outcome = RunStore(tmp_path), {}
     with store.claim(SMALL.replace(epochs=5)):  # "another process" trains a longer run of the same config
@@ -211,8 +224,9 @@ def test_divergence_is_recorded_and_the_store_stays_usable(data_dir: Path, tmp_p
     assert set(store.run_ids()) == {absurd.run_id, normal.run_id}
 
 
-def test_a_crash_is_recorded_as_failed_and_the_grid_goes_on(data_dir: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crash_is_recorded_as_failed_and_the_grid_goes_on(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     broken = SMALL.replace(epochs=1, subset=200, test_subset=100, seed=1)
     normal = SMALL.replace(epochs=1, subset=200, test_subset=100, seed=2)
     real_step = Trainer.step
@@ -226,7 +240,9 @@ def test_a_crash_is_recorded_as_failed_and_the_grid_goes_on(data_dir: Path, tmp_
     with pytest.warns(UserWarning, match="simulated out of memory"):
         outcomes = run_grid([broken, normal], results_dir=str(tmp_path), data_dir=str(data_dir), progress=False)
     assert [(o.run_id, o.error) for o in outcomes] == [
-        (broken.run_id, "RuntimeError: simulated out of memory"), (normal.run_id, None)]
+        (broken.run_id, "RuntimeError: simulated out of memory"),
+        (normal.run_id, None),
+    ]
     store = RunStore(tmp_path)
     assert store.status(broken) == "failed" and store.status(normal) == "complete"
     assert "simulated out of memory" in store.load(broken).metrics["error"]
@@ -239,21 +255,24 @@ def test_parallel_grid_trains_each_run_once_and_chains_the_lengths_of_a_config(d
     short = SMALL.replace(epochs=1, subset=300, test_subset=100)
     longer, cosine = short.replace(epochs=2), short.replace(schedule="cosine", seed=3)
     assert [[c.epochs for c in chain] for chain in extension_chains([longer, cosine, short])] == [[1, 2], [1]]
-    outcomes = run_grid([longer, cosine, short, cosine], results_dir=str(tmp_path), data_dir=str(data_dir),
-                        progress=False, jobs=2)
+    outcomes = run_grid(
+        [longer, cosine, short, cosine], results_dir=str(tmp_path), data_dir=str(data_dir), progress=False, jobs=2
+    )
     store = RunStore(tmp_path)
     assert sorted(o.run_id for o in outcomes) == sorted(c.run_id for c in (short, longer, cosine))
     assert all(o.error is None for o in outcomes) and len(store.run_ids()) == 3
     assert {store.status(c) for c in (short, longer, cosine)} == {"complete"}
     assert store.load(longer).metrics["extended_from"] == short.run_id  # same worker, shortest first
     assert {store.load(c).metrics["device"].split(" x")[-1] for c in (short, longer, cosine)} == {
-        f"{threads_per_job(2)} threads"}
+        f"{threads_per_job(2)} threads"
+    }
     with pytest.raises(ConfigError, match="jobs must be >= 1"):
         run_grid([short], results_dir=str(tmp_path), jobs=0)
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(data_dir: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_sigkill_matches_an_uninterrupted_run(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = RunConfig(**FAST, batch_norm=True, epochs=4, subset=4000, test_subset=500, batch_size=100)
     killed_root, reference_root = tmp_path / "killed", tmp_path / "reference"
     store = RunStore(killed_root)
@@ -310,8 +329,7 @@ def test_one_epoch_on_real_mnist_reaches_98_percent(data_dir: Path, tmp_path: Pa
     assert record.status == "complete" and record.metrics["epochs_run"] == 1
     assert record.confusion is not None and record.confusion.sum() == 10_000  # the full test set
     assert MNIST_ONE_EPOCH.subset is None and MNIST_ONE_EPOCH.test_subset is None
-    print(f"real MNIST, 1 epoch of 60000: test accuracy {record.metrics['final_test_acc']:.2f}% "
-          f"in {elapsed:.1f} s")
+    print(f"real MNIST, 1 epoch of 60000: test accuracy {record.metrics['final_test_acc']:.2f}% in {elapsed:.1f} s")
     assert record.metrics["final_test_acc"] >= 98.0
 
 

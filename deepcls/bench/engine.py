@@ -60,10 +60,19 @@ def measure_reference(config: RunConfig, data_dir: str | None, steps: int) -> di
     torch.manual_seed(config.seed)
     model = build_for_dataset(config.model, config.dataset, **config.model_options()).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    batches = reference_batches(train_split, spec, config.augment, config.batch_size, pad_to,
-                                train=True, workers=REFERENCE_WORKERS, device=device)
-    test_batches = reference_batches(test_split, spec, (), config.batch_size, pad_to,
-                                     train=False, workers=REFERENCE_WORKERS, device=device)
+    batches = reference_batches(
+        train_split,
+        spec,
+        config.augment,
+        config.batch_size,
+        pad_to,
+        train=True,
+        workers=REFERENCE_WORKERS,
+        device=device,
+    )
+    test_batches = reference_batches(
+        test_split, spec, (), config.batch_size, pad_to, train=False, workers=REFERENCE_WORKERS, device=device
+    )
 
     def train_step() -> int:
         x, y = next(batches)
@@ -81,17 +90,32 @@ def measure_reference(config: RunConfig, data_dir: str | None, steps: int) -> di
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    config = RunConfig(dataset=args.dataset, model=args.model, stem=args.stem,
-                       batch_size=args.batch_size, augment=args.augment, precision="bf16",
-                       compile=args.compile, test_subset=EVAL_IMAGES, profile="custom")
+    config = RunConfig(
+        dataset=args.dataset,
+        model=args.model,
+        stem=args.stem,
+        batch_size=args.batch_size,
+        augment=args.augment,
+        precision="bf16",
+        compile=args.compile,
+        test_subset=EVAL_IMAGES,
+        profile="custom",
+    )
     configure(config.device)
     reference = measure_reference(config, args.data_dir, args.steps)
     engine = measure_engine(config, args.data_dir, args.steps)
     result = {
-        "model": args.model, "stem": args.stem, "dataset": args.dataset,
-        "batch_size": args.batch_size, "steps": args.steps, "augment": ",".join(config.augment),
-        "device": str(resolve_device(config.device)), "threads": torch.get_num_threads(), "compile": args.compile,
-        "reference": reference, "deepcls": engine,
+        "model": args.model,
+        "stem": args.stem,
+        "dataset": args.dataset,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "augment": ",".join(config.augment),
+        "device": str(resolve_device(config.device)),
+        "threads": torch.get_num_threads(),
+        "compile": args.compile,
+        "reference": reference,
+        "deepcls": engine,
         "train_ratio": engine["train_images_per_s"] / reference["train_images_per_s"],
         "eval_ratio": engine["eval_images_per_s"] / reference["eval_images_per_s"],
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -100,14 +124,20 @@ def run_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     name = args.model + (f" ({args.stem} stem)" if args.stem else "")
-    print(f"{name} on {args.dataset}, batch {args.batch_size}, augment {result['augment'] or 'none'}, "
-          f"{args.steps} timed steps, {result['device']}, {result['threads']} threads")
+    print(
+        f"{name} on {args.dataset}, batch {args.batch_size}, augment {result['augment'] or 'none'}, "
+        f"{args.steps} timed steps, {result['device']}, {result['threads']} threads"
+    )
     print(f"{'':44s}{'train img/s':>12s}{'eval img/s':>12s}")
-    print(f"{'reference (fp32, NCHW, DataLoader + PIL)':44s}"
-          f"{reference['train_images_per_s']:12.0f}{reference['eval_images_per_s']:12.0f}")
+    print(
+        f"{'reference (fp32, NCHW, DataLoader + PIL)':44s}"
+        f"{reference['train_images_per_s']:12.0f}{reference['eval_images_per_s']:12.0f}"
+    )
     label = f"deepcls (bf16, channels_last{', compile' if args.compile else ''})"
     print(f"{label:44s}{engine['train_images_per_s']:12.0f}{engine['eval_images_per_s']:12.0f}")
     print(f"{'ratio':44s}{result['train_ratio']:11.2f}x{result['eval_ratio']:11.2f}x")
-    print(f"peak memory (process RSS): {result['peak_rss_gib']:.2f} GiB;"
-          f" deepcls warm-up (incl. compile) {engine['warmup_s']:.1f} s")
+    print(
+        f"peak memory (process RSS): {result['peak_rss_gib']:.2f} GiB;"
+        f" deepcls warm-up (incl. compile) {engine['warmup_s']:.1f} s"
+    )
     return 0

@@ -27,16 +27,25 @@ TARGET_PERCENT = 5.0
 
 def loader_seconds(split: Split, augment: Sequence[str], batch_size: int, steps: int) -> float:
     """Seconds per full training batch (shuffled, augmented, normalized, channels_last)."""
-    loader = BatchLoader(split, get_spec(DATASET), batch_size=batch_size, train=True,
-                         augment=augment, drop_last=True)
+    loader = BatchLoader(split, get_spec(DATASET), batch_size=batch_size, train=True, augment=augment, drop_last=True)
     batches = endless(loader)
     return seconds_per_call(lambda: next(batches), steps)
 
 
 def train_step_seconds(batch_size: int, steps: int, data_dir: str | None) -> float:
     """Seconds per ResNet-18 optimisation step of the deepcls engine on one fixed batch."""
-    trainer = Trainer(RunConfig(dataset=DATASET, model="resnet18", stem="imagenet", batch_size=batch_size,
-                                precision="bf16", subset=batch_size, test_subset=100), data_dir)
+    trainer = Trainer(
+        RunConfig(
+            dataset=DATASET,
+            model="resnet18",
+            stem="imagenet",
+            batch_size=batch_size,
+            precision="bf16",
+            subset=batch_size,
+            test_subset=100,
+        ),
+        data_dir,
+    )
     x, y = next(trainer.train_loader.epoch())
     return seconds_per_call(lambda: trainer.step(x, y), steps)
 
@@ -59,16 +68,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     plain = loader_seconds(train, (), b, args.steps)
     step = train_step_seconds(b, args.train_steps, args.data_dir)
     share = 100 * augmented / step
-    print(f"CIFAR-10 on CPU, {torch.get_num_threads()} threads, batch {b}, 1-min load average "
-          f"{os.getloadavg()[0]:.1f}; {args.steps} loader batches / {args.train_steps} training steps "
-          f"timed after {WARMUP} warm-up calls each")
+    print(
+        f"CIFAR-10 on CPU, {torch.get_num_threads()} threads, batch {b}, 1-min load average "
+        f"{os.getloadavg()[0]:.1f}; {args.steps} loader batches / {args.train_steps} training steps "
+        f"timed after {WARMUP} warm-up calls each"
+    )
     print(f"  loader, {'+'.join(AUGMENT):22s}{b / augmented:9.0f} img/s {1e3 * augmented:9.1f} ms/batch")
     print(f"  loader, {'no augmentation':22s}{b / plain:9.0f} img/s {1e3 * plain:9.1f} ms/batch")
-    print(f"  {'ResNet-18 training step':30s}{b / step:9.0f} img/s {1e3 * step:9.1f} ms/step"
-          f"  (ImageNet stem, channels_last, bf16 autocast, Adam)")
-    print(f"loader with {'+'.join(AUGMENT)}: {share:.1f}% of a training step (target < {TARGET_PERCENT:g}%: "
-          f"{'met' if share < TARGET_PERCENT else 'MISSED'}); augmentation alone "
-          f"{100 * (augmented - plain) / step:.1f}%, batching + normalization {100 * plain / step:.1f}%")
+    print(
+        f"  {'ResNet-18 training step':30s}{b / step:9.0f} img/s {1e3 * step:9.1f} ms/step"
+        f"  (ImageNet stem, channels_last, bf16 autocast, Adam)"
+    )
+    print(
+        f"loader with {'+'.join(AUGMENT)}: {share:.1f}% of a training step (target < {TARGET_PERCENT:g}%: "
+        f"{'met' if share < TARGET_PERCENT else 'MISSED'}); augmentation alone "
+        f"{100 * (augmented - plain) / step:.1f}%, batching + normalization {100 * plain / step:.1f}%"
+    )
     return 0
 
 

@@ -53,20 +53,34 @@ def reference_transform(spec: DatasetSpec, augment: Sequence[str], pad_to: int |
 
 
 def reference_batches(
-    split: Split, spec: DatasetSpec, augment: Sequence[str], batch_size: int,
-    pad_to: int | None, train: bool, workers: int, device: torch.device = torch.device("cpu"),
+    split: Split,
+    spec: DatasetSpec,
+    augment: Sequence[str],
+    batch_size: int,
+    pad_to: int | None,
+    train: bool,
+    workers: int,
+    device: torch.device | str = "cpu",
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless batches from a DataLoader (reshuffled each pass when training), copied to ``device``."""
     dataset = ArrayDataset(split, reference_transform(spec, augment if train else (), pad_to))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=train, num_workers=workers,
-                        drop_last=train, persistent_workers=workers > 0, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        num_workers=workers,
+        drop_last=train,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+    )
     while True:
         for x, y in loader:
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
-def reference_train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                         x: torch.Tensor, y: torch.Tensor) -> float:
+def reference_train_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> float:
     """fp32 forward/backward/step with the loss read back to the host every step."""
     model.train()
     loss = F.cross_entropy(model(x), y)

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from deepcls.data import BatchLoader
+
 # torch.utils.benchmark imports cpp_extension, which warns on every CPU-only machine
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402
-
-from deepcls.data import BatchLoader
 
 WARMUP = 3
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -32,8 +33,7 @@ Check = tuple[Callable[[Any], bool], str]  # predicate on the value, description
 
 
 def _one_of(*choices: Any) -> Check:
-    return (lambda v: any(type(v) is type(c) and v == c for c in choices),
-            "one of " + ", ".join(map(repr, choices)))
+    return (lambda v: any(type(v) is type(c) and v == c for c in choices), "one of " + ", ".join(map(repr, choices)))
 
 
 def _int_at_least(low: int) -> Check:
@@ -60,8 +60,10 @@ _FAMILIES: dict[str, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
 
 _MODELS: dict[str, ModelInfo] = {
     **{name: ModelInfo(name, "resnet", 28, _FAMILIES["resnet"][1]) for name in resnet.ARCHS},
-    **{name: ModelInfo(name, "vgg", 32 if cfg.count("M") >= 5 else 28, _FAMILIES["vgg"][1])
-       for name, cfg in vgg.cfgs.items()},
+    **{
+        name: ModelInfo(name, "vgg", 32 if cfg.count("M") >= 5 else 28, _FAMILIES["vgg"][1])
+        for name, cfg in vgg.cfgs.items()
+    },
 }
 
 
@@ -83,8 +85,9 @@ def _check(option: str, value: Any) -> None:
         raise ConfigError(f"bad value for option {option!r}: {value!r} (expected {expected})")
 
 
-def build_model(name: str, *, in_channels: int = 3, num_classes: int = 10, init: str = "default",
-                **options: Any) -> nn.Module:
+def build_model(
+    name: str, *, in_channels: int = 3, num_classes: int = 10, init: str = "default", **options: Any
+) -> nn.Module:
     """Build model ``name`` with family ``options`` (None values mean "use the default").
 
     Raises ConfigError for an unknown name, init scheme or option, or a bad option value.
@@ -93,8 +96,7 @@ def build_model(name: str, *, in_channels: int = 3, num_classes: int = 10, init:
     options = {key: value for key, value in options.items() if value is not None}
     for key in options:
         if key not in info.options:
-            raise ConfigError(f"option {key!r} does not apply to {name}; "
-                              f"accepted: {', '.join(info.options)}")
+            raise ConfigError(f"option {key!r} does not apply to {name}; accepted: {', '.join(info.options)}")
     for key, value in {"in_channels": in_channels, "num_classes": num_classes, **options}.items():
         _check(key, value)
     build, _ = _FAMILIES[info.family]

@@ -9,7 +9,7 @@ Weights keep PyTorch's default init; :func:`deepcls.models.init_weights` applies
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -63,8 +63,9 @@ class BasicBlock(_Block):
 
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, se: bool = False) -> None:
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, se: bool = False
+    ) -> None:
         super().__init__(planes * self.expansion, downsample, se)
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -81,8 +82,9 @@ class Bottleneck(_Block):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, se: bool = False) -> None:
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, se: bool = False
+    ) -> None:
         super().__init__(planes * self.expansion, downsample, se)
         self.conv1 = conv1x1(inplanes, planes)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -109,8 +111,16 @@ STEMS: dict[str, Callable[[int], tuple[nn.Module, nn.Module]]] = {
 class ResNet(nn.Module):
     """Stem, four stages of residual blocks (64-128-256-512 planes), global average pool, Linear."""
 
-    def __init__(self, block: Block, layers: Sequence[int], *, in_channels: int = 3,
-                 num_classes: int = 10, stem: str = "imagenet", se: bool = False) -> None:
+    def __init__(
+        self,
+        block: Block,
+        layers: Sequence[int],
+        *,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        stem: str = "imagenet",
+        se: bool = False,
+    ) -> None:
         super().__init__()
         conv1, pool = STEMS[stem](in_channels)
         self.inplanes = 64
@@ -125,8 +135,7 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(512 * block.expansion, num_classes)
 
-    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1,
-                    se: bool = False) -> nn.Sequential:
+    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1, se: bool = False) -> nn.Sequential:
         out_planes = planes * block.expansion
         downsample = None
         if stride != 1 or self.inplanes != out_planes:

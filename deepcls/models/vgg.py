@@ -22,16 +22,16 @@ cfgs: dict[str, Cfg] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-              512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 
 # width name -> divisor of the cfg's channel counts
 WIDTHS: dict[str, int] = {"standard": 1, "reduced": 4}
 
 
-def make_layers(cfg: Cfg, in_channels: int, *, divisor: int = 1, first_kernel: int = 3,
-                batch_norm: bool = False) -> tuple[nn.Sequential, int]:
+def make_layers(
+    cfg: Cfg, in_channels: int, *, divisor: int = 1, first_kernel: int = 3, batch_norm: bool = False
+) -> tuple[nn.Sequential, int]:
     """Conv(-BN)-ReLU for each int in ``cfg`` and a 2x2 max-pool for each "M".
 
     Returns the layers and their output channel count. Only the first conv uses ``first_kernel``;
@@ -55,12 +55,22 @@ def make_layers(cfg: Cfg, in_channels: int, *, divisor: int = 1, first_kernel: i
 class VGG(nn.Module):
     """Features from a cfg, global average pool, three-layer MLP classifier with dropout."""
 
-    def __init__(self, cfg: Cfg, *, in_channels: int = 3, num_classes: int = 10,
-                 width: str = "standard", first_kernel: int = 3, batch_norm: bool = False,
-                 classifier_width: int = 4096, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        cfg: Cfg,
+        *,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        width: str = "standard",
+        first_kernel: int = 3,
+        batch_norm: bool = False,
+        classifier_width: int = 4096,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
-        self.features, channels = make_layers(cfg, in_channels, divisor=WIDTHS[width],
-                                              first_kernel=first_kernel, batch_norm=batch_norm)
+        self.features, channels = make_layers(
+            cfg, in_channels, divisor=WIDTHS[width], first_kernel=first_kernel, batch_norm=batch_norm
+        )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(
             nn.Flatten(),
