@@ -26,68 +26,6 @@ CHANCE_CEILING = 12.0
 """Test accuracy (%) at or below which a 10-class model is at chance: it predicts (nearly) one class."""
 
 
-# What the report concludes, as "row a beats row b" on highest test accuracy.
-CLAIMS: tuple[tuple[str, tuple[str, int], tuple[str, int]], ...] = (
-    ("Adam beats SGD", ("resnet_cifar10", 3), ("resnet_cifar10", 2)),
-    ("augmentation beats none (ResNet-18, CIFAR-10)", ("resnet_cifar10", 3), ("resnet_cifar10", 1)),
-    ("30 epochs beat 20", ("resnet_cifar10", 4), ("resnet_cifar10", 3)),
-    ("50 epochs beat 30", ("resnet_cifar10", 5), ("resnet_cifar10", 4)),
-    ("ResNet-18 beats ResNet-34 at 20 epochs", ("resnet_cifar10", 3), ("resnet_cifar10", 6)),
-    ("batch 32 beats batch 128", ("resnet_cifar10", 3), ("resnet_cifar10", 8)),
-    ("lr 0.001 beats lr 0.01", ("resnet_cifar10", 3), ("resnet_cifar10", 9)),
-    ("brightness/contrast jitter hurts", ("resnet_augmentation", 1), ("resnet_augmentation", 2)),
-    ("SE blocks help", ("resnet_se", 1), ("resnet_se", 0)),
-    ("the 3x3/s1 stem beats the 7x7/s2 stem", ("resnet_stem", 1), ("resnet_stem", 0)),
-    ("Xavier init beats He init", ("resnet_init", 2), ("resnet_init", 3)),
-    ("30 epochs beat 20 (ResNet-18, MNIST)", ("resnet_mnist", 2), ("resnet_mnist", 1)),
-    ("augmentation lowers MNIST test accuracy", ("resnet_mnist", 1), ("resnet_mnist", 4)),
-    ("VGG-16 beats VGG-11 (CIFAR-10)", ("vgg_cifar10", 3), ("vgg_cifar10", 1)),
-    ("VGG-16 beats VGG-19 (CIFAR-10, augmented)", ("vgg_cifar10", 4), ("vgg_cifar10", 8)),
-    ("batch 128 beats batch 32 (VGG-16, CIFAR-10)", ("vgg_cifar10", 9), ("vgg_cifar10", 3)),
-    ("VGG-7 beats VGG-16 on MNIST", ("vgg_mnist", 6), ("vgg_mnist", 3)),
-    ("a 5x5 first kernel beats 3x3 (VGG-7, MNIST)", ("vgg_mnist", 10), ("vgg_mnist", 9)),
-)
-
-
-def check_claims(results: pd.DataFrame) -> pd.DataFrame:
-    """Each claim whose rows are in ``results``: reported and reproduced margins, and a verdict.
-
-    With several seeds a margin smaller than twice the combined standard error is called
-    "within noise"; with one run per row the verdict says so, since it cannot tell.
-    """
-    by_row = results.set_index(["table", "row"])
-    lines = []
-    for text, a, b in CLAIMS:
-        if a not in by_row.index or b not in by_row.index:
-            continue
-        ra, rb = by_row.loc[a], by_row.loc[b]
-        reported = ra["reported_test"] - rb["reported_test"]
-        margin = ra["test_mean"] - rb["test_mean"]
-        noise = 2 * np.sqrt(
-            np.nansum([ra["test_std"] ** 2 / max(ra["seeds_done"], 1), rb["test_std"] ** 2 / max(rb["seeds_done"], 1)])
-        )
-        single = min(ra["seeds_done"], rb["seeds_done"]) < 2
-        if np.isnan(margin):
-            verdict = "pending"
-        elif margin == 0:
-            verdict = "tie"
-        elif not single and abs(margin) <= noise:
-            verdict = "within noise"
-        else:
-            verdict = ("holds" if margin > 0 else "does not hold") + (" (one run each)" if single else "")
-        lines.append(
-            {
-                "claim": text,
-                "rows": f"{a[0]} {a[1]} vs {b[0]} {b[1]}",
-                "reported margin": reported,
-                "reproduced margin": margin,
-                "verdict": verdict,
-                "profile": results["profile"].iloc[0],
-            }
-        )
-    return pd.DataFrame(lines)
-
-
 def differences(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd.DataFrame:
     """Per run row with a reported test accuracy: Δ test, Δ train and what the pair suggests.
 

@@ -140,3 +140,46 @@ def sample_grid(
     fig.suptitle("correctly classified" if kind == "correct" else "misclassified (true→predicted)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+VERDICT_COLOURS = {
+    "holds": "#2a6f97",
+    "reversed": "#a4161a",
+    "no detectable difference": "#6c757d",
+    "undecided": "#c9a227",
+    "not comparable": "#8d6cab",
+}
+
+
+def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
+    """One line per conclusion measured in accuracy points: our difference (dot) and its 95%
+    interval (bar), coloured by verdict; the report's own margin as a cross; zero marked."""
+    lines = ledger[(ledger["metric"] == metric) & ledger["measure"].str.contains("(points)", regex=False)]
+    lines = lines.iloc[::-1]  # first conclusion on top
+    if lines.empty:
+        return pending("no conclusion measured in accuracy points")
+    fig, (ax,) = _figure(width=8.0, height=0.32 * len(lines) + 1.2)
+    y = np.arange(len(lines))
+    colours = [VERDICT_COLOURS[v] for v in lines["verdict"]]
+    ax.hlines(y, lines["low"], lines["high"], colors=colours, lw=2)
+    ax.scatter(lines["difference"], y, c=colours, s=22, zorder=3, label="ours (mean difference, 95% interval)")
+    ax.scatter(lines["reported"], y, marker="x", c="black", s=24, zorder=4, label="the report's margin")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, lines["id"].str.replace("_", " "), fontsize=8)
+    values = pd.concat([lines["low"], lines["high"], lines["difference"], lines["reported"]]).dropna()
+    span = float(np.clip(values.abs().quantile(0.9) if len(values) else 5.0, 2.0, 25.0))
+    ax.set_xlim(-span, span)  # a few huge margins (collapsed runs, MNIST vs CIFAR) would hide the rest
+    ax.set_xlabel(
+        f"margin in the claimed direction, points ({'final epoch' if metric == 'honest' else 'report metric'})"
+    )
+    handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in VERDICT_COLOURS.items()]
+    ax.legend(
+        handles=[*ax.get_legend_handles_labels()[0], *handles],
+        fontsize=7,
+        ncol=4,
+        loc="upper center",
+        bbox_to_anchor=(0.4, -0.6 / (0.32 * len(lines) + 1.2)),
+    )
+    ax.set_title(f"Which of the report's conclusions hold ({lines['profile'].iloc[0]} profile)")
+    fig.tight_layout()
+    return fig

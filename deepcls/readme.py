@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepcls import experiments, findings, tables
+from deepcls import experiments, findings, ledger, tables
 from deepcls.errors import DeepclsError
 from deepcls.fileio import write_text
 from deepcls.profiles import get_profile
@@ -40,8 +40,21 @@ def results_section(profiles: Sequence[str], store: RunStore) -> str:
     return "\n\n".join(parts)
 
 
+LEDGER_PROFILES = ("paper", "quick")
+
+
+def ledger_section(profiles: Sequence[str], store: RunStore) -> str:
+    """Markdown: per profile the ledger of the report's conclusions (deepcls.ledger)."""
+    parts = []
+    for profile in profiles:
+        table = ledger.ledger(profile, store)
+        shown = tables.format_ledger(table).drop(columns=["id"])
+        parts.append(f"### Profile `{profile}`\n\n{ledger.summary(table)}\n\n{tables.frame_to_markdown(shown)}")
+    return "\n\n".join(parts)
+
+
 def update_readme(path: str | Path, profiles: Sequence[str], store: RunStore) -> None:
-    """Rewrite the ``results`` section of the README at ``path`` (atomically)."""
+    """Rewrite the ``ledger`` and ``results`` sections of the README at ``path`` (atomically)."""
     path = Path(path)
     if not path.is_file():
         raise DeepclsError(f"{path} not found")
@@ -49,6 +62,8 @@ def update_readme(path: str | Path, profiles: Sequence[str], store: RunStore) ->
         get_profile(profile)
     try:
         text = tables.replace_section(path.read_text(), "results", results_section(profiles, store))
+        if "<!-- ledger:start -->" in text:  # the conclusions ledger, where the README has a place for it
+            text = tables.replace_section(text, "ledger", ledger_section(LEDGER_PROFILES, store))
     except ValueError as err:
         raise DeepclsError(f"{path}: {err}") from None
     write_text(path, text)

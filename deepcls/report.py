@@ -22,7 +22,7 @@ import nbformat
 import papermill
 from nbconvert import HTMLExporter
 
-from deepcls import tables
+from deepcls import ledger, plots, tables
 from deepcls.errors import ConfigError
 from deepcls.experiments import ALL_TABLES, grid
 from deepcls.fileio import write_text
@@ -162,14 +162,23 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, results_dir: str) -> None:
-    """index.html: profile banner, links with status, and the overview table from the store."""
+    """index.html: profile banner, the conclusions ledger with its forest plot, links with status, and the
+    overview table from the store."""
     prof = get_profile(profile)
     try:
         store = RunStore(results_dir)
         results = results_table(grid(ALL_TABLES, profile), store)
         overview = f"<p>{html.escape(profile_summary(profile, store))}</p>\n{tables.to_html(results)}"
+        conclusions = ledger.ledger(profile, store)
+        shown = tables.format_ledger(conclusions).drop(columns=["id"])
+        conclusions_html = (
+            f"<p>{html.escape(ledger.summary(conclusions))}</p>\n"
+            f'<img id="forest-plot" alt="forest plot: our margin and 95% interval per conclusion, the report\'s '
+            f'margin marked" src="data:image/png;base64,{_png(plots.forest(conclusions))}">\n'
+            + shown.to_html(index=False, classes="results ledger", border=0, escape=True)
+        )
     except Exception:  # the index must still render and show why
-        overview = f"<pre>{html.escape(traceback.format_exc())}</pre>"
+        overview = conclusions_html = f"<pre>{html.escape(traceback.format_exc())}</pre>"
     items = "\n".join(
         f'<li class="{"ok" if o.ok else "failed"}"><a href="{o.name}.html">{html.escape(_title(o.name))}</a>'
         + ("" if o.ok else f" — <strong>failed</strong>: <code>{html.escape(o.error)}</code>")
@@ -183,9 +192,23 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
         description=html.escape(prof.description),
         items=items,
         overview=overview,
+        conclusions=conclusions_html,
         stamp=stamp,
     )
     write_text(html_dir / "index.html", page)
+
+
+def _png(figure: plots.plt.Figure) -> str:
+    """A matplotlib figure as base64 PNG for an inline <img> (the index stays one file)."""
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def _title(name: str) -> str:
@@ -206,6 +229,11 @@ table.results td:nth-child(3) {{ text-align: left; }}
 <body>
 <h1>deepcls — reproducing “{title}”</h1>
 <p class="banner">Profile <strong>{profile}</strong>: {description}.</p>
+<h2 id="conclusions">Which of the report's conclusions hold</h2>
+<p>Each conclusion of the report answered from every stored seed: our margin in the claimed direction with its
+95% interval, under the report's metric (highest test accuracy over epochs) and the final epoch; the verdict needs
+at least 3 seeds per side (5 for a collapse rate). <code>deepcls/ledger.py</code> defines each line.</p>
+{conclusions}
 <h2>Notebooks</h2>
 <ul id="notebooks">
 {items}

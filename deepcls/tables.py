@@ -88,11 +88,7 @@ def to_html(results: pd.DataFrame) -> str:
 
 def to_markdown(results: pd.DataFrame) -> str:
     """A formatted results table as a GitHub-flavoured Markdown table."""
-    frame = format_results(results).drop(columns=["setting"])
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in line) + " |" for line in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
+    return frame_to_markdown(format_results(results).drop(columns=["setting"]))
 
 
 def replace_section(text: str, name: str, body: str) -> str:
@@ -103,3 +99,53 @@ def replace_section(text: str, name: str, body: str) -> str:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{start}\n{body.strip()}\n{end}{tail}"
+
+
+def _interval(difference: float, low: float, high: float) -> str:
+    if difference is None or (isinstance(difference, float) and math.isnan(difference)):
+        return "—"
+    if isinstance(low, float) and math.isnan(low):
+        return f"{difference:+.2f}"
+    return f"{difference:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def _side(mean: float | None, std: float | None, n: int | None) -> str:
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return ""
+    return f"{pct(mean, std)} (n={int(n)})"
+
+
+def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The ledger (deepcls.ledger.ledger) as one display line per conclusion: our margin with its 95%
+    interval under the report's metric and the honest one, the report's margin, and the verdicts."""
+    report, honest = (ledger[ledger["metric"] == m].set_index("id") for m in ("report", "honest"))
+    ids = list(dict.fromkeys(ledger["id"]))
+    h, r = honest.loc[ids], report.loc[ids]
+    return pd.DataFrame(
+        {
+            "conclusion": h["conclusion"],
+            "measure": h["measure"],
+            "side a": [_side(m, s, n) for m, s, n in zip(h["mean_a"], h["std_a"], h["n_a"])],
+            "side b": [_side(m, s, n) for m, s, n in zip(h["mean_b"], h["std_b"], h["n_b"])],
+            "ours, final epoch [95%]": [
+                _interval(d, lo, hi) for d, lo, hi in zip(h["difference"], h["low"], h["high"])
+            ],
+            "ours, report's metric [95%]": [
+                _interval(d, lo, hi) for d, lo, hi in zip(r["difference"], r["low"], r["high"])
+            ],
+            "report": h["reported"].map(signed),
+            "verdict (final epoch)": h["verdict"],
+            "verdict (report's metric)": r["verdict"],
+            "note": [" ".join(filter(None, (a, b if b != a else ""))) for a, b in zip(h["reading"], r["reading"])],
+        }
+    ).reset_index(names="id")
+
+
+def frame_to_markdown(frame: pd.DataFrame) -> str:
+    """Any display frame as a GitHub-flavoured Markdown table (``|`` escaped)."""
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = [
+        "| " + " | ".join(str(v).replace("|", "\\|") for v in line) + " |" for line in frame.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *body])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -100,8 +101,16 @@ def subcommands() -> list[str]:
     return list(actions[0].choices)
 
 
-def test_subcommands() -> None:
-    assert {"train", "report", "bench", "info"} <= set(subcommands())
+def test_every_command_the_readme_shows_parses() -> None:
+    """The README's command-line examples are what the parser accepts (documentation that cannot rot)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme.replace("\\\n", " "), re.S)
+    shown = [
+        line.split("#")[0].strip() for block in blocks for line in block.splitlines() if line.startswith("deepcls ")
+    ]
+    assert {line.split()[1] for line in shown} >= set(subcommands()) - {"readme"}
+    for line in shown:
+        build_parser().parse_args(line.split()[1:])
 
 
 @pytest.mark.parametrize("command", [[], *([name] for name in subcommands())], ids=lambda c: c[0] if c else "deepcls")

@@ -1,4 +1,4 @@
-"""Reading results: the report's claims checked and per-row differences from the report."""
+"""Reading results: per-row differences from the report, the vflip probe, seed noise, init signal."""
 
 from __future__ import annotations
 
@@ -7,41 +7,6 @@ import pandas as pd
 import pytest
 
 from deepcls import findings
-
-
-def _results(test_a: list[float], test_b: list[float]) -> pd.DataFrame:
-    """A two-line results table for the claim 'SE blocks help' (row 1 beats row 0)."""
-
-    def line(row: int, tests: list[float], reported: float) -> dict:
-        return {
-            "table": "resnet_se",
-            "row": row,
-            "reported_test": reported,
-            "test_mean": np.mean(tests) if tests else np.nan,
-            "test_std": np.std(tests, ddof=1) if len(tests) > 1 else np.nan,
-            "seeds_done": len(tests),
-            "profile": "paper",
-        }
-
-    return pd.DataFrame([line(0, test_b, 81.39), line(1, test_a, 81.54)])
-
-
-@pytest.mark.parametrize(
-    ("with_se", "without", "verdict"),
-    [
-        ([82.0], [81.0], "holds (one run each)"),
-        ([80.0], [81.0], "does not hold (one run each)"),
-        ([82.0, 82.2, 81.9], [81.0, 81.1, 80.9], "holds"),
-        ([81.5, 80.5, 82.0], [81.0, 81.6, 80.4], "within noise"),
-        ([81.0], [81.0], "tie"),
-        ([], [81.0], "pending"),
-    ],
-)
-def test_claim_verdicts(with_se: list[float], without: list[float], verdict: str) -> None:
-    claims = findings.check_claims(_results(with_se, without))
-    assert list(claims["claim"]) == ["SE blocks help"]
-    assert claims["verdict"].iloc[0] == verdict
-    assert claims["reported margin"].iloc[0] == pytest.approx(0.15)
 
 
 def test_differences_read_train_and_test_deltas_together() -> None:

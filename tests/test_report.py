@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 
 from deepcls import experiments as ex
+from deepcls import ledger, tables
 from deepcls.findings import NOISE_ROW, NOISE_SEEDS
+from deepcls.ledger import CONCLUSIONS
 from deepcls.reading import results_table
-from deepcls.report import NOTEBOOKS_DIR, build_report, notebook_names
-from deepcls.runtime import threads_per_job
+from deepcls.report import NOTEBOOKS_DIR, build_report, notebook_names, write_index
+from deepcls.runtime import resolve_device, threads_per_job
 from deepcls.store import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,10 +86,13 @@ class _Elements(HTMLParser):
         self.tags: list[str] = []
         self.links: list[str] = []
         self.images: list[str] = []
+        self.ids: dict[str, str] = {}  # element id -> tag
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         attributes = dict(attrs)
+        if attributes.get("id"):
+            self.ids[attributes["id"] or ""] = tag
         if tag == "a" and attributes.get("href"):
             self.links.append(attributes["href"] or "")
         if tag == "img":
@@ -103,10 +108,20 @@ def _chromium() -> str:
     pytest.skip("no Chromium on this machine (apt-get install chromium)")
 
 
+# No connection attempts beyond loopback: the machine's network is closed (and tests stay local).
+QUIET_BROWSER = (
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
 def _browse(page: Path) -> _Elements:
     """Load a page in headless Chromium and parse the DOM it rendered."""
     out = subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", *QUIET_BROWSER, "--dump-dom", page.as_uri()],
         capture_output=True,
         text=True,
         timeout=120,
@@ -122,13 +137,18 @@ def test_parallel_notebooks_share_out_the_cores(smoke_report: Path) -> None:
     store = RunStore(smoke_report)
     threads = os.environ.get("OMP_NUM_THREADS") or str(threads_per_job(2))
     devices = {store.load(run_id).metrics["device"] for run_id in store.run_ids()}
-    assert devices and all(d.startswith("cpu:") and d.endswith(f" x{threads} threads") for d in devices), devices
+    if resolve_device("auto").type == "cuda":  # the notebooks train on the GPU; threads do not apply
+        assert devices and all(d.startswith("cuda:") for d in devices), devices
+    else:
+        assert devices and all(d.startswith("cpu:") and d.endswith(f" x{threads} threads") for d in devices), devices
 
 
 def test_browser_renders_index_with_overview_and_working_links(smoke_report: Path) -> None:
     report = smoke_report / "report" / "smoke"
     index = _browse(report / "index.html")
-    assert index.tags.count("table") == 1 and index.tags.count("tr") > 30
+    assert index.tags.count("table") == 2 and index.tags.count("tr") > 2 * len(CONCLUSIONS)  # ledger, overview
+    assert index.ids.get("forest-plot") == "img" and index.ids.get("conclusions") == "h2"
+    assert any(src.startswith("data:image/png;base64,") for src in index.images)
     targets = [link for link in index.links if not link.startswith(("http", "#"))]
     assert sorted(targets) == sorted(f"{n}.html" for n in notebook_names())
     for target in targets:
@@ -137,7 +157,7 @@ def test_browser_renders_index_with_overview_and_working_links(smoke_report: Pat
 
 def test_browser_renders_a_notebook_page_with_tables_and_figures(smoke_report: Path) -> None:
     page = _browse(smoke_report / "report" / "smoke" / "05_squeeze_excitation.html")
-    assert page.tags.count("table") >= 3  # results, claims, bird -> airplane counts
+    assert page.tags.count("table") >= 3  # results, conclusions, bird -> airplane counts
     assert len(page.images) >= 2 and all(src.startswith("data:image/png;base64,") for src in page.images)
     for link in page.links:
         assert link.startswith(("http", "#")), f"unexpected relative link {link}"
@@ -174,3 +194,14 @@ def test_report_without_training_shows_pending_rows(tmp_path: Path, data_dir: Pa
     index = (root / "report" / "paper" / "index.html").read_text()  # rewritten, still linking both pages
     assert 'href="05_squeeze_excitation.html"' in index and 'href="00_overview.html"' in index
     assert "No row with a reported test accuracy has been run yet." in index
+
+
+def test_the_index_ledger_is_what_the_store_gives(tmp_path: Path, stored_run) -> None:
+    grid = ex.grid("resnet_se", "paper", (0, 1, 2))
+    for config, acc in zip(grid["config"], (81.4, 81.2, 81.5, 80.7, 80.9, 80.8)):
+        stored_run(tmp_path, config, test_acc=acc)
+    write_index("paper", [], tmp_path, str(tmp_path))
+    page = (tmp_path / "index.html").read_text()
+    expected = tables.format_ledger(ledger.ledger("paper", RunStore(tmp_path))).drop(columns=["id"])
+    assert expected.to_html(index=False, classes="results ledger", border=0, escape=True) in page
+    assert "SE blocks raise test accuracy" in page and "1 reversed" in page  # 80.8 vs 81.37 over 3 seeds each

@@ -1,0 +1,603 @@
+"""Which of the report's conclusions hold: every conclusion as data, answered from the store.
+
+A conclusion compares two sides (rows of the report's tables) or measures one quantity. Each
+side is the runs of a row over every stored seed. For each conclusion the ledger gives, under
+the report's metric and the honest one, n per side, mean ± std per side, the difference with
+its 95% interval (scipy.stats: Welch's t for two rows; paired t for two lengths of one run;
+one-sample t for a quantity against a threshold; exact binomial for a collapse rate) and a
+verdict:
+
+- ``holds`` / ``reversed``: the interval excludes 0 (or the threshold) on the claimed / other side;
+- ``no detectable difference``: it does not;
+- ``undecided``: fewer than :data:`MIN_SEEDS` runs on a side (:data:`MIN_COLLAPSE_SEEDS` for a
+  collapse rate) — it says how many more and what they cost;
+- ``not comparable``: a side collapsed to chance in some seeds — the rate is given and the
+  runs that trained are compared.
+
+Epoch conclusions never compare a maximum over a prefix with the longer run that contains it:
+both lengths are read from the longer run's own trajectory (the first k epochs of a
+constant-lr run *are* the k-epoch run), at the final epoch of each length (honest) or the mean
+of its last three epochs (in place of the report's highest-over-epochs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from deepcls import experiments
+from deepcls.data import DATASETS
+from deepcls.findings import CHANCE_CEILING
+from deepcls.reading import records, results_table
+from deepcls.store import RunRecord, RunStore
+from deepcls.tables import short_device
+
+MIN_SEEDS = 3  # runs per side before a difference is decided
+MIN_COLLAPSE_SEEDS = 5  # runs before a collapse rate is decided
+LEDGER_SEEDS = tuple(range(10))  # seeds looked up in the store
+CONFIDENCE = 0.95
+METRICS = ("report", "honest")
+VERDICTS = ("holds", "reversed", "no detectable difference", "undecided", "not comparable")
+
+Side = tuple[str, int]  # (table, row)
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """One conclusion of the report, in a measurable form.
+
+    ``kind``: ``compare`` (side ``a`` beats ``b`` on test accuracy), ``epochs`` (the longer run
+    ``a`` beats itself at ``b``'s length), ``quantity`` (``measure`` of ``a`` minus ``measure``
+    of ``b``, or against ``threshold`` when ``b`` is None), ``collapse`` (``a`` collapses to
+    chance in some seeds; with ``b``: more often than ``b``). ``reported`` is the report's own
+    margin (or value) in the claimed direction, None where it gives no number.
+    """
+
+    id: str
+    wording: str
+    kind: str
+    a: Side
+    b: Side | None = None
+    reported: float | None = None
+    measure: str = "test accuracy (points)"
+    quantity: str | None = None  # a key of QUANTITIES for kind "quantity"
+    threshold: float = 0.0  # a one-sided quantity holds when its interval lies above this (below: sign -1)
+    sign: int = 1
+    source: str = ""
+
+
+def _c(id: str, wording: str, a: Side, b: Side, reported: float | None, source: str) -> Conclusion:
+    return Conclusion(id, wording, "compare", a, b, reported, source=source)
+
+
+def _epochs(id: str, wording: str, a: Side, b: Side, reported: float | None, source: str) -> Conclusion:
+    return Conclusion(id, wording, "epochs", a, b, reported, "test accuracy (points), one trajectory", source=source)
+
+
+RC, RM, VC, VM = "resnet_cifar10", "resnet_mnist", "vgg_cifar10", "vgg_mnist"
+CONCLUSIONS: tuple[Conclusion, ...] = (
+    _c("adam_beats_sgd", "Adam beats SGD (ResNet-18, CIFAR-10)", (RC, 3), (RC, 2), 3.67, "4.3 item 1, Table 2"),
+    _c(
+        "augmentation_helps_cifar10",
+        "flip + rotation beats no augmentation (ResNet-18, CIFAR-10)",
+        (RC, 3),
+        (RC, 1),
+        4.49,
+        "4.3 item 4, Table 2",
+    ),
+    Conclusion(
+        "augmentation_shrinks_gap_cifar10",
+        "augmentation shrinks the train-test gap (ResNet-18, CIFAR-10)",
+        "quantity",
+        (RC, 1),
+        (RC, 3),
+        21.84,
+        "train - test accuracy (points)",
+        "gap",
+        source="4.3 item 4",
+    ),
+    _epochs("epochs_30_beat_20", "30 epochs beat 20 (ResNet-18, CIFAR-10)", (RC, 4), (RC, 3), 1.98, "4.3 item 2"),
+    _epochs("epochs_50_beat_30", "50 epochs beat 30 (ResNet-18, CIFAR-10)", (RC, 5), (RC, 4), 0.93, "4.3 item 2"),
+    _epochs("epochs_help_resnet34", "30 epochs beat 20 (ResNet-34, CIFAR-10)", (RC, 7), (RC, 6), 2.02, "Table 2"),
+    _c("resnet18_beats_resnet34_20", "ResNet-18 beats ResNet-34 at 20 epochs", (RC, 3), (RC, 6), 0.60, "4.3 item 3"),
+    _c("resnet18_beats_resnet34_30", "ResNet-18 beats ResNet-34 at 30 epochs", (RC, 4), (RC, 7), 0.56, "4.3 item 3"),
+    Conclusion(
+        "resnet34_slower_per_epoch",
+        "ResNet-34 takes longer per epoch than ResNet-18",
+        "quantity",
+        (RC, 6),
+        (RC, 3),
+        None,
+        "seconds per epoch (same device and threads)",
+        "seconds",
+        source="4.3 item 3",
+    ),
+    _c("batch32_beats_128", "batch 32 beats batch 128 (ResNet-18, CIFAR-10)", (RC, 3), (RC, 8), 0.42, "Table 2"),
+    _c("lr_0001_beats_001", "lr 0.001 beats lr 0.01 (Adam, ResNet-18)", (RC, 3), (RC, 9), 1.77, "4.3 item 2"),
+    Conclusion(
+        "test_accuracy_fluctuates",
+        "test accuracy fluctuates abruptly between consecutive epochs",
+        "quantity",
+        (RC, 3),
+        None,
+        None,
+        "mean |change| of test accuracy between epochs (points), over 0.5",
+        "swing",
+        threshold=0.5,
+        source="4.3 item 2",
+    ),
+    _c(
+        "brightness_contrast_hurts",
+        "brightness/contrast jitter lowers test accuracy",
+        ("resnet_augmentation", 1),
+        ("resnet_augmentation", 2),
+        0.68,
+        "4.3 item 4, Table 1",
+    ),
+    _c("se_helps", "SE blocks raise test accuracy", ("resnet_se", 1), ("resnet_se", 0), 0.15, "4.3 item 5"),
+    Conclusion(
+        "se_cuts_bird_airplane",
+        "SE blocks cut bird -> airplane confusions (113 -> 66)",
+        "quantity",
+        ("resnet_se", 0),
+        ("resnet_se", 1),
+        47.0,
+        "bird predicted as airplane, per 10,000 test images",
+        "bird_airplane",
+        source="4.3 item 5",
+    ),
+    Conclusion(
+        "se_improves_other_classes",
+        "SE blocks improve the other classes too",
+        "quantity",
+        ("resnet_se", 1),
+        ("resnet_se", 0),
+        None,
+        "mean accuracy of the 8 classes other than bird and airplane (points)",
+        "other_classes",
+        source="4.3 item 5",
+    ),
+    _c(
+        "stem_3x3_beats_7x7",
+        "the 3x3/s1 stem beats the 7x7/s2 stem",
+        ("resnet_stem", 1),
+        ("resnet_stem", 0),
+        6.53,
+        "4.3 item 6",
+    ),
+    _c(
+        "xavier_beats_he",
+        "Xavier init beats He init (ResNet-18, CIFAR-10)",
+        ("resnet_init", 2),
+        ("resnet_init", 3),
+        None,
+        "section 7",
+    ),
+    _epochs("mnist_epochs_30_beat_20", "30 epochs beat 20 (ResNet-18, MNIST)", (RM, 2), (RM, 1), 0.09, "Table 3"),
+    _epochs("mnist_epochs_50_beat_30", "50 epochs beat 30 (ResNet-18, MNIST)", (RM, 3), (RM, 2), -0.05, "Table 3"),
+    _epochs(
+        "mnist_epochs_help_augmented",
+        "30 epochs beat 20 (ResNet-18, MNIST, augmented)",
+        (RM, 5),
+        (RM, 4),
+        0.10,
+        "Table 3",
+    ),
+    _c(
+        "mnist_augmentation_lowers_test",
+        "augmentation lowers test accuracy on MNIST (ResNet-18)",
+        (RM, 1),
+        (RM, 4),
+        0.19,
+        "Table 3",
+    ),
+    Conclusion(
+        "augmentation_shrinks_gap_mnist",
+        "augmentation shrinks the train-test gap (ResNet-18, MNIST)",
+        "quantity",
+        (RM, 1),
+        (RM, 4),
+        0.30,
+        "train - test accuracy (points)",
+        "gap",
+        source="4.3 item 4",
+    ),
+    _c(
+        "mnist_easier_than_cifar10",
+        "MNIST is far easier than CIFAR-10 (ResNet-18)",
+        (RM, 1),
+        (RC, 3),
+        18.01,
+        "4.3 intro",
+    ),
+    Conclusion(
+        "mnist_little_left_to_gain",
+        "on MNIST further tuning can gain little",
+        "quantity",
+        (RM, 1),
+        None,
+        0.60,
+        "test error (points), under 1",
+        "error",
+        threshold=1.0,
+        sign=-1,
+        source="4.3 intro",
+    ),
+    Conclusion(
+        "mnist_confuses_2_7_and_3_5",
+        "MNIST digits 2/7 and 5/3 are prone to confusion",
+        "quantity",
+        (RM, 1),
+        None,
+        None,
+        "share of errors that are 2<->7 or 3<->5 (%), over the uniform 4.4%",
+        "pair_share",
+        threshold=100 * 4 / 90,
+        source="4.2",
+    ),
+    _c("vgg16_beats_vgg11", "VGG-16 beats VGG-11 (CIFAR-10)", (VC, 3), (VC, 1), 2.46, "4.4 item 1"),
+    _c(
+        "vgg16_beats_vgg11_augmented",
+        "VGG-16 beats VGG-11 with augmentation (CIFAR-10)",
+        (VC, 4),
+        (VC, 2),
+        0.52,
+        "4.4 item 1",
+    ),
+    _c("vgg16_beats_vgg19", "VGG-16 beats VGG-19 (CIFAR-10, augmented)", (VC, 4), (VC, 8), 12.80, "4.4 item 1"),
+    _c("vgg_batch128_beats_32", "batch 128 beats batch 32 (VGG-16, CIFAR-10)", (VC, 9), (VC, 3), 4.38, "4.4 table"),
+    Conclusion(
+        "vgg_augmentation_shrinks_gap",
+        "VGG reacts to augmentation as ResNet does: a smaller train-test gap",
+        "quantity",
+        (VC, 1),
+        (VC, 2),
+        16.49,
+        "train - test accuracy (points)",
+        "gap",
+        source="4.4",
+    ),
+    Conclusion(
+        "vgg16_standard_width_fails",
+        "VGG-16 at the standard widths stays at 10% on CIFAR-10",
+        "collapse",
+        ("vgg_width", 1),
+        None,
+        None,
+        "collapse to chance (rate)",
+        source="4.4 item 1",
+    ),
+    Conclusion(
+        "vgg16_fails_mnist",
+        "VGG-16 fails to train on MNIST (11%)",
+        "collapse",
+        (VM, 3),
+        None,
+        None,
+        "collapse to chance (rate)",
+        source="4.4 table",
+    ),
+    Conclusion(
+        "vgg19_fails_mnist",
+        "VGG-19 fails to train on MNIST (11%)",
+        "collapse",
+        (VM, 5),
+        None,
+        None,
+        "collapse to chance (rate)",
+        source="4.4 table",
+    ),
+    Conclusion(
+        "vgg7_fixes_mnist",
+        "VGG-7 trains on MNIST where VGG-16 fails",
+        "collapse",
+        (VM, 3),
+        (VM, 6),
+        None,
+        "collapse rate, VGG-16 minus VGG-7",
+        source="4.4",
+    ),
+    _c(
+        "vgg_mnist_augmentation_lowers_test",
+        "augmentation lowers test accuracy on MNIST (VGG-11)",
+        (VM, 1),
+        (VM, 2),
+        0.18,
+        "4.4 table",
+    ),
+    _c("vgg7_batch128_beats_32", "batch 128 beats batch 32 (VGG-7, MNIST)", (VM, 9), (VM, 6), 0.09, "4.4 table"),
+    _c("first_kernel_5_beats_3", "a 5x5 first kernel beats 3x3 (VGG-7, MNIST)", (VM, 10), (VM, 9), 0.07, "4.4 item 2"),
+)
+
+
+# ---------------------------------------------------------------------------- per-run values
+def _history(record: RunRecord, epochs: int | None) -> pd.DataFrame:
+    return record.history if epochs is None else record.history.iloc[:epochs]
+
+
+def test_accuracy(record: RunRecord, metric: str, epochs: int | None = None) -> float:
+    """The report's metric: highest test accuracy over epochs (for an epoch conclusion, the mean of
+    the last three epochs of the length); the honest one: the final epoch's."""
+    history = _history(record, epochs)
+    if metric == "honest":
+        return float(history["test_acc"].iloc[-1])
+    return float(history["test_acc"].iloc[-3:].mean() if epochs is not None else history["test_acc"].max())
+
+
+def _gap(record: RunRecord, metric: str) -> float:
+    h = record.history
+    if metric == "honest":
+        return float(h["train_acc"].iloc[-1] - h["test_acc"].iloc[-1])
+    return float(h["train_acc"].max() - h["test_acc"].max())
+
+
+def _per_10k(record: RunRecord, true: str, predicted: str) -> float:
+    names = DATASETS[record.config.dataset].classes
+    confusion = record.confusion
+    if confusion is None:
+        return math.nan
+    return float(confusion[names.index(true), names.index(predicted)] * 10_000 / confusion.sum())
+
+
+def _other_classes(record: RunRecord) -> float:
+    names = DATASETS[record.config.dataset].classes
+    c = record.confusion
+    if c is None:
+        return math.nan
+    keep = [i for i, n in enumerate(names) if n not in ("bird", "airplane")]
+    return float(np.mean([100 * c[i, i] / c[i].sum() for i in keep]))
+
+
+def _pair_share(record: RunRecord) -> float:
+    c = record.confusion
+    if c is None:
+        return math.nan
+    errors = c.sum() - np.trace(c)
+    pairs = c[2, 7] + c[7, 2] + c[3, 5] + c[5, 3]
+    return float(100 * pairs / errors) if errors else math.nan
+
+
+QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
+    "gap": _gap,
+    "seconds": lambda r, m: float(r.history["seconds"].median()),
+    "swing": lambda r, m: float(r.history["test_acc"].diff().abs().iloc[1:].mean()),
+    "bird_airplane": lambda r, m: _per_10k(r, "bird", "airplane"),
+    "other_classes": lambda r, m: _other_classes(r),
+    "error": lambda r, m: 100 - test_accuracy(r, m),
+    "pair_share": lambda r, m: _pair_share(r),
+}
+
+
+def collapsed(record: RunRecord) -> bool:
+    """At chance at the end: the final model predicts (nearly) one class."""
+    return float(record.history["test_acc"].iloc[-1]) <= CHANCE_CEILING
+
+
+# ---------------------------------------------------------------------------- the ledger
+def side_records(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> dict[Side, list[RunRecord]]:
+    """Every side's stored runs (one per seed found in :data:`LEDGER_SEEDS`)."""
+    sides = sorted({s for c in conclusions for s in (c.a, c.b) if s is not None})
+    grid = experiments.grid(sorted({t for t, _ in sides}), profile, LEDGER_SEEDS)
+    results = results_table(grid, store)
+    return {s: records(results, *s, store) if s in set(zip(results["table"], results["row"])) else [] for s in sides}
+
+
+def ledger(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS) -> pd.DataFrame:
+    """One line per conclusion and metric (``report``, ``honest``): n, mean ± std per side, the
+    difference and its 95% interval, the verdict and whether the report's margin lies inside."""
+    found = side_records(conclusions, profile, store)
+    costs = _costs(profile, store)
+    lines = []
+    for conclusion in conclusions:
+        for metric in METRICS:
+            line = answer(conclusion, found, metric, profile)
+            if line["verdict"] == "undecided":
+                line["reading"] += _cost_note(conclusion, found, costs)
+            if " | " in line["devices"]:  # float rounding differs: not one trajectory per setting
+                mixed = "/".join(dict.fromkeys(short_device(d) for d in line["devices"].split(" | ")))
+                line["reading"] = "; ".join(filter(None, [line["reading"], f"runs on mixed devices ({mixed})"]))
+            lines.append(
+                {
+                    "id": conclusion.id,
+                    "conclusion": conclusion.wording,
+                    "metric": metric,
+                    "measure": conclusion.measure,
+                    "profile": profile,
+                    **line,
+                }
+            )
+    return pd.DataFrame(lines)
+
+
+def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: str, profile: str) -> dict:
+    """The numbers and the verdict of one conclusion under one metric, from the runs of its sides."""
+    a_runs, b_runs = found.get(conclusion.a, []), found.get(conclusion.b, []) if conclusion.b else []
+    devices = sorted({r.metrics.get("device", "?") for r in a_runs + b_runs})
+    base = {
+        "reported": reported_margin(conclusion),
+        "devices": " | ".join(devices),
+        "n_a": len(a_runs),
+        "n_b": len(b_runs) if conclusion.b else None,
+    }
+    if conclusion.kind == "collapse":
+        return {**base, **_collapse(conclusion, a_runs, b_runs)}
+    if conclusion.kind == "epochs":  # both lengths from the longer run's trajectory, paired by seed
+        k = experiments.grid(conclusion.b[0], profile, rows=[conclusion.b[1]])["config"].iloc[0].epochs
+        a = [test_accuracy(r, metric, r.config.epochs) for r in a_runs]
+        b = [test_accuracy(r, metric, k) for r in a_runs]
+        return {**base, "n_b": len(b), **_difference(conclusion, a, b, paired=True, collapsed=(0, 0))}
+    value = QUANTITIES[conclusion.quantity] if conclusion.kind == "quantity" else test_accuracy
+    trained_a = [r for r in a_runs if not collapsed(r)]
+    trained_b = [r for r in b_runs if not collapsed(r)]
+    a = _known(value(r, metric) for r in trained_a)  # a run without a confusion matrix has no count
+    b = _known(value(r, metric) for r in trained_b) if conclusion.b else None
+    gone = (len(a_runs) - len(trained_a), len(b_runs) - len(trained_b))
+    line = _difference(conclusion, a, b, paired=False, collapsed=gone)
+    if conclusion.quantity == "seconds" and len(devices) > 1:
+        line.update(verdict="not comparable", reading="sides timed on different devices or thread counts")
+    return {**base, **line}
+
+
+def reported_margin(conclusion: Conclusion) -> float | None:
+    """The report's margin on the scale of ``difference`` (a one-sided quantity: over its threshold)."""
+    if conclusion.reported is None or conclusion.b is not None or conclusion.kind == "collapse":
+        return conclusion.reported
+    return conclusion.sign * (conclusion.reported - conclusion.threshold)
+
+
+def _difference(
+    conclusion: Conclusion, a: list[float], b: list[float] | None, *, paired: bool, collapsed: tuple[int, int]
+) -> dict:
+    """Means, stds, the a - b difference (one side: a's margin over the threshold) with its interval,
+    and the verdict."""
+    mean_a, std_a = _mean_std(a)
+    mean_b, std_b = _mean_std(b) if b is not None else (None, None)
+    line = {
+        "mean_a": mean_a,
+        "std_a": std_a,
+        "mean_b": mean_b,
+        "std_b": std_b,
+        "difference": math.nan,
+        "low": math.nan,
+        "high": math.nan,
+    }
+    one_sided = b is None
+    if one_sided and a:  # the margin over the threshold, positive in the claimed direction
+        line["difference"] = conclusion.sign * (mean_a - conclusion.threshold)
+    if one_sided and len(a) >= 2:
+        ci = stats.ttest_1samp(a, conclusion.threshold).confidence_interval(CONFIDENCE)
+        low, high = sorted(conclusion.sign * (x - conclusion.threshold) for x in (ci.low, ci.high))
+        line.update(low=low, high=high)
+    elif not one_sided and len(a) >= 2 and len(b) >= 2:
+        test = stats.ttest_rel(a, b) if paired else stats.ttest_ind(a, b, equal_var=False)
+        ci = test.confidence_interval(CONFIDENCE)
+        line.update(difference=mean_a - mean_b, low=ci.low, high=ci.high)
+    elif not one_sided and a and b:
+        line["difference"] = mean_a - mean_b
+    n = min(len(a), len(b)) if not one_sided else len(a)
+    claimed, against = line["low"] > 0, line["high"] < 0
+    if any(collapsed):
+        sides = [
+            f"{name} collapsed in {k} of {k + len(v)}"
+            for name, k, v in (("side a", collapsed[0], a), ("side b", collapsed[1], b or []))
+            if k
+        ]
+        line.update(verdict="not comparable", reading="; ".join(sides) + "; compared: the runs that trained")
+    elif n < MIN_SEEDS:
+        line.update(verdict="undecided", reading=f"{n} of {MIN_SEEDS} seeds on the smaller side")
+    elif claimed or against:
+        line.update(verdict="holds" if claimed else "reversed", reading="")
+    else:
+        line.update(verdict="no detectable difference", reading="")
+    reported = reported_margin(conclusion)
+    line["report_inside"] = (
+        bool(line["low"] <= reported <= line["high"]) if reported is not None and not math.isnan(line["low"]) else None
+    )
+    return line
+
+
+def _collapse(conclusion: Conclusion, a_runs: list[RunRecord], b_runs: list[RunRecord]) -> dict:
+    """Collapse rates with exact binomial intervals; with two sides, Fisher's exact test."""
+    k_a, n_a = sum(map(collapsed, a_runs)), len(a_runs)
+    line = {
+        "mean_a": k_a / n_a if n_a else math.nan,
+        "std_a": None,
+        "mean_b": None,
+        "std_b": None,
+        "difference": math.nan,
+        "low": math.nan,
+        "high": math.nan,
+        "report_inside": None,
+    }
+    if n_a:
+        ci = stats.binomtest(k_a, n_a).proportion_ci(CONFIDENCE, method="exact")
+        line.update(difference=k_a / n_a, low=ci.low, high=ci.high)
+    reading = f"collapsed in {k_a} of {n_a}"
+    n = n_a
+    if conclusion.b is not None:
+        k_b, n_b = sum(map(collapsed, b_runs)), len(b_runs)
+        line["mean_b"] = k_b / n_b if n_b else math.nan
+        reading += f" vs {k_b} of {n_b}"
+        n = min(n_a, n_b)
+        if n_a and n_b:
+            line["difference"] = k_a / n_a - k_b / n_b
+            p = stats.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue
+            line.update(low=math.nan, high=math.nan, p_value=p)
+    if n < MIN_COLLAPSE_SEEDS:
+        verdict, note = "undecided", f"; {n} of {MIN_COLLAPSE_SEEDS} seeds"
+    elif conclusion.b is None:  # "it fails": it collapses in at least some seeds
+        verdict, note = ("holds", "") if k_a > 0 else ("reversed", "; never collapsed")
+    else:
+        significant = line.get("p_value", 1.0) < 1 - CONFIDENCE
+        verdict = ("holds" if line["difference"] > 0 else "reversed") if significant else "no detectable difference"
+        note = f" (Fisher p = {line['p_value']:.3f})"
+    return {**line, "verdict": verdict, "reading": reading + note}
+
+
+def _known(values: Iterable[float]) -> list[float]:
+    return [v for v in values if not math.isnan(v)]
+
+
+def _mean_std(values: list[float] | None) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+# ---------------------------------------------------------------------------- costs
+def _costs(profile: str, store: RunStore) -> dict[Side, tuple[float, str]]:
+    """Mean stored wall time and device of each row at ``profile`` (what one more seed costs)."""
+    results = results_table(experiments.grid(experiments.ALL_TABLES, profile, LEDGER_SEEDS), store)
+    out = {}
+    for _, line in results[results["seeds_done"] > 0].iterrows():
+        out[(line["table"], line["row"])] = (line["wall_time_s"] / line["seeds_done"], line["device"] or "")
+    return out
+
+
+def _cost_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], costs: dict[Side, tuple[float, str]]) -> str:
+    need = MIN_COLLAPSE_SEEDS if conclusion.kind == "collapse" else MIN_SEEDS
+    sides = [conclusion.a] if conclusion.kind == "epochs" or conclusion.b is None else [conclusion.a, conclusion.b]
+    parts = []
+    for side in sides:
+        more = need - len(found.get(side, []))
+        if more <= 0:
+            continue
+        seconds, device = costs.get(side, (math.nan, ""))
+        cost = (
+            "cost unknown (never run)"
+            if math.isnan(seconds)
+            else f"≈ {more * seconds / 60:.0f} min on {short_device(device)}"
+        )
+        parts.append(f"{side[0]} {side[1]}: {more} more, {cost}")
+    return ("; needs " + "; ".join(parts)) if parts else ""
+
+
+def about(tables: Sequence[str]) -> tuple[Conclusion, ...]:
+    """The conclusions with a side in one of ``tables`` (what a table's notebook shows)."""
+    return tuple(c for c in CONCLUSIONS if any(s is not None and s[0] in tables for s in (c.a, c.b)))
+
+
+# ---------------------------------------------------------------------------- summaries
+def verdict_counts(table: pd.DataFrame, metric: str = "honest") -> dict[str, int]:
+    """How many conclusions got each verdict under ``metric``."""
+    counts = table[table["metric"] == metric]["verdict"].value_counts()
+    return {v: int(counts.get(v, 0)) for v in VERDICTS}
+
+
+def summary(table: pd.DataFrame) -> str:
+    """One sentence: how many conclusions hold, reverse, show no detectable difference... on the final
+    epoch and on the report's metric."""
+    parts = []
+    for metric, name in (("honest", "on the final epoch"), ("report", "on the report's highest-over-epochs")):
+        counts = verdict_counts(table, metric)
+        parts.append(f"{name}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
+    n = table["id"].nunique()
+    return (
+        f"{n} conclusions, 95% intervals over seeds (at least {MIN_SEEDS} per side to decide; "
+        f"{MIN_COLLAPSE_SEEDS} for a collapse rate) — " + "; ".join(parts) + "."
+    )

@@ -1,0 +1,130 @@
+"""The conclusions ledger on constructed stores: every verdict, epoch conclusions on one trajectory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepcls import experiments as ex
+from deepcls import ledger, tables
+from deepcls.config import RunConfig
+from deepcls.ledger import CONCLUSIONS, Conclusion
+from deepcls.store import RunStore
+
+PROFILE = "quick"
+
+
+def config(table: str, row: int, seed: int) -> RunConfig:
+    grid = ex.table_grid(table, PROFILE, (seed,))
+    return grid.loc[grid["row"] == row, "config"].iloc[0]
+
+
+def store_run(root: Path, cfg: RunConfig, test_acc: list[float], device: str = "cpu: x86_64 x1 threads") -> None:
+    """A complete run whose per-epoch test accuracies are ``test_acc`` (train 5 points higher)."""
+    epochs = len(test_acc)
+    history = pd.DataFrame(
+        {
+            "epoch": range(1, epochs + 1),
+            "train_acc": [a + 5 for a in test_acc],
+            "test_acc": test_acc,
+            "seconds": [10.0] * epochs,
+        }
+    )
+    confusion = np.full((10, 10), 1) + np.diag([int(10 * test_acc[-1])] * 10)
+    RunStore(root).save(
+        cfg,
+        history,
+        {
+            "status": "complete",
+            "highest_train_acc": max(test_acc) + 5,
+            "highest_test_acc": max(test_acc),
+            "final_test_acc": test_acc[-1],
+            "wall_time_s": 10.0 * epochs,
+            "device": device,
+        },
+        confusion,
+    )
+
+
+SE = Conclusion("se_test", "SE blocks help", "compare", ("resnet_se", 1), ("resnet_se", 0), 0.15)
+
+
+def verdict(root: Path, conclusion: Conclusion = SE, metric: str = "honest") -> pd.Series:
+    table = ledger.ledger(PROFILE, RunStore(root), [conclusion])
+    return table[table["metric"] == metric].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("with_se", "without", "expected"),
+    [
+        ([42.0, 42.2, 41.9], [40.0, 40.1, 39.9], "holds"),
+        ([38.0, 38.2, 37.9], [40.0, 40.1, 39.9], "reversed"),
+        ([40.5, 39.5, 41.0], [40.0, 40.6, 39.4], "no detectable difference"),
+        ([42.0, 42.1], [40.0, 40.1, 39.9], "undecided"),
+        ([42.0, 42.1, 10.0], [40.0, 40.1, 39.9], "not comparable"),
+    ],
+)
+def test_each_verdict(tmp_path: Path, with_se: list[float], without: list[float], expected: str) -> None:
+    for seed, acc in enumerate(with_se):
+        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, acc])
+    for seed, acc in enumerate(without):
+        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, acc])
+    line = verdict(tmp_path)
+    assert line["verdict"] == expected
+    assert (line["n_a"], line["n_b"]) == (len(with_se), len(without))
+    if expected == "undecided":
+        assert "2 of 3 seeds" in line["reading"] and "resnet_se 1: 1 more, ≈ 0 min on CPU x1" in line["reading"]
+    if expected == "not comparable":
+        assert line["reading"].startswith("side a collapsed in 1 of 3")
+        assert line["mean_a"] == pytest.approx(42.05)  # the runs that trained are compared
+    if expected in ("holds", "reversed"):
+        assert line["low"] < line["difference"] < line["high"]
+        assert (line["low"] > 0) == (expected == "holds") and line["report_inside"] in (False,)
+
+
+def test_an_epoch_conclusion_reads_both_lengths_from_the_longer_runs_own_trajectory(tmp_path: Path) -> None:
+    """Quick profile: Table 2 row 4 (3 epochs) continues row 3 (2 epochs). Its 2-epoch prefix peaks
+    above its final epoch; the stored 2-epoch runs (which would win on a max) are never read."""
+    epochs = Conclusion("e", "3 epochs beat 2", "epochs", ("resnet_cifar10", 4), ("resnet_cifar10", 3), 1.98)
+    for seed, bump in enumerate((0.0, 0.3, -0.2)):
+        store_run(tmp_path, config("resnet_cifar10", 4, seed), [80.0 + bump, 70.0, 75.0 + bump])
+        store_run(tmp_path, config("resnet_cifar10", 3, seed), [99.0, 99.0])  # not this trajectory
+    honest = verdict(tmp_path, epochs, "honest")
+    bump = (0.0 + 0.3 - 0.2) / 3
+    assert honest["verdict"] == "holds" and honest["difference"] == pytest.approx(5 + bump)  # epoch 3 vs epoch 2
+    report = verdict(tmp_path, epochs, "report")  # last-3 means: (80+70+75)/3 vs (80+70)/2, never max 80 vs 75
+    assert report["difference"] == pytest.approx(bump / 6) and report["verdict"] == "no detectable difference"
+
+
+def test_a_collapse_rate_has_an_exact_interval_and_needs_five_seeds(tmp_path: Path) -> None:
+    fails = next(c for c in CONCLUSIONS if c.id == "vgg16_fails_mnist")
+    for seed, acc in enumerate([11.35, 11.35, 99.0, 11.35]):
+        store_run(tmp_path, config("vgg_mnist", 3, seed), [acc, acc])
+    assert verdict(tmp_path, fails)["verdict"] == "undecided"
+    store_run(tmp_path, config("vgg_mnist", 3, 4), [99.1, 99.1])
+    line = verdict(tmp_path, fails)
+    assert line["verdict"] == "holds" and line["reading"] == "collapsed in 3 of 5"
+    assert (line["low"], line["high"]) == pytest.approx((0.1466, 0.9473), abs=1e-4)  # Clopper-Pearson 3/5
+
+
+def test_mixed_devices_are_named(tmp_path: Path) -> None:
+    for seed in range(3):
+        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, 42.0 + seed / 10])
+        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, 40.0 + seed / 10], device="cpu: x86_64 x2 threads")
+    assert "runs on mixed devices (CPU x1/CPU x2)" in verdict(tmp_path)["reading"]
+
+
+def test_every_conclusion_has_a_line_per_metric_and_real_sides(tmp_path: Path) -> None:
+    ids = [c.id for c in CONCLUSIONS]
+    assert len(ids) == len(set(ids))
+    rows = set(zip(ex.table_rows()["table"], ex.table_rows()["row"]))
+    assert all(s in rows for c in CONCLUSIONS for s in (c.a, c.b) if s is not None)
+    for profile in ("quick", "paper"):
+        table = ledger.ledger(profile, RunStore(tmp_path))
+        assert sorted(zip(table["id"], table["metric"])) == sorted((i, m) for i in ids for m in ledger.METRICS)
+        assert set(table["verdict"]) == {"undecided"}
+    shown = tables.format_ledger(table)
+    assert list(shown["id"]) == ids and "cost unknown (never run)" in shown["note"].iloc[0]
