@@ -22,9 +22,11 @@ of its last three epochs (in place of the report's highest-over-epochs).
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -49,7 +51,7 @@ Side = tuple[str, int]  # (table, row)
 
 @dataclass(frozen=True)
 class Conclusion:
-    """One conclusion of the report, in a measurable form.
+    """One conclusion of the report, in a measurable form (a line of ``reference/conclusions.csv``).
 
     ``kind``: ``compare`` (side ``a`` beats ``b`` on test accuracy), ``epochs`` (the longer run
     ``a`` beats itself at ``b``'s length), ``quantity`` (``measure`` of ``a`` minus ``measure``
@@ -71,248 +73,32 @@ class Conclusion:
     source: str = ""
 
 
-def _c(id: str, wording: str, a: Side, b: Side, reported: float | None, source: str) -> Conclusion:
-    return Conclusion(id, wording, "compare", a, b, reported, source=source)
+def _side(table: str, row: str) -> Side | None:
+    return (table, int(row)) if table else None
 
 
-def _epochs(id: str, wording: str, a: Side, b: Side, reported: float | None, source: str) -> Conclusion:
-    return Conclusion(id, wording, "epochs", a, b, reported, "test accuracy (points), one trajectory", source=source)
+def load_conclusions() -> tuple[Conclusion, ...]:
+    """``deepcls/reference/conclusions.csv``: one line per conclusion of the report (the data of this module)."""
+    with resources.files("deepcls.reference").joinpath("conclusions.csv").open() as f:
+        return tuple(
+            Conclusion(
+                id=line["id"],
+                wording=line["wording"],
+                kind=line["kind"],
+                a=_side(line["a_table"], line["a_row"]),
+                b=_side(line["b_table"], line["b_row"]),
+                reported=float(line["reported"]) if line["reported"] else None,
+                measure=line["measure"],
+                quantity=line["quantity"] or None,
+                threshold=float(line["threshold"] or 0),
+                sign=int(line["sign"] or 1),
+                source=line["source"],
+            )
+            for line in csv.DictReader(f)
+        )
 
 
-RC, RM, VC, VM = "resnet_cifar10", "resnet_mnist", "vgg_cifar10", "vgg_mnist"
-CONCLUSIONS: tuple[Conclusion, ...] = (
-    _c("adam_beats_sgd", "Adam beats SGD (ResNet-18, CIFAR-10)", (RC, 3), (RC, 2), 3.67, "4.3 item 1, Table 2"),
-    _c(
-        "augmentation_helps_cifar10",
-        "flip + rotation beats no augmentation (ResNet-18, CIFAR-10)",
-        (RC, 3),
-        (RC, 1),
-        4.49,
-        "4.3 item 4, Table 2",
-    ),
-    Conclusion(
-        "augmentation_shrinks_gap_cifar10",
-        "augmentation shrinks the train-test gap (ResNet-18, CIFAR-10)",
-        "quantity",
-        (RC, 1),
-        (RC, 3),
-        21.84,
-        "train - test accuracy (points)",
-        "gap",
-        source="4.3 item 4",
-    ),
-    _epochs("epochs_30_beat_20", "30 epochs beat 20 (ResNet-18, CIFAR-10)", (RC, 4), (RC, 3), 1.98, "4.3 item 2"),
-    _epochs("epochs_50_beat_30", "50 epochs beat 30 (ResNet-18, CIFAR-10)", (RC, 5), (RC, 4), 0.93, "4.3 item 2"),
-    _epochs("epochs_help_resnet34", "30 epochs beat 20 (ResNet-34, CIFAR-10)", (RC, 7), (RC, 6), 2.02, "Table 2"),
-    _c("resnet18_beats_resnet34_20", "ResNet-18 beats ResNet-34 at 20 epochs", (RC, 3), (RC, 6), 0.60, "4.3 item 3"),
-    _c("resnet18_beats_resnet34_30", "ResNet-18 beats ResNet-34 at 30 epochs", (RC, 4), (RC, 7), 0.56, "4.3 item 3"),
-    Conclusion(
-        "resnet34_slower_per_epoch",
-        "ResNet-34 takes longer per epoch than ResNet-18",
-        "quantity",
-        (RC, 6),
-        (RC, 3),
-        None,
-        "seconds per epoch (same device and threads)",
-        "seconds",
-        source="4.3 item 3",
-    ),
-    _c("batch32_beats_128", "batch 32 beats batch 128 (ResNet-18, CIFAR-10)", (RC, 3), (RC, 8), 0.42, "Table 2"),
-    _c("lr_0001_beats_001", "lr 0.001 beats lr 0.01 (Adam, ResNet-18)", (RC, 3), (RC, 9), 1.77, "4.3 item 2"),
-    Conclusion(
-        "test_accuracy_fluctuates",
-        "test accuracy fluctuates abruptly between consecutive epochs",
-        "quantity",
-        (RC, 3),
-        None,
-        None,
-        "mean |change| of test accuracy between epochs (points), over 0.5",
-        "swing",
-        threshold=0.5,
-        source="4.3 item 2",
-    ),
-    _c(
-        "brightness_contrast_hurts",
-        "brightness/contrast jitter lowers test accuracy",
-        ("resnet_augmentation", 1),
-        ("resnet_augmentation", 2),
-        0.68,
-        "4.3 item 4, Table 1",
-    ),
-    _c("se_helps", "SE blocks raise test accuracy", ("resnet_se", 1), ("resnet_se", 0), 0.15, "4.3 item 5"),
-    Conclusion(
-        "se_cuts_bird_airplane",
-        "SE blocks cut bird -> airplane confusions (113 -> 66)",
-        "quantity",
-        ("resnet_se", 0),
-        ("resnet_se", 1),
-        47.0,
-        "bird predicted as airplane, per 10,000 test images",
-        "bird_airplane",
-        source="4.3 item 5",
-    ),
-    Conclusion(
-        "se_improves_other_classes",
-        "SE blocks improve the other classes too",
-        "quantity",
-        ("resnet_se", 1),
-        ("resnet_se", 0),
-        None,
-        "mean accuracy of the 8 classes other than bird and airplane (points)",
-        "other_classes",
-        source="4.3 item 5",
-    ),
-    _c(
-        "stem_3x3_beats_7x7",
-        "the 3x3/s1 stem beats the 7x7/s2 stem",
-        ("resnet_stem", 1),
-        ("resnet_stem", 0),
-        6.53,
-        "4.3 item 6",
-    ),
-    _c(
-        "xavier_beats_he",
-        "Xavier init beats He init (ResNet-18, CIFAR-10)",
-        ("resnet_init", 2),
-        ("resnet_init", 3),
-        None,
-        "section 7",
-    ),
-    _epochs("mnist_epochs_30_beat_20", "30 epochs beat 20 (ResNet-18, MNIST)", (RM, 2), (RM, 1), 0.09, "Table 3"),
-    _epochs("mnist_epochs_50_beat_30", "50 epochs beat 30 (ResNet-18, MNIST)", (RM, 3), (RM, 2), -0.05, "Table 3"),
-    _epochs(
-        "mnist_epochs_help_augmented",
-        "30 epochs beat 20 (ResNet-18, MNIST, augmented)",
-        (RM, 5),
-        (RM, 4),
-        0.10,
-        "Table 3",
-    ),
-    _c(
-        "mnist_augmentation_lowers_test",
-        "augmentation lowers test accuracy on MNIST (ResNet-18)",
-        (RM, 1),
-        (RM, 4),
-        0.19,
-        "Table 3",
-    ),
-    Conclusion(
-        "augmentation_shrinks_gap_mnist",
-        "augmentation shrinks the train-test gap (ResNet-18, MNIST)",
-        "quantity",
-        (RM, 1),
-        (RM, 4),
-        0.30,
-        "train - test accuracy (points)",
-        "gap",
-        source="4.3 item 4",
-    ),
-    _c(
-        "mnist_easier_than_cifar10",
-        "MNIST is far easier than CIFAR-10 (ResNet-18)",
-        (RM, 1),
-        (RC, 3),
-        18.01,
-        "4.3 intro",
-    ),
-    Conclusion(
-        "mnist_little_left_to_gain",
-        "on MNIST further tuning can gain little",
-        "quantity",
-        (RM, 1),
-        None,
-        0.60,
-        "test error (points), under 1",
-        "error",
-        threshold=1.0,
-        sign=-1,
-        source="4.3 intro",
-    ),
-    Conclusion(
-        "mnist_confuses_2_7_and_3_5",
-        "MNIST digits 2/7 and 5/3 are prone to confusion",
-        "quantity",
-        (RM, 1),
-        None,
-        None,
-        "share of errors that are 2<->7 or 3<->5 (%), over the uniform 4.4%",
-        "pair_share",
-        threshold=100 * 4 / 90,
-        source="4.2",
-    ),
-    _c("vgg16_beats_vgg11", "VGG-16 beats VGG-11 (CIFAR-10)", (VC, 3), (VC, 1), 2.46, "4.4 item 1"),
-    _c(
-        "vgg16_beats_vgg11_augmented",
-        "VGG-16 beats VGG-11 with augmentation (CIFAR-10)",
-        (VC, 4),
-        (VC, 2),
-        0.52,
-        "4.4 item 1",
-    ),
-    _c("vgg16_beats_vgg19", "VGG-16 beats VGG-19 (CIFAR-10, augmented)", (VC, 4), (VC, 8), 12.80, "4.4 item 1"),
-    _c("vgg_batch128_beats_32", "batch 128 beats batch 32 (VGG-16, CIFAR-10)", (VC, 9), (VC, 3), 4.38, "4.4 table"),
-    Conclusion(
-        "vgg_augmentation_shrinks_gap",
-        "VGG reacts to augmentation as ResNet does: a smaller train-test gap",
-        "quantity",
-        (VC, 1),
-        (VC, 2),
-        16.49,
-        "train - test accuracy (points)",
-        "gap",
-        source="4.4",
-    ),
-    Conclusion(
-        "vgg16_standard_width_fails",
-        "VGG-16 at the standard widths stays at 10% on CIFAR-10",
-        "collapse",
-        ("vgg_width", 1),
-        None,
-        None,
-        "collapse to chance (rate)",
-        source="4.4 item 1",
-    ),
-    Conclusion(
-        "vgg16_fails_mnist",
-        "VGG-16 fails to train on MNIST (11%)",
-        "collapse",
-        (VM, 3),
-        None,
-        None,
-        "collapse to chance (rate)",
-        source="4.4 table",
-    ),
-    Conclusion(
-        "vgg19_fails_mnist",
-        "VGG-19 fails to train on MNIST (11%)",
-        "collapse",
-        (VM, 5),
-        None,
-        None,
-        "collapse to chance (rate)",
-        source="4.4 table",
-    ),
-    Conclusion(
-        "vgg7_fixes_mnist",
-        "VGG-7 trains on MNIST where VGG-16 fails",
-        "collapse",
-        (VM, 3),
-        (VM, 6),
-        None,
-        "collapse rate, VGG-16 minus VGG-7",
-        source="4.4",
-    ),
-    _c(
-        "vgg_mnist_augmentation_lowers_test",
-        "augmentation lowers test accuracy on MNIST (VGG-11)",
-        (VM, 1),
-        (VM, 2),
-        0.18,
-        "4.4 table",
-    ),
-    _c("vgg7_batch128_beats_32", "batch 128 beats batch 32 (VGG-7, MNIST)", (VM, 9), (VM, 6), 0.09, "4.4 table"),
-    _c("first_kernel_5_beats_3", "a 5x5 first kernel beats 3x3 (VGG-7, MNIST)", (VM, 10), (VM, 9), 0.07, "4.4 item 2"),
-)
+CONCLUSIONS = load_conclusions()
 
 
 # ---------------------------------------------------------------------------- per-run values

@@ -18,42 +18,27 @@ class Profile:
     test_subset: dict[str, int | None]
 
 
+_DESCRIPTIONS = {
+    "smoke": "seconds per run, 256 training / 256 test images, 2 epochs: checks the machinery, the numbers mean "
+    "nothing",
+    "quick": "real data, reduced: 10% of the report's epochs (at least 2) on a class-balanced 3,000-image training "
+    "subset, tested on 2,000 test images",
+    "paper": "exactly the report's epochs, batch sizes, optimizers, learning rates and augmentations on the full "
+    "datasets",
+    "best": "deepcls's improved recipe on the report's models and epochs: SGD Nesterov, triangular lr, weight decay, "
+    "label smoothing, flip+crop(+cutout), batch norm in VGGs",
+}
+# name: (epochs: a fraction scales the report's, an int replaces them; training images; test images; None: all)
+_BUDGETS = {"smoke": (2, 256, 256), "quick": (0.1, 3000, 2000), "paper": (1.0, None, None), "best": (1.0, None, None)}
+
+
+def _per_dataset(n: int | None) -> dict[str, int | None]:
+    return {} if n is None else {"mnist": n, "cifar10": n}
+
+
 PROFILES: dict[str, Profile] = {
-    p.name: p
-    for p in (
-        Profile(
-            "smoke",
-            "seconds per run, 256 training / 256 test images, 2 epochs: checks the machinery, the numbers mean nothing",
-            2,
-            {"mnist": 256, "cifar10": 256},
-            {"mnist": 256, "cifar10": 256},
-        ),
-        Profile(
-            "quick",
-            "real data, reduced: 10% of the report's epochs (at least 2) on a "
-            "class-balanced 3,000-image training subset, tested on 2,000 test images",
-            0.1,
-            {"mnist": 3000, "cifar10": 3000},
-            {"mnist": 2000, "cifar10": 2000},
-        ),
-        Profile(
-            "paper",
-            "exactly the report's epochs, batch sizes, optimizers, learning rates "
-            "and augmentations on the full datasets",
-            1.0,
-            {},
-            {},
-        ),
-        Profile(
-            "best",
-            "deepcls's improved recipe on the report's models and epochs: SGD "
-            "Nesterov, triangular lr, weight decay, label smoothing, flip+crop(+cutout), "
-            "batch norm in VGGs",
-            1.0,
-            {},
-            {},
-        ),
-    )
+    name: Profile(name, _DESCRIPTIONS[name], epochs, _per_dataset(train), _per_dataset(test))
+    for name, (epochs, train, test) in _BUDGETS.items()
 }
 PROFILE_NAMES = tuple(PROFILES)
 REDUCED = ("smoke", "quick")  # budgets whose numbers are not the report's

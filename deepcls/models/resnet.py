@@ -45,13 +45,22 @@ class SqueezeExcite(nn.Module):
 
 
 class _Block(nn.Module):
-    """What both blocks share: optional SE gate, shortcut, addition and final ReLU."""
+    """What both blocks share: optional SE gate, shortcut, addition and final ReLU; ``_layers``
+    adds each block's convolutions (after the gate, so parameters are created in a fixed order)."""
 
-    def __init__(self, out_planes: int, downsample: nn.Module | None, se: bool) -> None:
+    expansion = 1
+
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, se: bool = False
+    ) -> None:
         super().__init__()
         self.relu = nn.ReLU(inplace=True)
-        self.se = SqueezeExcite(out_planes) if se else nn.Identity()
+        self.se = SqueezeExcite(planes * self.expansion) if se else nn.Identity()
         self.downsample = downsample
+        self._layers(inplanes, planes, stride)
+
+    def _layers(self, inplanes: int, planes: int, stride: int) -> None:
+        raise NotImplementedError
 
     def _merge(self, residual: Tensor, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -61,12 +70,7 @@ class _Block(nn.Module):
 class BasicBlock(_Block):
     """Two 3x3 convolutions (ResNet-18/34)."""
 
-    expansion = 1
-
-    def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, se: bool = False
-    ) -> None:
-        super().__init__(planes * self.expansion, downsample, se)
+    def _layers(self, inplanes: int, planes: int, stride: int) -> None:
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes)
@@ -82,10 +86,7 @@ class Bottleneck(_Block):
 
     expansion = 4
 
-    def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, se: bool = False
-    ) -> None:
-        super().__init__(planes * self.expansion, downsample, se)
+    def _layers(self, inplanes: int, planes: int, stride: int) -> None:
         self.conv1 = conv1x1(inplanes, planes)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes, stride)
