@@ -1,12 +1,14 @@
 """The ``deepcls`` command line: train, report, results, bench, info.
 
-Bad input ends with one line on stderr (``deepcls: error: ...``) and exit code 2.
+Bad input ends with one line on stderr (``deepcls: error: ...``) and exit code 2; a full disk
+or another system error in one line and exit code 1; Ctrl-C in one line and exit code 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import sys
 import typing
 from collections.abc import Sequence
@@ -17,6 +19,8 @@ from deepcls.errors import DeepclsError
 from deepcls.profiles import PROFILE_NAMES
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -150,12 +154,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             from deepcls.bench.engine import run_bench
 
+            if args.steps < 1 or args.batch_size < 1:
+                raise DeepclsError(f"--steps and --batch-size must be >= 1, got {args.steps} and {args.batch_size}")
+
             return run_bench(args)
         return _info()
     except DeepclsError as err:
-        message = " ".join(str(err).split())  # one line, even when a library's message has several
-        print(f"deepcls: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(str(err), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return _fail("interrupted; run the same command again to resume from the last finished epoch", EXIT_INTERRUPTED)
+    except OSError as err:  # the machine, not the input: a full disk, a vanished folder
+        where = f" ({err.filename})" if err.filename else ""
+        hint = "; free some space and run the same command again to resume" if err.errno == errno.ENOSPC else ""
+        return _fail(f"{err.strerror or err}{where}{hint}", EXIT_FAILED)
+
+
+def _fail(message: str, code: int) -> int:
+    message = " ".join(message.split())  # one line, even when a library's message has several
+    print(f"deepcls: error: {message}", file=sys.stderr)
+    return code
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -192,6 +209,8 @@ def _results(args: argparse.Namespace) -> int:
     seeds = _integers("--seeds", args.seeds)
     rows = _integers("--rows", args.rows) if args.rows else None
     grid = experiments.grid(names, args.profile, seeds, rows)
+    if grid.empty:
+        raise DeepclsError(f"no row {args.rows} in table(s) {', '.join(names)}")
     store = RunStore(args.results_dir)
     if args.train:
         runner.run_grid(grid["config"], store=store, data_dir=args.data_dir, jobs=args.jobs)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from deepcls.data import DATASETS, parse_augment
 from deepcls.errors import ConfigError
-from deepcls.models import INIT_SCHEMES, list_models, model_info
+from deepcls.models import INIT_SCHEMES, check_option, list_models, model_info
 from deepcls.profiles import CUSTOM, PROFILE_NAMES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -27,6 +28,8 @@ MODEL_OPTIONS = ("stem", "se", "width", "first_kernel", "batch_norm", "classifie
 # float rounding, so two runs of one id on different thread counts agree only statistically).
 SPEED_FIELDS = ("device", "threads", "channels_last", "compile")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+MAX_SEED = 2**32  # epoch_seed(seed, epoch) = seed * 1_000_003 + epoch must stay a 64-bit generator seed
+MAX_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -81,19 +84,21 @@ class RunConfig:
 
         check(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
         check(self.model in list_models(), f"unknown model {self.model!r}; known: {', '.join(list_models())}")
-        accepted = model_info(self.model).options
+        accepted = [name for name in MODEL_OPTIONS if name in model_info(self.model).options]
         for name in MODEL_OPTIONS:
             value = getattr(self, name)
             check(
                 value is None or name in accepted,
                 f"model {self.model} has no option {name!r}; it accepts: {', '.join(accepted)}",
             )
+            if value is not None:
+                check_option(name, value)
         check(self.init in INIT_SCHEMES, f"unknown init {self.init!r}; known: {', '.join(INIT_SCHEMES)}")
         check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         check(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
         check(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
         check(self.profile in PROFILES, f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
-        check(_is_number(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr!r}")
+        check(_is_finite(self.lr) and self.lr > 0, f"lr must be a positive finite number, got {self.lr!r}")
         check(_is_int(self.epochs) and self.epochs > 0, f"epochs must be a positive integer, got {self.epochs!r}")
         check(
             _is_int(self.batch_size) and self.batch_size > 0,
@@ -103,15 +108,22 @@ class RunConfig:
             _is_number(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}"
         )
         check(
-            _is_number(self.weight_decay) and self.weight_decay >= 0,
-            f"weight_decay must be >= 0, got {self.weight_decay!r}",
+            _is_finite(self.weight_decay) and self.weight_decay >= 0,
+            f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}",
+        )
+        check(
+            self.batch_size != 1 or not self.uses_batch_norm,
+            f"batch_size must be >= 2 for {self.model} (batch norm cannot train on one image at a time)",
         )
         check(_is_number(self.warmup) and 0 <= self.warmup < 1, f"warmup must be in [0, 1), got {self.warmup!r}")
         check(
             _is_number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
             f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}",
         )
-        check(_is_int(self.seed) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed!r}")
+        check(
+            _is_int(self.seed) and 0 <= self.seed < MAX_SEED,
+            f"seed must be an integer in [0, 2**32), got {self.seed!r}",
+        )
         for name in ("subset", "test_subset"):
             value = getattr(self, name)
             check(
@@ -123,9 +135,14 @@ class RunConfig:
             f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}",
         )
         check(
-            self.threads is None or (_is_int(self.threads) and self.threads > 0),
-            f"threads must be a positive integer, got {self.threads!r}",
+            self.threads is None or (_is_int(self.threads) and 0 < self.threads <= MAX_THREADS),
+            f"threads must be an integer in [1, {MAX_THREADS}], got {self.threads!r}",
         )
+
+    @property
+    def uses_batch_norm(self) -> bool:
+        """True for the ResNets (always) and for VGGs built with batch norm."""
+        return model_info(self.model).family == "resnet" or bool(self.batch_norm)
 
     # ------------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:
@@ -181,3 +198,7 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _is_finite(value: Any) -> bool:
+    return _is_number(value) and math.isfinite(value)

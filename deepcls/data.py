@@ -11,8 +11,10 @@ augmentation is computed for the whole batch at once with per-sample random para
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import shutil
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -35,6 +37,8 @@ __all__ = [
     "resolve_data_dir",
     "dataset_path",
     "load_dataset",
+    "fingerprint",
+    "OFFICIAL_FINGERPRINTS",
     "balanced_subset",
     "augment",
     "parse_augment",
@@ -119,19 +123,70 @@ class Split:
         return len(self.y)
 
 
+# sha256 of the arrays (see fingerprint) of the official datasets as torchvision downloads them: every
+# committed run was trained on these, so a run stored without a fingerprint stands for them.
+OFFICIAL_FINGERPRINTS = {
+    "mnist": "0f9dbd91622c5946c6f47956744c587f9f43b250cd9d44b83bb4139a80bc4715",
+    "cifar10": "b1c38238b4bb29978b18b0c2f0a18fb6817e0926d8bc7613fe6a027d14468029",
+}
+_fingerprints: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> fingerprint
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> tuple[Split, Split]:
     """Load ``(train, test)`` of a dataset, validated; download it first if missing."""
     spec = get_spec(name)
-    path = dataset_path(name, data_dir)
-    if not path.exists():
-        if not download:
-            raise DataError(_missing_message(spec, path))
-        _download_to_npz(spec, path)
+    path = _existing(spec, dataset_path(name, data_dir), download)
     arrays = _read_npz(path)
     _validate(spec, path, arrays)
+    canonical = {k: _nhwc(v) if k.startswith("x_") else v for k, v in arrays.items()}
+    key = _file_key(path)
+    if key not in _fingerprints:
+        _fingerprints[key] = _hash_arrays(canonical)
     return tuple(  # type: ignore[return-value]
-        Split(torch.from_numpy(_nhwc(arrays[f"x_{s}"])), torch.from_numpy(arrays[f"y_{s}"])) for s in ("train", "test")
+        Split(torch.from_numpy(canonical[f"x_{s}"]), torch.from_numpy(canonical[f"y_{s}"])) for s in ("train", "test")
     )
+
+
+def fingerprint(name: str, data_dir: str | os.PathLike | None = None) -> str | None:
+    """sha256 of a dataset file's arrays (images as NHWC uint8, labels int64), or None when the file
+    is missing. Hashing the arrays, not the bytes, makes it independent of how the npz was written;
+    computed once per file version (path, inode, size, mtime) per process."""
+    path = dataset_path(name, data_dir)
+    if not path.exists():
+        return None
+    key = _file_key(path)
+    if key not in _fingerprints:
+        load_dataset(name, data_dir, download=False)
+    return _fingerprints.get(key) or _fingerprints[_file_key(path)]
+
+
+def _file_key(path: Path) -> tuple[str, int, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _hash_arrays(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def _existing(spec: DatasetSpec, path: Path, download: bool) -> Path:
+    """``path`` once it exists (downloaded if allowed), or one clear error."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise DataError(f"{path} is a symbolic link to a missing file ({os.readlink(path)})") from None
+        if not download:
+            raise DataError(_missing_message(spec, path)) from None
+        _download_to_npz(spec, path)
+    except OSError as err:  # a symlink loop (ELOOP), a file in place of a folder, no permission
+        raise DataError(f"dataset file {path} cannot be opened ({err.strerror or err})") from None
+    return path
 
 
 def _missing_message(spec: DatasetSpec, path: Path) -> str:
@@ -183,9 +238,12 @@ def _download_to_npz(spec: DatasetSpec, path: Path) -> None:
 
     cls = getattr(torchvision.datasets, spec.torchvision_class)
     raw = path.parent / f"{spec.name}-torchvision"
+    created = [p for p in (raw, *raw.parents) if not p.exists()]  # removed again if the download fails
     try:
         splits = {s: cls(str(raw), train=(s == "train"), download=True) for s in ("train", "test")}
     except Exception as err:  # network errors come in many types
+        for folder in created:  # the innermost first: leave no empty folders behind
+            shutil.rmtree(folder, ignore_errors=True)
         reason = " ".join(str(err).split())  # torchvision's messages span several lines
         raise DataError(f"{_missing_message(spec, path)} (download failed: {reason})") from None
     arrays = {}
@@ -307,6 +365,10 @@ def parse_augment(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     for n in names:
         if n not in AUGMENTATIONS:
             raise ConfigError(f"unknown augmentation {n!r}; known: {', '.join(AUGMENTATIONS)}")
+    # applying one twice is another experiment (rotate twice: a wider angle distribution), not an alias
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"augmentation(s) listed twice: {', '.join(repeated)}; name each once")
     return tuple(names)
 
 
@@ -361,7 +423,12 @@ class BatchLoader:
 
     def __len__(self) -> int:
         n = len(self.y)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        if self.drop_last:
+            return n // self.batch_size
+        batches = math.ceil(n / self.batch_size)
+        # training: a last batch of one image joins the batch before it (batch norm cannot train on
+        # one image; the other batches, and every run whose split divides otherwise, are unchanged)
+        return batches - 1 if self.train and batches > 1 and n % self.batch_size == 1 else batches
 
     @property
     def num_samples(self) -> int:
@@ -377,8 +444,9 @@ class BatchLoader:
         gen = self.generator(epoch)
         n = len(self.y)
         order = torch.randperm(n, generator=gen, device=self.device) if self.train else None
+        last = len(self) - 1
         for i in range(len(self)):
-            sl = slice(i * self.batch_size, min((i + 1) * self.batch_size, n))
+            sl = slice(i * self.batch_size, n if i == last and not self.drop_last else (i + 1) * self.batch_size)
             idx = order[sl] if order is not None else sl
             yield self.transform(self.x[idx], gen), self.y[idx]
 

@@ -9,8 +9,8 @@ call returns 1 at the end.
 from __future__ import annotations
 
 import html
+import json
 import os
-import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,7 +23,7 @@ import papermill
 from nbconvert import HTMLExporter
 
 from deepcls import ledger, plots, tables
-from deepcls.errors import ConfigError
+from deepcls.errors import ConfigError, StoreError
 from deepcls.experiments import ALL_TABLES, grid
 from deepcls.fileio import write_text
 from deepcls.profiles import get_profile
@@ -108,8 +108,12 @@ def build_report(
         names = [n for n in names if n in only]
     root = resolve_results_dir(results_dir).resolve()
     out_dir, html_dir = root / "notebooks" / profile, root / "report" / profile
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html_dir.mkdir(parents=True, exist_ok=True)
+    RunStore(root).ensure_writable()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        html_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"cannot write the report under {root} ({err.strerror or err})") from None
     parameters = {
         "profile": profile,
         "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
@@ -134,17 +138,30 @@ def build_report(
         if OVERVIEW in names:
             outcomes.append(run(OVERVIEW))
     executed = {o.name for o in outcomes}
-    earlier = [
-        NotebookOutcome(n, True)
-        for n in notebook_names(notebooks_dir)  # pages of an earlier build
-        if n not in executed and (html_dir / f"{n}.html").exists()
-    ]
-    write_index(profile, sorted(outcomes + earlier, key=lambda o: o.name), html_dir, str(root))
+    known = set(notebook_names(notebooks_dir))
+    earlier = [o for o in _earlier_outcomes(html_dir) if o.name not in executed and o.name in known]
+    shown = sorted(outcomes + earlier, key=lambda o: o.name)
+    write_text(html_dir / OUTCOMES, json.dumps({o.name: o.error if not o.ok else None for o in shown}, indent=1))
+    write_index(profile, shown, html_dir, str(root))
     print(f"report: {html_dir / 'index.html'}")
     failed = [o.name for o in outcomes if not o.ok]
     if failed:
         print(f"failed notebooks: {', '.join(failed)}")
     return 1 if failed else 0
+
+
+OUTCOMES = "outcomes.json"  # beside index.html: {notebook: null if it ran, else its error}, kept across builds
+
+
+def _earlier_outcomes(html_dir: Path) -> list[NotebookOutcome]:
+    """The outcomes of earlier builds, so a partial rebuild keeps showing a page that failed as failed.
+    Pages of a build before outcomes were recorded count as ok; an unreadable record as none."""
+    try:
+        recorded = json.loads((html_dir / OUTCOMES).read_text(encoding="utf-8"))
+        outcomes = [NotebookOutcome(n, e is None, e or "") for n, e in recorded.items()]
+    except (OSError, ValueError, AttributeError):
+        outcomes = [NotebookOutcome(p.stem, True) for p in html_dir.glob("*.html") if p.stem != "index"]
+    return [o for o in outcomes if not o.ok or (html_dir / f"{o.name}.html").exists()]
 
 
 @contextmanager
@@ -177,8 +194,9 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
             f'margin marked" src="data:image/png;base64,{_png(plots.forest(conclusions))}">\n'
             + shown.to_html(index=False, classes="results ledger", border=0, escape=True)
         )
-    except Exception:  # the index must still render and show why
-        overview = conclusions_html = f"<pre>{html.escape(traceback.format_exc())}</pre>"
+    except Exception as err:  # the index must still render and say why, in one line
+        reason = html.escape(f"{type(err).__name__}: {err}")
+        overview = conclusions_html = f"<p><strong>overview table failed</strong>: <code>{reason}</code></p>"
     items = "\n".join(
         f'<li class="{"ok" if o.ok else "failed"}"><a href="{o.name}.html">{html.escape(_title(o.name))}</a>'
         + ("" if o.ok else f" — <strong>failed</strong>: <code>{html.escape(o.error)}</code>")

@@ -8,13 +8,22 @@ import os
 import torch
 
 from deepcls.allocator import keep_freed_memory
+from deepcls.errors import ConfigError
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else the CPU; any other name as given."""
+    """``auto`` -> CUDA when available, else the CPU; any other name as given, if this machine has it."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= count:
+            have = f"it has {count} CUDA device(s)" if count else "CUDA is not available"
+            raise ConfigError(f"device {device!r} is not on this machine ({have}); use --device auto or cpu")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r} is not on this machine (MPS is not available); use --device auto or cpu")
+    return resolved
 
 
 def cores() -> int:

@@ -3,8 +3,10 @@
 One epoch = a pass over the device-resident training split (shuffled and augmented from a
 generator seeded by (seed, epoch)) followed by a full evaluation of the test split. Loss
 and accuracy are accumulated on the device and read back every ``SYNC_EVERY`` steps, which
-is also when a NaN/inf loss stops the run as ``diverged``. After every epoch a checkpoint
-is written, so an interrupted run resumes and ends with the same history.
+is also when a NaN/inf loss stops the run as ``diverged`` (a non-finite test loss too). After
+every epoch a checkpoint is written, so an interrupted run resumes and ends with the same history.
+Each run records the fingerprint of the data file it was trained on (``data_fingerprint`` in
+metrics.json); a stored run or checkpoint from other data is never reused or continued.
 """
 
 from __future__ import annotations
@@ -24,12 +26,24 @@ from tqdm.auto import tqdm
 import deepcls
 from deepcls import metrics
 from deepcls.config import RunConfig
-from deepcls.data import BatchLoader, DatasetSpec, Split, balanced_subset, epoch_seed, get_spec, load_dataset
+from deepcls.data import (
+    OFFICIAL_FINGERPRINTS,
+    BatchLoader,
+    DatasetSpec,
+    Split,
+    balanced_subset,
+    dataset_path,
+    epoch_seed,
+    fingerprint,
+    get_spec,
+    load_dataset,
+)
+from deepcls.errors import DataError
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.optim import lr_factor, make_optimizer
 from deepcls.progress import bar_timing, show_progress
 from deepcls.runtime import resolve_device
-from deepcls.store import RunRecord, RunStore
+from deepcls.store import FINISHED, RunRecord, RunStore
 
 SYNC_EVERY = 50  # steps between host reads of the running loss (and divergence checks)
 EVAL_BATCH = 1000
@@ -52,22 +66,62 @@ def fit(
     terminal); None means on unless ``$DEEPCLS_PROGRESS`` is ``0``.
     """
     store = store or RunStore(results_dir)
-    if not force and store.has(config):
-        return dataclasses.replace(store.load(config), reused=True)
+    if not force and (stored := _reusable(store, config, data_dir)) is not None:
+        return stored
     trainer = Trainer(config, data_dir)  # bad data fails here, before anything is written
     store.ensure_writable()
     with store.claim(config):
-        if not force and store.has(config):  # another process finished it while we waited
-            return dataclasses.replace(store.load(config), reused=True)
+        if not force and (stored := _reusable(store, config, data_dir)) is not None:
+            return stored  # another process finished it while we waited
         if force:
             store.drop_checkpoint(config)
-        checkpoint = store.load_checkpoint(config)
+        source = store.checkpoint_path(config)
+        checkpoint = _resumable(store, config, trainer.data_fingerprint)
         if checkpoint is None and not force and (prefix := store.prefix_run(config)) is not None:
-            checkpoint = store.load_final(prefix)  # the same trajectory, M of N epochs already run
-            checkpoint["extended_from"] = prefix.run_id
+            source = store.final_path(prefix)
+            checkpoint = _resumable(store, prefix, trainer.data_fingerprint, final=True)
+            if checkpoint is not None:  # the same trajectory, M of N epochs already run
+                checkpoint["extended_from"] = prefix.run_id
         if checkpoint is not None:
-            trainer.restore(checkpoint)
+            try:
+                trainer.restore(checkpoint)
+            except Exception as err:  # weights of another shape or kind: start over from a fresh model
+                store.discard(source, f"does not fit the model ({type(err).__name__})")
+                trainer = Trainer(config, data_dir)
         return trainer.train(store, show_progress(progress), bar_position)
+
+
+def stored_fingerprint(record: RunRecord) -> str:
+    """The data a stored run was trained on; runs stored before fingerprints were recorded were all
+    trained on the official files."""
+    return record.metrics.get("data_fingerprint") or OFFICIAL_FINGERPRINTS[record.config.dataset]
+
+
+def _reusable(store: RunStore, config: RunConfig, data_dir: str | None) -> RunRecord | None:
+    """The finished stored run of ``config``, if any; DataError when it was trained on other data
+    than the file at hand (when the file is missing it cannot differ: the run is reused)."""
+    record = store.record(config)
+    if record is None or record.status not in FINISHED:
+        return None
+    current = fingerprint(config.dataset, data_dir)
+    if current is not None and current != stored_fingerprint(record):
+        raise DataError(
+            f"run {config.run_id} was trained on a different {config.dataset}.npz than "
+            f"{dataset_path(config.dataset, data_dir)} (data fingerprint {stored_fingerprint(record)[:12]} there, "
+            f"{current[:12]} here); use the file it was trained on, or retrain on this one with --force"
+        )
+    return dataclasses.replace(record, reused=True)
+
+
+def _resumable(store: RunStore, config: RunConfig, data: str, final: bool = False) -> dict[str, Any] | None:
+    """The resume (or, with ``final``, the kept final) checkpoint of ``config`` if it was trained on
+    the same data; one from other data is discarded with one warning line."""
+    state = store.load_final(config) if final else store.load_checkpoint(config)
+    if state is not None and state.get("data_fingerprint", OFFICIAL_FINGERPRINTS[config.dataset]) != data:
+        path = store.final_path(config) if final else store.checkpoint_path(config)
+        store.discard(path, "was trained on other data (its data fingerprint differs)")
+        return None
+    return state
 
 
 class Trainer:
@@ -78,6 +132,7 @@ class Trainer:
         self.device = resolve_device(config.device)  # process-wide settings: deepcls.runtime.configure
         self.spec: DatasetSpec = get_spec(config.dataset)
         train, test = load_dataset(config.dataset, data_dir)
+        self.data_fingerprint = fingerprint(config.dataset, data_dir)
         train = _subset(train, config.subset, self.spec)
         self.test_index = _subset_index(test, config.test_subset, self.spec)
         test = Split(test.x[self.test_index], test.y[self.test_index])
@@ -106,6 +161,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "history": self.history,
             "extended_from": self.extended_from,
+            "data_fingerprint": self.data_fingerprint,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -141,7 +197,11 @@ class Trainer:
                 if not math.isfinite(train_loss):
                     status, diverged_epoch = "diverged", epoch + 1
                     break
-                test_loss, test_acc, predictions = self.evaluate()
+                test_loss, test_acc, epoch_predictions = self.evaluate()
+                if not math.isfinite(test_loss):  # a blow-up that shows only in the weights the step left
+                    status, diverged_epoch = "diverged", epoch + 1
+                    break
+                predictions = epoch_predictions
                 self.history.append(
                     {
                         "epoch": epoch + 1,
@@ -156,15 +216,25 @@ class Trainer:
                 )
                 store.save_checkpoint(cfg, self.state())
         except Exception as err:  # recorded as an outcome; the checkpoint stays for a retry
-            self.save(store, "failed", None, None, error=f"{type(err).__name__}: {err}")
+            self.record_failure(store, err)
             raise
         finally:
             bar.close()
-        if predictions is None and self.history:  # resumed after the last epoch was checkpointed
+        if predictions is None and self.history and status == "complete":  # resumed after the last checkpoint
             _, _, predictions = self.evaluate()
         record = self.save(store, status, diverged_epoch, predictions)
         store.finish_checkpoint(cfg, status)
         return record
+
+    def record_failure(self, store: RunStore, err: Exception) -> None:
+        """Store a ``failed`` record, unless a finished run is stored (a --force retrain failed: the
+        run it was to replace stays) or the store cannot be written (disk full: the error says it)."""
+        if store.has(self.config):
+            return
+        try:
+            self.save(store, "failed", None, None, error=f"{type(err).__name__}: {err}")
+        except OSError:
+            pass
 
     def train_epoch(self, epoch: int, bar: tqdm) -> tuple[float, float]:
         """One pass over the training split; returns (mean loss, accuracy %) or (nan, ...)."""
@@ -247,6 +317,7 @@ class Trainer:
             "device": metrics.device_name(self.device),
             "torch_version": torch.__version__,
             "deepcls_version": deepcls.__version__,
+            "data_fingerprint": self.data_fingerprint,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         if error is not None:

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 from deepcls.cli import build_parser, main
 from deepcls.config import RunConfig
@@ -125,7 +126,7 @@ def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 
 BAD_INPUTS = {
     "unknown model": (["--model", "vgg99"], "unknown model 'vgg99'"),
-    "negative lr": (["--lr", "-0.1"], "lr must be a positive number"),
+    "negative lr": (["--lr", "-0.1"], "lr must be a positive finite number"),
     "zero epochs": (["--epochs", "0"], "epochs must be a positive integer"),
     "unknown optimizer": (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
     "unknown augmentation": (["--augment", "flip,mixup"], "unknown augmentation 'mixup'"),
@@ -133,6 +134,18 @@ BAD_INPUTS = {
     "non-numeric lr": (["--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
     "stem on a vgg": (["--stem", "cifar"], "model vgg7 has no option 'stem'"),
     "bad subset": (["--subset", "3"], "subset must be an integer >= 10"),
+    # values that passed validation and then crashed or wrote a "failed" folder (issue 18, item 7)
+    "seed beyond 2^63": (["--seed", str(2**63 + 5)], "seed must be an integer in [0, 2**32)"),
+    "seed 2^50": (["--seed", str(2**50)], "seed must be an integer in [0, 2**32), got 1125899906842624"),
+    "huge threads": (["--threads", "100000000"], "threads must be an integer in [1, 1024]"),
+    "huge classifier width": (["--classifier-width", "1000000000"], "bad value for option 'classifier_width'"),
+    "absent device": (["--device", "cuda:99"], "device 'cuda:99' is not on this machine"),
+    "infinite lr": (["--lr", "inf"], "lr must be a positive finite number, got inf"),
+    "infinite weight decay": (["--weight-decay", "inf"], "weight_decay must be a finite number >= 0, got inf"),
+    "repeated augmentation": (["--augment", "flip,flip"], "augmentation(s) listed twice: flip"),
+    "batch of one with batch norm": (["--batch-norm", "--batch-size", "1"], "batch_size must be >= 2 for vgg7"),
+    **({} if torch.cuda.is_available() else {"no cuda": (["--device", "cuda"], "CUDA is not available")}),
+    **({} if torch.backends.mps.is_available() else {"no mps": (["--device", "mps"], "MPS is not available")}),
 }
 
 

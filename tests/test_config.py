@@ -20,9 +20,10 @@ def config(**changes: Any) -> RunConfig:
 
 # ---------------------------------------------------------------------- validation
 BAD_FIELDS = [
-    ({"lr": -0.1}, r"lr must be a positive number, got -0\.1"),
-    ({"lr": 0.0}, r"lr must be a positive number"),
-    ({"lr": float("nan")}, r"lr must be a positive number"),
+    ({"lr": -0.1}, r"lr must be a positive finite number, got -0\.1"),
+    ({"lr": 0.0}, r"lr must be a positive finite number"),
+    ({"lr": float("nan")}, r"lr must be a positive finite number"),
+    ({"lr": float("inf")}, r"lr must be a positive finite number, got inf"),
     ({"epochs": 0}, r"epochs must be a positive integer, got 0"),
     ({"epochs": 2.5}, r"epochs must be a positive integer"),
     ({"epochs": True}, r"epochs must be a positive integer"),
@@ -43,12 +44,31 @@ BAD_FIELDS = [
     ({"subset": 100.0}, r"subset must be an integer >= 10"),
     ({"test_subset": 0}, r"test_subset must be an integer >= 10"),
     ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
-    ({"weight_decay": -1e-4}, r"weight_decay must be >= 0"),
+    ({"weight_decay": -1e-4}, r"weight_decay must be a finite number >= 0"),
+    ({"weight_decay": float("inf")}, r"weight_decay must be a finite number >= 0, got inf"),
     ({"warmup": 1.0}, r"warmup must be in \[0, 1\)"),
     ({"label_smoothing": -0.1}, r"label_smoothing must be in \[0, 1\)"),
-    ({"seed": -1}, r"seed must be a non-negative integer"),
-    ({"threads": 0}, r"threads must be a positive integer"),
+    ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32\)"),
+    ({"seed": 2**50}, r"seed must be an integer in \[0, 2\*\*32\), got 1125899906842624"),
+    ({"seed": 2**63 + 1}, r"seed must be an integer in \[0, 2\*\*32\)"),
+    ({"threads": 0}, r"threads must be an integer in \[1, 1024\]"),
+    ({"threads": 10**9}, r"threads must be an integer in \[1, 1024\], got 1000000000"),
+    ({"classifier_width": 10**9}, r"bad value for option 'classifier_width': 1000000000 \(expected an integer in"),
+    ({"classifier_width": 0}, r"bad value for option 'classifier_width'"),
+    ({"model": "resnet18", "width": None, "classifier_width": None, "batch_size": 1}, r"batch_size must be >= 2"),
+    ({"batch_norm": True, "batch_size": 1}, r"batch_size must be >= 2 for vgg7 \(batch norm"),
+    ({"augment": "flip,crop,flip"}, r"augmentation\(s\) listed twice: flip; name each once"),
 ]
+
+
+def test_a_vgg_option_error_lists_only_options_the_cli_has() -> None:
+    with pytest.raises(ConfigError) as info:
+        config(stem="cifar")
+    assert str(info.value).endswith("it accepts: width, first_kernel, batch_norm, classifier_width")
+
+
+def test_batch_size_one_still_trains_a_vgg_without_batch_norm() -> None:
+    assert config(batch_size=1).batch_size == 1
 
 
 @pytest.mark.parametrize(("changes", "message"), BAD_FIELDS, ids=[str(c) for c, _ in BAD_FIELDS])

@@ -1,7 +1,15 @@
 """Model zoo: ResNet-18/34/50 and VGG-7/9/11/13/16/19, built by name with :func:`build_model`."""
 
 from deepcls.models.init import INIT_SCHEMES, init_weights
-from deepcls.models.registry import ModelInfo, build_for_dataset, build_model, input_padding, list_models, model_info
+from deepcls.models.registry import (
+    ModelInfo,
+    build_for_dataset,
+    build_model,
+    check_option,
+    input_padding,
+    list_models,
+    model_info,
+)
 from deepcls.models.summary import model_summary
 
 __all__ = [
@@ -9,6 +17,7 @@ __all__ = [
     "ModelInfo",
     "build_for_dataset",
     "build_model",
+    "check_option",
     "input_padding",
     "init_weights",
     "list_models",

@@ -40,6 +40,13 @@ def _int_at_least(low: int) -> Check:
     return (lambda v: type(v) is int and v >= low, f"an integer >= {low}")
 
 
+def _int_in(low: int, high: int) -> Check:
+    return (lambda v: type(v) is int and low <= v <= high, f"an integer in [{low}, {high}]")
+
+
+MAX_CLASSIFIER_WIDTH = 16384  # 4x the report's 4096; a 16384-wide VGG classifier holds 270M weights
+
+
 _CHECKS: dict[str, Check] = {
     "in_channels": _int_at_least(1),
     "num_classes": _int_at_least(2),
@@ -48,7 +55,7 @@ _CHECKS: dict[str, Check] = {
     "width": _one_of(*vgg.WIDTHS),
     "first_kernel": _one_of(3, 5),
     "batch_norm": _one_of(False, True),
-    "classifier_width": _int_at_least(1),
+    "classifier_width": _int_in(1, MAX_CLASSIFIER_WIDTH),
     "dropout": (lambda v: type(v) in (int, float) and 0 <= v < 1, "a number in [0, 1)"),
 }
 
@@ -79,7 +86,8 @@ def model_info(name: str) -> ModelInfo:
     return _MODELS[name]
 
 
-def _check(option: str, value: Any) -> None:
+def check_option(option: str, value: Any) -> None:
+    """ConfigError unless ``value`` is valid for ``option`` (an option of build_model)."""
     valid, expected = _CHECKS[option]
     if not valid(value):
         raise ConfigError(f"bad value for option {option!r}: {value!r} (expected {expected})")
@@ -98,7 +106,7 @@ def build_model(
         if key not in info.options:
             raise ConfigError(f"option {key!r} does not apply to {name}; accepted: {', '.join(info.options)}")
     for key, value in {"in_channels": in_channels, "num_classes": num_classes, **options}.items():
-        _check(key, value)
+        check_option(key, value)
     build, _ = _FAMILIES[info.family]
     model = build(name, in_channels=in_channels, num_classes=num_classes, **options)
     return init_weights(model, init)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from deepcls.errors import ConfigError
+
 Cfg = list[int | str]
 
 cfgs: dict[str, Cfg] = {
@@ -68,6 +70,7 @@ class VGG(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
+        self.min_input_size = 2 ** cfg.count("M")  # each 2x2 max-pool halves the side, rounding down
         self.features, channels = make_layers(
             cfg, in_channels, divisor=WIDTHS[width], first_kernel=first_kernel, batch_norm=batch_norm
         )
@@ -84,6 +87,12 @@ class VGG(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        if min(x.shape[-2:]) < self.min_input_size:  # else pooling fails deep inside with "Output size is too small"
+            raise ConfigError(
+                f"this VGG needs inputs of at least {self.min_input_size}x{self.min_input_size} "
+                f"({self.min_input_size.bit_length() - 1} 2x2 poolings), got {x.shape[-2]}x{x.shape[-1]}; "
+                "zero-pad the images (deepcls.models.input_padding gives the side for a dataset)"
+            )
         return self.classifier(self.avgpool(self.features(x)))
 
 
