@@ -154,6 +154,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def _open_files(process: psutil.Process) -> list[str]:
+    try:
+        return [f.path for f in process.open_files()]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def _descendants(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -211,15 +218,21 @@ def test_a_worker_killed_mid_run_is_retried_and_every_run_is_stored_once(
     longer = BASE.replace(epochs=4, subset=3000)
     grid = [longer.replace(seed=seed) for seed in range(4)]
     root, scratch = tmp_path / "cluster", tmp_path / "scratch"
-    checkpoints = scratch / ".cache" / "checkpoints"
+    checkpoints = RunStore(scratch).checkpoints
     driver = subprocess.Popen(
         cluster.driver(grid, root, data_dir, scratch), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        _wait_for(lambda: checkpoints.exists() and any(checkpoints.glob("*.pt")), "a first epoch checkpoint", 300, 0.01)
-        victims = cluster.task_processes()
-        assert victims, "no worker is training a chain"
-        victims[0].kill()
+        training: list[tuple[psutil.Process, str]] = []  # (worker, the lock of the run it trains)
+
+        def mid_run() -> bool:
+            resumable = [p for p in checkpoints.glob("*.pt") if not p.name.endswith(".final.pt")]
+            training[:] = [(p, f) for p in cluster.task_processes() for f in _open_files(p) if f.endswith(".lock")]
+            return bool(resumable and training)
+
+        _wait_for(mid_run, "a worker with an epoch checkpoint", 300, 0.02)
+        victim, lock = training[0]
+        victim.kill()  # while it holds a run's lock: mid-run, its task cannot have returned
         stdout, stderr = driver.communicate(timeout=600)
     finally:
         if driver.poll() is None:
@@ -228,6 +241,8 @@ def test_a_worker_killed_mid_run_is_retried_and_every_run_is_stored_once(
     outcomes = json.loads(stdout.decode().strip().splitlines()[-1])["outcomes"]
     assert sorted(run_id for run_id, _ in outcomes) == sorted(c.run_id for c in grid)  # each once
     assert all(error is None for _, error in outcomes)
+    killed = next(c for c in grid if lock.endswith(f"{c.lineage.run_id}.lock"))
+    assert killed.run_id in {run_id for run_id, _ in outcomes}  # stored: its task was run again
     store = RunStore(root)
     assert store.run_ids() == sorted(c.run_id for c in grid)
     assert [p.name for p in store.runs.iterdir() if p.name.startswith(".")] == []
