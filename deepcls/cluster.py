@@ -71,10 +71,13 @@ class RayExecutor:
             return
         store = RunStore(options.results_dir)
         store.ensure_writable()
+        names = sorted({chain[0].dataset for chain in chains})
+        for name in names:
+            load_dataset(name, options.data_dir)  # here, downloaded if missing; bad data stops the grid with one line
         started = self._connect()
         pending: dict[ray.ObjectRef, Chain] = {}
         try:
-            datasets = {name: _put_dataset(name, options.data_dir) for name in {chain[0].dataset for chain in chains}}
+            datasets = {name: _put_dataset(name, options.data_dir) for name in names}
             task = _train_chain_task.options(
                 name=TASK_NAME,
                 num_cpus=self.num_cpus,
@@ -109,8 +112,7 @@ class RayExecutor:
 
 
 def _put_dataset(name: str, data_dir: str | None) -> Dataset:
-    """Check (or download) a dataset here, then put its npz bytes into the object store once."""
-    load_dataset(name, data_dir)  # bad data stops the grid here, with one line
+    """Put a dataset's npz bytes into the object store, once for the whole grid."""
     payload = dataset_path(name, data_dir).read_bytes()
     return hashlib.sha256(payload).hexdigest()[:16], ray.put(payload)
 

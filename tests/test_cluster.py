@@ -30,8 +30,8 @@ import torch
 from deepcls import experiments
 from deepcls.cli import main
 from deepcls.config import RunConfig
-from deepcls.errors import ConfigError
-from deepcls.runner import make_executor, run_grid
+from deepcls.errors import ConfigError, DataError
+from deepcls.runner import Outcome, make_executor, run_grid
 from deepcls.store import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -301,3 +301,44 @@ def test_without_ray_the_ray_executor_is_one_error_line(
     out, err = capsys.readouterr()
     assert err == "deepcls: error: the ray executor needs Ray: pip install 'deepcls[ray]'\n" and out == ""
     assert not (tmp_path / "results").exists()
+
+
+def test_bad_data_stops_a_ray_grid_before_it_reaches_the_cluster(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mnist.npz").write_bytes(b"not a zip")  # corrupt, not missing: nothing is downloaded
+    executor = make_executor("ray", address="127.0.0.1:1")  # nothing listens there: it must not be tried
+    with pytest.raises(DataError, match="mnist.npz is not a readable .npz file"):
+        run_grid([BASE], results_dir=str(tmp_path / "results"), data_dir=str(tmp_path / "data"), executor=executor)
+    assert not ray.is_initialized() and RunStore(tmp_path / "results").run_ids() == []
+
+
+def test_the_driver_stores_returned_runs_and_turns_lost_workers_into_failed_outcomes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored_run: Any
+) -> None:
+    """What the driver does with a finished task's result, faked without a cluster."""
+    ray = pytest.importorskip("ray")
+    from deepcls import cluster as ray_cluster
+
+    worker, driver = RunStore(tmp_path / "worker"), RunStore(tmp_path / "driver")
+    stored_run(worker.root, BASE)
+    chain = [BASE.replace(epochs=1), BASE]
+    results = [(Outcome(chain[0].run_id, "RuntimeError: boom"), None), (Outcome(BASE.run_id), worker.run_files(BASE))]
+    monkeypatch.setattr(ray, "get", lambda ref: results)
+    assert ray_cluster._store_chain(driver, chain, None) == [outcome for outcome, _ in results]
+    assert driver.run_ids() == [BASE.run_id] and driver.run_files(BASE) == worker.run_files(BASE)
+
+    def lost(ref: Any) -> Any:
+        raise ray.exceptions.WorkerCrashedError()
+
+    monkeypatch.setattr(ray, "get", lost)
+    outcomes = ray_cluster._store_chain(driver, chain, None)  # retries used up: the runs fail, the grid goes on
+    assert [o.run_id for o in outcomes] == [c.run_id for c in chain]
+    assert all(o.error.startswith("WorkerCrashedError: ") and "\n" not in o.error for o in outcomes)
+
+    def bad_input(ref: Any) -> Any:
+        raise ray.exceptions.RayTaskError("_train_chain_task", "Traceback ...", ConfigError("unknown model 'x'"))
+
+    monkeypatch.setattr(ray, "get", bad_input)
+    with pytest.raises(ConfigError, match="unknown model 'x'"):  # bad input stops the grid, as locally
+        ray_cluster._store_chain(driver, chain, None)
