@@ -124,14 +124,16 @@ def _store_chain(store: RunStore, chain: Chain, ref: ray.ObjectRef) -> list[Outc
     except ray.exceptions.RayTaskError as err:
         if isinstance(err.cause, DeepclsError):
             raise err.cause from None  # bad input stops the grid, as with the local executor
-        raise
+        error: BaseException = err.cause or err  # e.g. a node's full disk: its runs fail, the grid goes on
     except ray.exceptions.RayError as err:  # workers or nodes lost more often than max_retries
-        message = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
-        return [Outcome(config.run_id, message) for config in chain]
-    for outcome, files in results:
-        if files is not None:
-            store.save_files(outcome.run_id, files)
-    return [outcome for outcome, _ in results]
+        error = err
+    else:
+        for outcome, files in results:
+            if files is not None:
+                store.save_files(outcome.run_id, files)
+        return [outcome for outcome, _ in results]
+    message = f"{type(error).__name__}: {' '.join(str(error).split())}"[:500]
+    return [Outcome(config.run_id, message) for config in chain]
 
 
 @ray.remote

@@ -115,7 +115,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.importorskip("ray")
     if shutil.which("unshare") is None or shutil.which("nsenter") is None:
         pytest.fail("the cluster tests need unshare and nsenter (util-linux) and root", pytrace=False)
-    ray_cli = Path(sys.executable).with_name("ray")
+    ray_cli = Path(sys.executable).with_name("ray")  # the venv's, beside its python
+    if not ray_cli.exists():
+        ray_cli = Path(shutil.which("ray") or "ray")
     holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"])  # holds the namespace open
     netns = f"/proc/{holder.pid}/ns/net"
     temp = Path(tempfile.mkdtemp(prefix="dcray-"))  # short: Ray's socket paths live under it
@@ -335,6 +337,13 @@ def test_the_driver_stores_returned_runs_and_turns_lost_workers_into_failed_outc
     outcomes = ray_cluster._store_chain(driver, chain, None)  # retries used up: the runs fail, the grid goes on
     assert [o.run_id for o in outcomes] == [c.run_id for c in chain]
     assert all(o.error.startswith("WorkerCrashedError: ") and "\n" not in o.error for o in outcomes)
+
+    def disk_full(ref: Any) -> Any:
+        raise ray.exceptions.RayTaskError("_train_chain_task", "Traceback ...", OSError(28, "No space left on device"))
+
+    monkeypatch.setattr(ray, "get", disk_full)
+    outcomes = ray_cluster._store_chain(driver, chain, None)
+    assert [o.error for o in outcomes] == ["OSError: [Errno 28] No space left on device"] * 2
 
     def bad_input(ref: Any) -> Any:
         raise ray.exceptions.RayTaskError("_train_chain_task", "Traceback ...", ConfigError("unknown model 'x'"))
