@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -35,6 +36,7 @@ from deepcls.runner import Chain, Options, Outcome, train_chain
 from deepcls.store import RunStore
 
 SCRATCH_ENV = "DEEPCLS_RAY_SCRATCH"  # a node's scratch folder, else <tmp>/deepcls-ray
+CONNECT_TIMEOUT_S = 10.0  # to reach the head before Ray is asked to join it
 TASK_NAME = "deepcls-chain"  # worker processes running a chain are titled ray::deepcls-chain
 
 Dataset = tuple[str, "ray.ObjectRef"]  # (digest of the npz bytes, the bytes in the object store)
@@ -104,11 +106,20 @@ class RayExecutor:
         """Join the cluster unless this process already has; True when this call joined it."""
         if ray.is_initialized():
             return False
+        where = self.address or os.environ.get("RAY_ADDRESS") or "the default address"
         try:
+            if self.address and (head := _host_port(self.address)):  # Ray itself retries for minutes
+                socket.create_connection(head, timeout=CONNECT_TIMEOUT_S).close()
             ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
-        except ConnectionError as err:
-            raise ConfigError(f"cannot reach a Ray cluster at {self.address or 'the default address'}: {err}") from None
+        except OSError as err:  # ConnectionError included
+            raise ConfigError(f"cannot reach a Ray cluster at {where}: {err}") from None
         return True
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a plain ``HOST:PORT`` address (not ``auto``, ``local`` or ``ray://...``)."""
+    host, _, port = address.rpartition(":")
+    return (host.strip("[]"), int(port)) if host and "/" not in host and port.isdigit() else None
 
 
 def _put_dataset(name: str, data_dir: str | None) -> Dataset:

@@ -315,6 +315,20 @@ def test_bad_data_stops_a_ray_grid_before_it_reaches_the_cluster(tmp_path: Path)
     assert not ray.is_initialized() and RunStore(tmp_path / "results").run_ids() == []
 
 
+def test_a_cluster_that_cannot_be_reached_is_one_error_line(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ray")
+    monkeypatch.setenv("DEEPCLS_PROGRESS", "0")
+    args = ["results", "--profile", "smoke", "--tables", "vgg_mnist", "--rows", "6", "--train", "--executor", "ray"]
+    args += ["--address", "127.0.0.1:1", "--results-dir", str(tmp_path / "results"), "--data-dir", str(data_dir)]
+    start = time.monotonic()
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("deepcls: error: cannot reach a Ray cluster at 127.0.0.1:1: ") and err.count("\n") == 1
+    assert out == "" and time.monotonic() - start < 60 and RunStore(tmp_path / "results").run_ids() == []
+
+
 def test_the_driver_stores_returned_runs_and_turns_lost_workers_into_failed_outcomes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored_run: Any
 ) -> None:
