@@ -311,7 +311,13 @@ def test_bad_data_stops_a_ray_grid_before_it_reaches_the_cluster(tmp_path: Path)
     (tmp_path / "data" / "mnist.npz").write_bytes(b"not a zip")  # corrupt, not missing: nothing is downloaded
     executor = make_executor("ray", address="127.0.0.1:1")  # nothing listens there: it must not be tried
     with pytest.raises(DataError, match="mnist.npz is not a readable .npz file"):
-        run_grid([BASE], results_dir=str(tmp_path / "results"), data_dir=str(tmp_path / "data"), executor=executor)
+        run_grid(
+            [BASE],
+            results_dir=str(tmp_path / "results"),
+            data_dir=str(tmp_path / "data"),
+            progress=False,
+            executor=executor,
+        )
     assert not ray.is_initialized() and RunStore(tmp_path / "results").run_ids() == []
 
 
