@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="with --train: runs trained at once, each with its share of the cores (default: 1)",
     )
+    results.add_argument(
+        "--executor", default="local", choices=("local", "ray"), help="with --train: where runs train (default: local)"
+    )
+    results.add_argument("--address", default=None, help="with --executor ray: the Ray cluster's head, HOST:PORT")
+    results.add_argument(
+        "--gpus-per-run", type=float, default=0, help="with --executor ray: GPUs per run, e.g. 0.25 (default: 0)"
+    )
     results.add_argument("--data-dir", default=None)
     results.add_argument("--results-dir", default=None)
     results.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
@@ -213,7 +220,10 @@ def _results(args: argparse.Namespace) -> int:
         raise DeepclsError(f"no row {args.rows} in table(s) {', '.join(names)}")
     store = RunStore(args.results_dir)
     if args.train:
-        runner.run_grid(grid["config"], store=store, data_dir=args.data_dir, jobs=args.jobs)
+        executor = None
+        if args.executor == "ray":
+            executor = runner.make_executor("ray", address=args.address, num_gpus=args.gpus_per_run)
+        runner.run_grid(grid["config"], store=store, data_dir=args.data_dir, jobs=args.jobs, executor=executor)
     results = results_table(grid, store)
     if args.markdown:
         print(tables.to_markdown(results))

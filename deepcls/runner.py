@@ -6,6 +6,7 @@ one before) and hands the chains to an executor. An executor trains chains and r
 :class:`Outcome` per run; every executor stores the same run folders a single ``fit`` would.
 
 - ``local``: in this process, or ``jobs`` worker processes with the cores shared out.
+- ``ray``: one Ray task per chain on a cluster; workers return finished run folders (deepcls.cluster).
 """
 
 from __future__ import annotations
@@ -87,11 +88,23 @@ class LocalExecutor:
                 raise
 
 
-EXECUTORS = {"local": LocalExecutor}
+def _ray_executor(**options) -> Executor:
+    """deepcls.cluster.RayExecutor, imported on demand: Ray is an optional dependency."""
+    try:
+        from deepcls.cluster import RayExecutor
+    except ImportError as err:
+        if (err.name or "").split(".")[0] != "ray":
+            raise
+        raise ConfigError("the ray executor needs Ray: pip install 'deepcls[ray]'") from None
+    return RayExecutor(**options)
+
+
+EXECUTORS = {"local": LocalExecutor, "ray": _ray_executor}
 
 
 def make_executor(name: str = "local", **options) -> Executor:
-    """An executor by name (``local``), with its options (``jobs``, ...)."""
+    """An executor by name, with its options: ``local`` (``jobs``), ``ray`` (``address``, ``num_cpus``,
+    ``num_gpus``, ...: deepcls.cluster.RayExecutor)."""
     if name not in EXECUTORS:
         raise ConfigError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
     return EXECUTORS[name](**options)

@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,18 +205,41 @@ class RunStore:
         samples: dict[str, np.ndarray] | None = None,
     ) -> Path:
         """Write a run directory atomically (replacing an older one) and return its path."""
+
+        def write(tmp: Path) -> None:
+            (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2, allow_nan=False) + "\n")
+            history.to_csv(tmp / "history.csv", index=False)
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            if confusion is not None:
+                np.save(tmp / "confusion.npy", confusion)
+            if samples:
+                np.savez(tmp / "samples.npz", **samples)
+
+        return self._write_run(config.run_id, write)
+
+    def save_files(self, run_id: str, files: Mapping[str, bytes]) -> Path:
+        """Write a run directory trained elsewhere from its files' bytes (``run_files``), atomically."""
+        if not all(_plain_name(name) for name in (run_id, *files)):  # the names came over the network
+            raise StoreError(f"refusing to store run {run_id!r} with files {sorted(files)}")
+
+        def write(tmp: Path) -> None:
+            for name, data in files.items():
+                (tmp / name).write_bytes(data)
+
+        return self._write_run(run_id, write)
+
+    def run_files(self, run: RunConfig | str) -> dict[str, bytes]:
+        """The files of a stored run as ``{name: bytes}`` (what ``save_files`` writes)."""
+        return {p.name: p.read_bytes() for p in sorted(self.run_dir(run).iterdir()) if p.is_file()}
+
+    def _write_run(self, run_id: str, write: Callable[[Path], None]) -> Path:
+        """``write(tmp)`` fills a temporary directory, which then replaces ``runs/<run_id>`` atomically."""
         self.runs.mkdir(parents=True, exist_ok=True)
-        target = self.run_dir(config)
+        target = self.run_dir(run_id)
         with self._writing():
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=self.runs))
             try:
-                (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2, allow_nan=False) + "\n")
-                history.to_csv(tmp / "history.csv", index=False)
-                (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-                if confusion is not None:
-                    np.save(tmp / "confusion.npy", confusion)
-                if samples:
-                    np.savez(tmp / "samples.npz", **samples)
+                write(tmp)
                 if not target.exists():
                     os.replace(tmp, target)
                 elif not _exchange(tmp, target):  # no atomic swap here: rename aside, then in
@@ -421,3 +444,8 @@ def _exchange(a: Path, b: Path) -> bool:
 
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
+
+
+def _plain_name(name: str) -> bool:
+    """A file name of its own: no folder, not hidden (a store's temporaries start with ".")."""
+    return bool(name) and not name.startswith(".") and Path(name).name == name

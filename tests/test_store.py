@@ -108,6 +108,31 @@ def test_failure_midway_leaves_no_partial_run(tmp_path: Path, monkeypatch: pytes
     assert leftovers(store) == []
 
 
+def test_a_run_trained_elsewhere_is_stored_from_its_files_atomically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the ray executor does: a worker's run folder, as bytes, lands in the driver's store."""
+    worker, driver, cfg = RunStore(tmp_path / "worker"), RunStore(tmp_path / "driver"), config()
+    save(worker, cfg)
+    files = worker.run_files(cfg)
+    assert set(files) == RUN_FILES
+    assert driver.save_files(cfg.run_id, files) == driver.run_dir(cfg)
+    assert driver.run_files(cfg) == files and driver.load(cfg).config == cfg and leftovers(driver) == []
+
+    for run_id, names in (("../escape", ["metrics.json"]), (cfg.run_id, ["../metrics.json"]), (cfg.run_id, [".x"])):
+        with pytest.raises(StoreError, match="refusing to store"):
+            driver.save_files(run_id, dict.fromkeys(names, b"{}"))
+
+    def broken_write(self: Path, data: bytes) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_bytes", broken_write)
+    with pytest.raises(OSError, match="disk full"):
+        driver.save_files(cfg.run_id, {**files, "metrics.json": b"{}"})
+    monkeypatch.undo()
+    assert driver.run_files(cfg) == files and leftovers(driver) == []  # the stored run is untouched
+
+
 def test_frame_has_one_row_per_run_with_config_and_metric_columns(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     assert store.frame().empty and store.run_ids() == []

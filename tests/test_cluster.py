@@ -1,0 +1,376 @@
+"""The ray executor on a real two-node Ray cluster on this machine, inside a network namespace of its own.
+
+The module starts the cluster once: ``unshare --net`` makes a namespace whose only address is
+127.0.0.1, and the head node, a second node and every grid's driver (tests/cluster_driver.py) run in
+it through ``nsenter``; nothing here can send a packet beyond loopback. Each node offers one CPU, so
+two runs train at once, one per node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import torch
+
+from deepcls import experiments
+from deepcls.cli import main
+from deepcls.config import RunConfig
+from deepcls.errors import ConfigError, DataError
+from deepcls.runner import Outcome, make_executor, run_grid
+from deepcls.store import RunStore
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DRIVER = Path(__file__).with_name("cluster_driver.py")
+PORT = 6380  # the namespace is ours: no other process can hold its ports
+NODE_OPTIONS = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=100000000", "--disable-usage-stats"]
+TIMING = ["seconds", "images_per_s"]  # history columns that are wall-clock measurements
+METRICS_TIMING = {"wall_time_s", "images_per_s", "finished_at"}
+# Smoke-sized VGG-7 runs on real MNIST, one torch thread each, whichever executor trains them.
+BASE = RunConfig(
+    dataset="mnist",
+    model="vgg7",
+    width="reduced",
+    classifier_width=64,
+    batch_size=32,
+    epochs=2,
+    subset=256,
+    test_subset=256,
+    threads=1,
+)
+
+
+@dataclass
+class Cluster:
+    enter: list[str]  # the command prefix that runs a command inside the cluster's namespace
+    address: str
+    nodes: list[subprocess.Popen]  # `ray start --block` of the head and of the second node
+    log: Path
+
+    def driver(self, configs: list[RunConfig], root: Path, data_dir: Path, scratch: Path) -> list[str]:
+        """The command that runs a grid of ``configs`` on this cluster into the store at ``root``."""
+        args = {
+            "address": self.address,
+            "nodes": len(self.nodes),
+            "configs": [c.to_dict() for c in configs],
+            "results_dir": str(root),
+            "data_dir": str(data_dir),
+            "scratch_dir": str(scratch),
+        }
+        return [*self.enter, sys.executable, str(DRIVER), json.dumps(args)]
+
+    def run_grid(self, configs: list[RunConfig], root: Path, data_dir: Path, scratch: Path) -> dict[str, Any]:
+        done = subprocess.run(
+            self.driver(configs, root, data_dir, scratch), env=_env(), capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, f"driver failed:\n{done.stdout}\n{done.stderr}\n{self.tail()}"
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def task_processes(self) -> list[psutil.Process]:
+        """The Ray worker processes training a chain now (titled ray::deepcls-chain)."""
+        found = []
+        for node in self.nodes:
+            for child in psutil.Process(node.pid).children(recursive=True):
+                try:
+                    if " ".join(child.cmdline()).startswith("ray::deepcls-chain"):
+                        found.append(child)
+                except psutil.NoSuchProcess:
+                    pass
+        return found
+
+    def tail(self) -> str:
+        return self.log.read_text()[-3000:] if self.log.exists() else ""
+
+
+def _env() -> dict[str, str]:
+    """The tests' environment, with this checkout first on the path of every Ray process."""
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0", "DEEPCLS_PROGRESS": "0"}
+
+
+def _wait_for(condition: Any, what: str, timeout: float, poll: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(poll)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if not os.environ.get("CI"):  # CI installs the dev extra, which has Ray: never skip there
+        pytest.importorskip("ray")
+    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
+        pytest.fail("the cluster tests need unshare and nsenter (util-linux) and root", pytrace=False)
+    ray_cli = Path(sys.executable).with_name("ray")  # the venv's, beside its python
+    if not ray_cli.exists():
+        ray_cli = Path(shutil.which("ray") or "ray")
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"])  # holds the namespace open
+    netns = f"/proc/{holder.pid}/ns/net"
+    temp = Path(tempfile.mkdtemp(prefix="dcray-"))  # short: Ray's socket paths live under it
+    log = tmp_path_factory.mktemp("ray") / "nodes.log"
+    env = {**_env(), "DEEPCLS_RAY_SCRATCH": str(tmp_path_factory.mktemp("scratch"))}  # the nodes' default scratch
+    nodes: list[subprocess.Popen] = []
+    try:
+        _wait_for(lambda: os.readlink(netns) != os.readlink("/proc/self/ns/net"), "network namespace", 30, 0.01)
+        enter = ["nsenter", f"--net={netns}"]
+        subprocess.run([*enter, "ip", "link", "set", "lo", "up"], check=True)
+        address = f"127.0.0.1:{PORT}"
+        with open(log, "ab") as out:
+            start = [*enter, str(ray_cli), "start", "--block", "--node-ip-address=127.0.0.1", *NODE_OPTIONS]
+            head = [f"--port={PORT}", "--head", "--include-dashboard=false", f"--temp-dir={temp}"]
+            nodes.append(subprocess.Popen([*start, *head], env=env, stdout=out, stderr=out))
+            _wait_for(lambda: log.read_text().count("Ray runtime started") == 1, "head node start", 180)
+            nodes.append(subprocess.Popen([*start, f"--address={address}"], env=env, stdout=out, stderr=out))
+            _wait_for(lambda: log.read_text().count("Ray runtime started") == 2, "second node start", 180)
+        yield Cluster(enter, address, nodes, log)
+    finally:
+        family = [p for node in nodes for p in _descendants(node.pid)]
+        for node in reversed(nodes):
+            node.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
+        for node in reversed(nodes):
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                node.kill()
+        for process in family:  # anything the nodes left behind
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        holder.kill()
+        holder.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _open_files(process: psutil.Process) -> list[str]:
+    try:
+        return [f.path for f in process.open_files()]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def assert_same_runs(cluster_root: Path, local_root: Path, ids: set[str]) -> None:
+    """Both stores hold exactly ``ids``, with the same files and results (timings aside)."""
+    a, b = RunStore(cluster_root), RunStore(local_root)
+    assert set(a.run_ids()) == set(b.run_ids()) == ids
+    assert [p.name for p in a.runs.iterdir() if p.name.startswith(".")] == []  # no temporaries
+    for run_id in ids:
+        x, y = a.load(run_id), b.load(run_id)
+        assert sorted(p.name for p in x.path.iterdir()) == sorted(p.name for p in y.path.iterdir())
+        assert (x.path / "config.json").read_bytes() == (y.path / "config.json").read_bytes()
+        pd.testing.assert_frame_equal(x.history.drop(columns=TIMING), y.history.drop(columns=TIMING), check_exact=True)
+        timing_free = [{k: v for k, v in r.metrics.items() if k not in METRICS_TIMING} for r in (x, y)]
+        assert timing_free[0] == timing_free[1]
+        np.testing.assert_array_equal(x.confusion, y.confusion)
+        assert x.samples.keys() == y.samples.keys()
+        for key in x.samples:
+            np.testing.assert_array_equal(x.samples[key], y.samples[key])
+
+
+def test_a_grid_on_two_nodes_stores_what_the_local_executor_stores(
+    cluster: Cluster, data_dir: Path, tmp_path: Path
+) -> None:
+    short = BASE.replace(epochs=1)  # continued by BASE in the same task
+    diverging = BASE.replace(optimizer="sgd", lr=1e6, seed=2)
+    grid = [BASE, short, BASE.replace(seed=1), BASE.replace(batch_norm=True), diverging]
+    outcome = cluster.run_grid(grid, tmp_path / "cluster", data_dir, tmp_path / "scratch")
+    assert sorted(run_id for run_id, _ in outcome["outcomes"]) == sorted(c.run_id for c in grid)
+    assert all(error is None for _, error in outcome["outcomes"])
+
+    threads = torch.get_num_threads()
+    start = time.perf_counter()
+    try:
+        run_grid(grid, results_dir=str(tmp_path / "local"), data_dir=str(data_dir), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    local_seconds = time.perf_counter() - start
+    print(f"grid of {len(grid)} runs: cluster {outcome['seconds']:.1f} s, local executor {local_seconds:.1f} s")
+
+    assert_same_runs(tmp_path / "cluster", tmp_path / "local", {c.run_id for c in grid})
+    store = RunStore(tmp_path / "cluster")
+    assert store.load(BASE).metrics["extended_from"] == short.run_id  # the chain stayed in one task
+    assert store.status(diverging) == "diverged"
+    assert list((tmp_path / "scratch" / "runs").iterdir()) == []  # the workers keep no finished run
+    node_data = list((tmp_path / "scratch" / "data").glob("*/*"))  # one copy: both nodes share this disk
+    assert [p.name for p in node_data] == ["mnist.npz"]
+    assert node_data[0].read_bytes() == (data_dir / "mnist.npz").read_bytes()
+
+
+def test_a_worker_killed_mid_run_is_retried_and_every_run_is_stored_once(
+    cluster: Cluster, data_dir: Path, tmp_path: Path
+) -> None:
+    longer = BASE.replace(epochs=4, subset=3000)
+    grid = [longer.replace(seed=seed) for seed in range(4)]
+    root, scratch = tmp_path / "cluster", tmp_path / "scratch"
+    checkpoints = RunStore(scratch).checkpoints
+    driver = subprocess.Popen(
+        cluster.driver(grid, root, data_dir, scratch), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        training: list[tuple[psutil.Process, str]] = []  # (worker, the lock of the run it trains)
+
+        def mid_run() -> bool:
+            resumable = [p for p in checkpoints.glob("*.pt") if not p.name.endswith(".final.pt")]
+            training[:] = [(p, f) for p in cluster.task_processes() for f in _open_files(p) if f.endswith(".lock")]
+            return bool(resumable and training)
+
+        _wait_for(mid_run, "a worker with an epoch checkpoint", 300, 0.02)
+        victim, lock = training[0]
+        victim.kill()  # while it holds a run's lock: mid-run, its task cannot have returned
+        stdout, stderr = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, f"{stdout.decode()}\n{stderr.decode()}"
+    outcomes = json.loads(stdout.decode().strip().splitlines()[-1])["outcomes"]
+    assert sorted(run_id for run_id, _ in outcomes) == sorted(c.run_id for c in grid)  # each once
+    assert all(error is None for _, error in outcomes)
+    killed = next(c for c in grid if lock.endswith(f"{c.lineage.run_id}.lock"))
+    assert killed.run_id in {run_id for run_id, _ in outcomes}  # stored: its task was run again
+    store = RunStore(root)
+    assert store.run_ids() == sorted(c.run_id for c in grid)
+    assert [p.name for p in store.runs.iterdir() if p.name.startswith(".")] == []
+    for config in grid:
+        record = store.load(config)
+        assert record.status == "complete" and list(record.history["epoch"]) == [1, 2, 3, 4]
+
+
+def test_a_killed_command_leaves_no_partial_run_and_the_rerun_trains_only_what_is_missing(
+    cluster: Cluster, data_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "results"
+    command = [*cluster.enter, sys.executable, "-m", "deepcls", "results", "--profile", "smoke"]
+    command += ["--tables", "vgg_mnist", "--rows", "6,9", "--seeds", "0,1,2", "--train"]
+    command += ["--executor", "ray", "--address", cluster.address]
+    command += ["--results-dir", str(root), "--data-dir", str(data_dir)]
+    grid = experiments.grid(["vgg_mnist"], "smoke", [0, 1, 2], [6, 9])["config"]
+    store = RunStore(root)
+    driver = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: len(store.run_ids()) >= 1, "a first stored run", 300, 0.01)
+        driver.kill()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        driver.communicate()
+    stored = set(store.run_ids())
+    assert 1 <= len(stored) < len(grid)
+    assert [p.name for p in store.runs.iterdir() if p.name.startswith(".tmp-")] == []
+
+    rerun = cluster.run_grid(list(grid), root, data_dir, tmp_path / "scratch")
+    assert {run_id for run_id, _ in rerun["outcomes"]} == {c.run_id for c in grid} - stored
+    assert set(store.run_ids()) == {c.run_id for c in grid}
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("vgg7") >= 2 and "pending" not in done.stdout  # the table shows the stored runs
+
+
+def test_make_executor_ray_checks_its_options() -> None:
+    pytest.importorskip("ray")
+    with pytest.raises(ConfigError, match="needs some CPUs or GPUs"):
+        make_executor("ray", num_cpus=0)
+    with pytest.raises(ConfigError, match="max_retries"):
+        make_executor("ray", max_retries=-1)
+
+
+def test_without_ray_the_ray_executor_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
+    monkeypatch.delitem(sys.modules, "deepcls.cluster", raising=False)
+    with pytest.raises(ConfigError, match=r"the ray executor needs Ray: pip install 'deepcls\[ray\]'"):
+        make_executor("ray")
+    args = ["results", "--profile", "smoke", "--tables", "vgg_mnist", "--rows", "6", "--train", "--executor", "ray"]
+    assert main([*args, "--results-dir", str(tmp_path / "results")]) == 2
+    out, err = capsys.readouterr()
+    assert err == "deepcls: error: the ray executor needs Ray: pip install 'deepcls[ray]'\n" and out == ""
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_data_stops_a_ray_grid_before_it_reaches_the_cluster(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mnist.npz").write_bytes(b"not a zip")  # corrupt, not missing: nothing is downloaded
+    executor = make_executor("ray", address="127.0.0.1:1")  # nothing listens there: it must not be tried
+    with pytest.raises(DataError, match="mnist.npz is not a readable .npz file"):
+        run_grid(
+            [BASE],
+            results_dir=str(tmp_path / "results"),
+            data_dir=str(tmp_path / "data"),
+            progress=False,
+            executor=executor,
+        )
+    assert not ray.is_initialized() and RunStore(tmp_path / "results").run_ids() == []
+
+
+def test_a_cluster_that_cannot_be_reached_is_one_error_line(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ray")
+    monkeypatch.setenv("DEEPCLS_PROGRESS", "0")
+    args = ["results", "--profile", "smoke", "--tables", "vgg_mnist", "--rows", "6", "--train", "--executor", "ray"]
+    args += ["--address", "127.0.0.1:1", "--results-dir", str(tmp_path / "results"), "--data-dir", str(data_dir)]
+    start = time.monotonic()
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("deepcls: error: cannot reach a Ray cluster at 127.0.0.1:1: ") and err.count("\n") == 1
+    assert out == "" and time.monotonic() - start < 60 and RunStore(tmp_path / "results").run_ids() == []
+
+
+def test_the_driver_stores_returned_runs_and_turns_lost_workers_into_failed_outcomes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored_run: Any
+) -> None:
+    """What the driver does with a finished task's result, faked without a cluster."""
+    ray = pytest.importorskip("ray")
+    from deepcls import cluster as ray_cluster
+
+    worker, driver = RunStore(tmp_path / "worker"), RunStore(tmp_path / "driver")
+    stored_run(worker.root, BASE)
+    chain = [BASE.replace(epochs=1), BASE]
+    results = [(Outcome(chain[0].run_id, "RuntimeError: boom"), None), (Outcome(BASE.run_id), worker.run_files(BASE))]
+    monkeypatch.setattr(ray, "get", lambda ref: results)
+    assert ray_cluster._store_chain(driver, chain, None) == [outcome for outcome, _ in results]
+    assert driver.run_ids() == [BASE.run_id] and driver.run_files(BASE) == worker.run_files(BASE)
+
+    def lost(ref: Any) -> Any:
+        raise ray.exceptions.WorkerCrashedError()
+
+    monkeypatch.setattr(ray, "get", lost)
+    outcomes = ray_cluster._store_chain(driver, chain, None)  # retries used up: the runs fail, the grid goes on
+    assert [o.run_id for o in outcomes] == [c.run_id for c in chain]
+    assert all(o.error.startswith("WorkerCrashedError: ") and "\n" not in o.error for o in outcomes)
+
+    def disk_full(ref: Any) -> Any:
+        raise ray.exceptions.RayTaskError("_train_chain_task", "Traceback ...", OSError(28, "No space left on device"))
+
+    monkeypatch.setattr(ray, "get", disk_full)
+    outcomes = ray_cluster._store_chain(driver, chain, None)
+    assert [o.error for o in outcomes] == ["OSError: [Errno 28] No space left on device"] * 2
+
+    def bad_input(ref: Any) -> Any:
+        raise ray.exceptions.RayTaskError("_train_chain_task", "Traceback ...", ConfigError("unknown model 'x'"))
+
+    monkeypatch.setattr(ray, "get", bad_input)
+    with pytest.raises(ConfigError, match="unknown model 'x'"):  # bad input stops the grid, as locally
+        ray_cluster._store_chain(driver, chain, None)
