@@ -25,7 +25,7 @@ RENAMED = {"schedule": {"onecycle": "triangle"}}
 MODEL_OPTIONS = ("stem", "se", "width", "first_kernel", "batch_norm", "classifier_width")
 # Knobs that change speed, not the experiment: recorded, not part of the run id (they can change
 # float rounding, so two runs of one id on different thread counts agree only statistically).
-SPEED_FIELDS = ("device", "threads", "channels_last", "compile")
+SPEED_FIELDS = ("device", "threads", "channels_last", "compile", "graphs")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -65,6 +65,7 @@ class RunConfig:
     threads: int | None = None
     channels_last: bool = True
     compile: bool = False
+    graphs: bool | None = None  # CUDA graphs for full batches (deepcls.graphs); None: on CUDA unless compiled
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "augment", parse_augment(self.augment))
@@ -122,6 +123,7 @@ class RunConfig:
             isinstance(self.device, str) and _DEVICE.fullmatch(self.device) is not None,
             f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}",
         )
+        check(self.graphs in (None, True, False), f"graphs must be true, false or unset, got {self.graphs!r}")
         check(
             self.threads is None or (_is_int(self.threads) and self.threads > 0),
             f"threads must be a positive integer, got {self.threads!r}",

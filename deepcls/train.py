@@ -5,6 +5,10 @@ generator seeded by (seed, epoch)) followed by a full evaluation of the test spl
 and accuracy are accumulated on the device and read back every ``SYNC_EVERY`` steps, which
 is also when a NaN/inf loss stops the run as ``diverged``. After every epoch a checkpoint
 is written, so an interrupted run resumes and ends with the same history.
+
+The loop is a generator that yields after every training step (``fit_steps``): ``fit`` runs it to
+its end, and deepcls.concurrent interleaves the steps of several runs in one process. On CUDA the
+full batches of a step and of the evaluation replay CUDA graphs (deepcls.graphs).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Generator
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,6 +30,8 @@ import deepcls
 from deepcls import metrics
 from deepcls.config import RunConfig
 from deepcls.data import BatchLoader, DatasetSpec, Split, balanced_subset, epoch_seed, get_spec, load_dataset
+from deepcls.errors import ConfigError
+from deepcls.graphs import Graphed, state_kept, use_graphs
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.optim import lr_factor, make_optimizer
 from deepcls.progress import bar_timing, show_progress
@@ -34,6 +41,8 @@ from deepcls.store import RunRecord, RunStore
 SYNC_EVERY = 50  # steps between host reads of the running loss (and divergence checks)
 EVAL_BATCH = 1000
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
+T = TypeVar("T")
+Steps = Generator[None, None, T]  # yields after every training step, returns its result
 
 
 def fit(
@@ -51,10 +60,42 @@ def fit(
     ``progress`` shows a tqdm bar (on line ``bar_position`` when several processes share a
     terminal); None means on unless ``$DEEPCLS_PROGRESS`` is ``0``.
     """
+    steps = fit_steps(
+        config,
+        results_dir=results_dir,
+        data_dir=data_dir,
+        store=store,
+        force=force,
+        progress=progress,
+        bar_position=bar_position,
+    )
+    return run_to_end(steps)
+
+
+def fit_steps(
+    config: RunConfig,
+    *,
+    results_dir: str | None = None,
+    data_dir: str | None = None,
+    store: RunStore | None = None,
+    force: bool = False,
+    progress: bool | None = None,
+    bar_position: int | None = None,
+    notes: dict[str, Any] | None = None,
+) -> Steps[RunRecord]:
+    """:func:`fit` one training step at a time: yields after each step, returns the record.
+
+    ``notes`` (a dict the caller may keep filling while the run trains) is merged into the run's
+    ``metrics.json``. Closing the generator stops the run as a kill would: its epoch checkpoint
+    stays for a resume, and nothing is recorded as failed.
+    """
     store = store or RunStore(results_dir)
     if not force and store.has(config):
         return dataclasses.replace(store.load(config), reused=True)
     trainer = Trainer(config, data_dir)  # bad data fails here, before anything is written
+    if notes is not None:  # the caller's dict, so that what it adds later is saved too
+        notes.update(trainer.notes)
+        trainer.notes = notes
     store.ensure_writable()
     with store.claim(config):
         if not force and store.has(config):  # another process finished it while we waited
@@ -67,7 +108,16 @@ def fit(
             checkpoint["extended_from"] = prefix.run_id
         if checkpoint is not None:
             trainer.restore(checkpoint)
-        return trainer.train(store, show_progress(progress), bar_position)
+        return (yield from trainer.steps(store, show_progress(progress), bar_position))
+
+
+def run_to_end(steps: Steps[T]) -> T:
+    """Run a step generator to its end and return its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 class Trainer:
@@ -96,9 +146,17 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.size = model_summary(self.model, tuple(self.test_loader.x.shape[1:]))
         self.forward = torch.compile(self.model) if config.compile else self.model
-        self.optimizer = make_optimizer(config, self.model.parameters())
+        self.graphs = use_graphs(config.graphs, self.device, config.compile)
+        if self.graphs and self.device.type != "cuda":
+            raise ConfigError(f"graphs=True needs a CUDA device; this run trains on {self.device}")
+        self.optimizer = make_optimizer(config, self.model.parameters(), capturable=self.graphs)
+        self.place_lr()
+        # full batches replay CUDA graphs (deepcls.graphs); the last partial batch runs eagerly
+        self.step_graph = Graphed(self.eager_step, lambda: state_kept(self.model, self.optimizer))
+        self.eval_graph = Graphed(self.infer)
         self.history: list[dict[str, float]] = []
         self.extended_from: str | None = None  # run id of the shorter run this one continues
+        self.notes: dict[str, Any] = {"cuda_graphs": self.graphs}  # added to metrics.json
 
     def state(self) -> dict[str, Any]:
         return {
@@ -111,14 +169,39 @@ class Trainer:
     def restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.place_lr()  # a loaded lr is a host float (or another run's device tensor)
         self.history = state["history"]
         self.extended_from = state.get("extended_from")
 
     def autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
+        enabled = self.config.precision == "bf16"
+        if self.graphs:  # the autocast weight cache is not allowed inside graph capture
+            return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled, cache_enabled=False)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def place_lr(self) -> None:
+        """The lr of each param group as a host float, or with CUDA graphs as a device tensor the
+        captured optimizer step reads (filled by :meth:`set_lr`) and a capturable optimizer."""
+        for group in self.optimizer.param_groups:
+            lr = float(group["lr"])
+            group["lr"] = torch.tensor(lr, device=self.device) if self.graphs else lr
+            if self.graphs and "capturable" in group:
+                group["capturable"] = True
+
+    def set_lr(self, lr: float) -> None:
+        """Set the lr of the next step (a fill of the device tensor under CUDA graphs: no new address)."""
+        for group in self.optimizer.param_groups:
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
 
     # ------------------------------------------------------------------ loop
     def train(self, store: RunStore, progress: bool = True, bar_position: int | None = None) -> RunRecord:
+        return run_to_end(self.steps(store, progress, bar_position))
+
+    def steps(self, store: RunStore, progress: bool = True, bar_position: int | None = None) -> Steps[RunRecord]:
+        """The remaining epochs and the saved record, yielding after every training step."""
         cfg = self.config
         steps = len(self.train_loader)
         bar = tqdm(
@@ -136,7 +219,7 @@ class Trainer:
             for epoch in range(len(self.history), cfg.epochs):
                 bar.set_description(f"{cfg.model} {cfg.dataset} epoch {epoch + 1}/{cfg.epochs}")
                 start = time.perf_counter()
-                train_loss, train_acc = self.train_epoch(epoch, bar)
+                train_loss, train_acc = yield from self.train_epoch(epoch, bar)
                 train_seconds = time.perf_counter() - start
                 if not math.isfinite(train_loss):
                     status, diverged_epoch = "diverged", epoch + 1
@@ -166,8 +249,9 @@ class Trainer:
         store.finish_checkpoint(cfg, status)
         return record
 
-    def train_epoch(self, epoch: int, bar: tqdm) -> tuple[float, float]:
-        """One pass over the training split; returns (mean loss, accuracy %) or (nan, ...)."""
+    def train_epoch(self, epoch: int, bar: tqdm) -> Steps[tuple[float, float]]:
+        """One pass over the training split, yielding after each step; returns (mean loss,
+        accuracy %) or (nan, ...)."""
         cfg, steps = self.config, len(self.train_loader)
         self.model.train()
         torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout masks replay on resume
@@ -175,9 +259,7 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen, start = 0, time.perf_counter()
         for i, (x, y) in enumerate(self.train_loader.epoch(epoch)):
-            lr = cfg.lr * lr_factor(cfg.schedule, epoch * steps + i, cfg.epochs * steps, cfg.warmup)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            self.set_lr(cfg.lr * lr_factor(cfg.schedule, epoch * steps + i, cfg.epochs * steps, cfg.warmup))
             loss, logits = self.step(x, y)
             loss_sum += loss * len(y)
             correct += (logits.argmax(1) == y).sum()
@@ -193,10 +275,19 @@ class Trainer:
                     img_s=f"{seen / (time.perf_counter() - start):.0f}",
                     refresh=False,
                 )
+            yield
         return (loss_sum / seen).item(), 100.0 * correct.item() / seen
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimisation step; returns the (detached) loss and the logits, no host sync."""
+        """One optimisation step; returns the (detached) loss and the logits, no host sync.
+
+        Under CUDA graphs a full batch replays the captured step and the returned tensors are
+        overwritten by the next one: use them before the next step."""
+        if self.graphs and len(y) == self.config.batch_size:
+            return self.step_graph(x, y)  # type: ignore[return-value]
+        return self.eager_step(x, y)
+
+    def eager_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self.autocast():
             logits = self.forward(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
@@ -212,14 +303,18 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         preds = []
         for x, y in self.test_loader.epoch():
-            with self.autocast():
-                logits = self.forward(x)
+            full = self.graphs and len(y) == self.test_loader.batch_size
+            (logits,) = self.eval_graph(x) if full else self.infer(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
             preds.append(logits.argmax(1))
         pred = torch.cat(preds)
         n = self.test_loader.num_samples
         acc = 100.0 * (pred == self.test_loader.y).sum().item() / n
         return loss_sum.item() / n, acc, pred.cpu().numpy()
+
+    def infer(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        with self.autocast():
+            return (self.forward(x),)
 
     # ------------------------------------------------------------------ results
     def save(
@@ -248,6 +343,7 @@ class Trainer:
             "torch_version": torch.__version__,
             "deepcls_version": deepcls.__version__,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **self.notes,
         }
         if error is not None:
             summary["error"] = " ".join(error.split())[:500]
