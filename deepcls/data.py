@@ -16,6 +16,7 @@ import os
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,22 @@ class Split:
         return len(self.y)
 
 
+_CACHE: dict[tuple, tuple[Split, Split]] | None = None  # on inside dataset_cache()
+
+
+@contextmanager
+def dataset_cache() -> Iterator[None]:
+    """Within this block each dataset file is read once (keyed by path, size and mtime): a process
+    that starts many runs (deepcls.concurrent) does not decompress CIFAR-10 for each. Callers
+    must not modify the returned tensors in place (the training code never does)."""
+    global _CACHE
+    outer, _CACHE = _CACHE, {} if _CACHE is None else _CACHE
+    try:
+        yield
+    finally:
+        _CACHE = outer
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> tuple[Split, Split]:
     """Load ``(train, test)`` of a dataset, validated; download it first if missing."""
     spec = get_spec(name)
@@ -127,11 +144,17 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, downlo
         if not download:
             raise DataError(_missing_message(spec, path))
         _download_to_npz(spec, path)
+    key = (str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns)
+    if _CACHE is not None and key in _CACHE:
+        return _CACHE[key]
     arrays = _read_npz(path)
     _validate(spec, path, arrays)
-    return tuple(  # type: ignore[return-value]
+    splits: tuple[Split, Split] = tuple(  # type: ignore[assignment]
         Split(torch.from_numpy(_nhwc(arrays[f"x_{s}"])), torch.from_numpy(arrays[f"y_{s}"])) for s in ("train", "test")
     )
+    if _CACHE is not None:
+        _CACHE[key] = splits
+    return splits
 
 
 def _missing_message(spec: DatasetSpec, path: Path) -> str:

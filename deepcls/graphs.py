@@ -34,12 +34,6 @@ def use_graphs(requested: bool | None, device: torch.device, compiled: bool = Fa
     return requested
 
 
-def split_full_batches(n: int, batch_size: int) -> tuple[int, int]:
-    """(full batches, size of the last partial batch or 0) of an epoch over ``n`` samples: the
-    full ones replay the graph, the partial one runs eagerly."""
-    return n // batch_size, n % batch_size
-
-
 class Graphed:
     """``fn(*inputs)`` captured as a CUDA graph on the first call and replayed on later calls with
     inputs of the same shapes. The outputs are static tensors, overwritten by the next replay:
@@ -87,7 +81,8 @@ def state_kept(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> Iter
     zero momentum buffer computes what its first step without one does (buf = grad)."""
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     moments = {p: {k: v.clone() for k, v in s.items() if torch.is_tensor(v)} for p, s in optimizer.state.items()}
-    rng = torch.cuda.get_rng_state()
+    cuda = next(model.parameters()).is_cuda
+    rng = torch.cuda.get_rng_state() if cuda else torch.get_rng_state()
     yield
     with torch.no_grad():
         for k, v in model.state_dict().items():
@@ -96,4 +91,4 @@ def state_kept(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> Iter
             for k, v in s.items():
                 if torch.is_tensor(v):
                     v.copy_(moments[p][k]) if k in moments.get(p, {}) else v.zero_()
-    torch.cuda.set_rng_state(rng)
+    torch.cuda.set_rng_state(rng) if cuda else torch.set_rng_state(rng)

@@ -6,6 +6,9 @@ one before) and hands the chains to an executor. An executor trains chains and r
 :class:`Outcome` per run; every executor stores the same run folders a single ``fit`` would.
 
 - ``local``: in this process, or ``jobs`` worker processes with the cores shared out.
+- ``concurrent``: ``runs`` runs at once in this process, one step of each in turn, each on its own
+  CUDA stream with its own CUDA graphs (deepcls.concurrent); the default when the runs train on a
+  CUDA device and one job is asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Protocol
 from tqdm.auto import tqdm
 
 from deepcls import runtime
+from deepcls.concurrent import RUNS_AT_ONCE, train_together
 from deepcls.config import RunConfig
 from deepcls.errors import ConfigError, DeepclsError
 from deepcls.progress import bar_timing, show_progress
@@ -87,11 +91,36 @@ class LocalExecutor:
                 raise
 
 
-EXECUTORS = {"local": LocalExecutor}
+class ConcurrentExecutor:
+    """This process: ``runs`` chains in flight at once, one training step of each in turn (on a GPU
+    each on its own CUDA stream). ``budget_s``: stop cleanly after that many seconds (runs in flight
+    keep their epoch checkpoints; running the grid again resumes them)."""
+
+    def __init__(self, runs: int = RUNS_AT_ONCE, budget_s: float | None = None) -> None:
+        if runs < 1:
+            raise ConfigError(f"runs at once must be >= 1, got {runs}")
+        self.runs, self.budget_s = runs, budget_s
+
+    def run(self, chains: list[Chain], options: Options) -> Iterator[list[Outcome]]:
+        if chains:
+            runtime.configure(chains[0][0].device, chains[0][0].threads)
+        for finished in train_together(
+            chains,
+            runs=self.runs,
+            budget_s=self.budget_s,
+            results_dir=options.results_dir,
+            data_dir=options.data_dir,
+            force=options.force,
+            progress=options.progress,
+        ):
+            yield [Outcome(run_id, error) for run_id, error in finished]
+
+
+EXECUTORS = {"local": LocalExecutor, "concurrent": ConcurrentExecutor}
 
 
 def make_executor(name: str = "local", **options) -> Executor:
-    """An executor by name (``local``), with its options (``jobs``, ...)."""
+    """An executor by name (``local``, ``concurrent``), with its options (``jobs``, ``runs``, ...)."""
     if name not in EXECUTORS:
         raise ConfigError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
     return EXECUTORS[name](**options)
@@ -110,9 +139,10 @@ def run_grid(
 ) -> list[Outcome]:
     """Train what the store does not have yet (identical configs once), in order; one outcome per
     run trained. A run that fails or diverges is recorded and the grid goes on; bad input
-    (DeepclsError) stops it. ``executor`` defaults to ``LocalExecutor(jobs)``."""
+    (DeepclsError) stops it. ``executor`` defaults to :func:`default_executor`."""
     store = store or RunStore(results_dir)
-    executor = executor or LocalExecutor(jobs)
+    configs = list(configs)
+    executor = executor or default_executor(configs, jobs)
     options = Options(str(store.root), data_dir, force, progress)
     unique = list(dict.fromkeys(configs))
     todo = [c for c in unique if force or not store.has(c)]
@@ -135,6 +165,15 @@ def run_grid(
     finally:
         bar.close()
     return outcomes
+
+
+def default_executor(configs: Sequence[RunConfig], jobs: int = 1) -> Executor:
+    """Several runs at once in this process when they all train on CUDA and one job is asked for;
+    else ``LocalExecutor(jobs)`` (on the CPU, interleaving runs gains nothing over processes)."""
+    devices = {runtime.resolve_device(c.device).type for c in configs}
+    if jobs == 1 and devices == {"cuda"}:
+        return ConcurrentExecutor()
+    return LocalExecutor(jobs)
 
 
 def extension_chains(configs: list[RunConfig]) -> list[list[RunConfig]]:
