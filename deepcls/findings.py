@@ -49,6 +49,19 @@ CLAIMS: tuple[tuple[str, tuple[str, int], tuple[str, int]], ...] = (
 )
 
 
+def claims_first(grid: pd.DataFrame) -> pd.DataFrame:
+    """The grid (deepcls.experiments.grid) ordered for training so that the claims fill first: the
+    runs of the first claim (every seed), then those of the next, then the runs no claim compares;
+    otherwise in grid order. A config several tables share takes its earliest place."""
+    rank = {side: i for i, (_, *sides) in reversed(list(enumerate(CLAIMS))) for side in sides}
+    line_rank = [rank.get((t, r), len(CLAIMS)) for t, r in zip(grid["table"], grid["row"])]
+    config_rank: dict = {}
+    for config, r in zip(grid["config"], line_rank):
+        config_rank[config] = min(r, config_rank.get(config, r))
+    order = sorted(range(len(grid)), key=lambda i: config_rank[grid["config"].iloc[i]])
+    return grid.iloc[order].reset_index(drop=True)
+
+
 def check_claims(results: pd.DataFrame) -> pd.DataFrame:
     """Each claim whose rows are in ``results``: reported and reproduced margins, and a verdict.
 

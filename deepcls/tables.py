@@ -88,7 +88,11 @@ def to_html(results: pd.DataFrame) -> str:
 
 def to_markdown(results: pd.DataFrame) -> str:
     """A formatted results table as a GitHub-flavoured Markdown table."""
-    frame = format_results(results).drop(columns=["setting"])
+    return markdown_table(format_results(results).drop(columns=["setting"]))
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """Any frame as a GitHub-flavoured Markdown table (values as ``str`` gives them)."""
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(str(v) for v in line) + " |" for line in frame.itertuples(index=False)]
