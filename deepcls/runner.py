@@ -94,12 +94,15 @@ class LocalExecutor:
 class ConcurrentExecutor:
     """This process: ``runs`` chains in flight at once, one training step of each in turn (on a GPU
     each on its own CUDA stream). ``budget_s``: stop cleanly after that many seconds (runs in flight
-    keep their epoch checkpoints; running the grid again resumes them)."""
+    keep their last checkpoints, written at most every ``checkpoint_every_s`` when > 0; running the
+    grid again resumes them)."""
 
-    def __init__(self, runs: int = RUNS_AT_ONCE, budget_s: float | None = None) -> None:
+    def __init__(
+        self, runs: int = RUNS_AT_ONCE, budget_s: float | None = None, checkpoint_every_s: float = 0.0
+    ) -> None:
         if runs < 1:
             raise ConfigError(f"runs at once must be >= 1, got {runs}")
-        self.runs, self.budget_s = runs, budget_s
+        self.runs, self.budget_s, self.checkpoint_every_s = runs, budget_s, checkpoint_every_s
 
     def run(self, chains: list[Chain], options: Options) -> Iterator[list[Outcome]]:
         if chains:
@@ -112,6 +115,7 @@ class ConcurrentExecutor:
             data_dir=options.data_dir,
             force=options.force,
             progress=options.progress,
+            checkpoint_every_s=self.checkpoint_every_s,
         ):
             yield [Outcome(run_id, error) for run_id, error in finished]
 

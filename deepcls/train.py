@@ -82,17 +82,21 @@ def fit_steps(
     progress: bool | None = None,
     bar_position: int | None = None,
     notes: dict[str, Any] | None = None,
+    checkpoint_every_s: float = 0.0,
 ) -> Steps[RunRecord]:
     """:func:`fit` one training step at a time: yields after each step, returns the record.
 
     ``notes`` (a dict the caller may keep filling while the run trains) is merged into the run's
     ``metrics.json``. Closing the generator stops the run as a kill would: its epoch checkpoint
-    stays for a resume, and nothing is recorded as failed.
+    stays for a resume, and nothing is recorded as failed. ``checkpoint_every_s`` > 0 writes the
+    resume checkpoint only when that long has passed since the last one (on a GPU an epoch takes
+    seconds and a ResNet checkpoint with Adam's moments is 135 MB).
     """
     store = store or RunStore(results_dir)
     if not force and store.has(config):
         return dataclasses.replace(store.load(config), reused=True)
     trainer = Trainer(config, data_dir)  # bad data fails here, before anything is written
+    trainer.checkpoint_every_s = checkpoint_every_s
     if notes is not None:  # the caller's dict, so that what it adds later is saved too
         notes.update(trainer.notes)
         trainer.notes = notes
@@ -157,6 +161,8 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.extended_from: str | None = None  # run id of the shorter run this one continues
         self.notes: dict[str, Any] = {"cuda_graphs": self.graphs}  # added to metrics.json
+        self.checkpoint_every_s = 0.0  # 0: after every epoch
+        self.last_checkpoint = time.monotonic()
 
     def state(self) -> dict[str, Any]:
         return {
@@ -237,7 +243,8 @@ class Trainer:
                         "images_per_s": self.train_loader.num_samples / train_seconds,
                     }
                 )
-                store.save_checkpoint(cfg, self.state())
+                if self.checkpoint_due(epoch):
+                    store.save_checkpoint(cfg, self.state())
         except Exception as err:  # recorded as an outcome; the checkpoint stays for a retry
             self.save(store, "failed", None, None, error=f"{type(err).__name__}: {err}")
             raise
@@ -248,6 +255,17 @@ class Trainer:
         record = self.save(store, status, diverged_epoch, predictions)
         store.finish_checkpoint(cfg, status)
         return record
+
+    def checkpoint_due(self, epoch: int) -> bool:
+        """After every epoch, or (``checkpoint_every_s`` > 0) once that long has passed since the last
+        checkpoint; always after the last epoch of a run that a longer run may continue."""
+        now = time.monotonic()
+        last_of_extendable = epoch + 1 == self.config.epochs and self.config.extendable
+        if self.checkpoint_every_s > 0 and now - self.last_checkpoint < self.checkpoint_every_s:
+            if not last_of_extendable:
+                return False
+        self.last_checkpoint = now
+        return True
 
     def train_epoch(self, epoch: int, bar: tqdm) -> Steps[tuple[float, float]]:
         """One pass over the training split, yielding after each step; returns (mean loss,

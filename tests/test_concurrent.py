@@ -4,7 +4,9 @@ paths' CPU-side logic (which batches replay a graph, the lr as a tensor, undoing
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -196,3 +198,14 @@ def test_warm_up_steps_before_capture_leave_no_trace(
     warm = fit(config, results_dir=str(tmp_path / "warm"), data_dir=str(data_dir), progress=False)
     assert warmed == [64]
     pd.testing.assert_frame_equal(results(warm.history), results(plain.history), **EXACT)
+
+
+def test_checkpoints_every_epoch_or_at_most_every_n_seconds() -> None:
+    def due(every_s: float, epoch: int, schedule: str = "constant") -> bool:
+        config = RunConfig(**TINY, **VGG, schedule=schedule)  # 2 epochs
+        trainer = SimpleNamespace(config=config, checkpoint_every_s=every_s, last_checkpoint=time.monotonic())
+        return Trainer.checkpoint_due(trainer, epoch)  # type: ignore[arg-type]
+
+    assert due(0, 0) and due(0, 1)  # the default: after every epoch
+    assert not due(3600, 0) and not due(3600, 1, "cosine")
+    assert due(3600, 1)  # the last epoch of an extendable run: a longer run continues from it
