@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--augment", default="flip,crop")
     bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
     bench.add_argument(
+        "--compile-mode",
+        default=None,
+        help="on CUDA, also time torch.compile with this mode (e.g. reduce-overhead) against the manual graphs",
+    )
+    bench.add_argument(
         "--runs-at-once",
         default="4",
         help="the concurrent mode's run counts, comma-separated (default: 4; 0: leave it out)",

@@ -17,7 +17,7 @@ import multiprocessing
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from tqdm.auto import tqdm
@@ -111,11 +111,8 @@ class ConcurrentExecutor:
             chains,
             runs=self.runs,
             budget_s=self.budget_s,
-            results_dir=options.results_dir,
-            data_dir=options.data_dir,
-            force=options.force,
-            progress=options.progress,
             checkpoint_every_s=self.checkpoint_every_s,
+            **asdict(options),  # results_dir, data_dir, force, progress: fit_steps' options
         ):
             yield [Outcome(run_id, error) for run_id, error in finished]
 

@@ -45,31 +45,14 @@ T = TypeVar("T")
 Steps = Generator[None, None, T]  # yields after every training step, returns its result
 
 
-def fit(
-    config: RunConfig,
-    *,
-    results_dir: str | None = None,
-    data_dir: str | None = None,
-    store: RunStore | None = None,
-    force: bool = False,
-    progress: bool | None = None,
-    bar_position: int | None = None,
-) -> RunRecord:
+def fit(config: RunConfig, **options: Any) -> RunRecord:
     """Train ``config`` (or reuse its stored run) and return the stored record.
 
-    ``progress`` shows a tqdm bar (on line ``bar_position`` when several processes share a
-    terminal); None means on unless ``$DEEPCLS_PROGRESS`` is ``0``.
+    ``options`` are :func:`fit_steps`'s: ``results_dir``, ``data_dir``, ``store``, ``force``,
+    ``progress`` (a tqdm bar, on line ``bar_position`` when several processes share a terminal;
+    None means on unless ``$DEEPCLS_PROGRESS`` is ``0``), ``bar_position``.
     """
-    steps = fit_steps(
-        config,
-        results_dir=results_dir,
-        data_dir=data_dir,
-        store=store,
-        force=force,
-        progress=progress,
-        bar_position=bar_position,
-    )
-    return run_to_end(steps)
+    return run_to_end(fit_steps(config, **options))
 
 
 def fit_steps(
@@ -191,8 +174,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             lr = float(group["lr"])
             group["lr"] = torch.tensor(lr, device=self.device) if self.graphs else lr
-            if self.graphs and "capturable" in group:
-                group["capturable"] = True
+            if "capturable" in group:  # Adam's (a checkpoint keeps the flag it was written with)
+                group["capturable"] = self.graphs
 
     def set_lr(self, lr: float) -> None:
         """Set the lr of the next step (a fill of the device tensor under CUDA graphs: no new address)."""

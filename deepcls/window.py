@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +22,7 @@ from deepcls import experiments, metrics, runtime
 from deepcls.concurrent import RUNS_AT_ONCE
 from deepcls.data import get_spec
 from deepcls.findings import claims_first
-from deepcls.runner import ConcurrentExecutor, run_grid
+from deepcls.runner import Chain, ConcurrentExecutor, Executor, Options, Outcome, run_grid
 from deepcls.store import RunStore
 from deepcls.tables import markdown_table
 from deepcls.transfer import join_all, pack_runs
@@ -60,7 +60,7 @@ def gpu_window(
     device = runtime.configure(configs[0].device if configs else "auto")
     train_start = time.monotonic()
     budget = None if budget_s is None else max(0.0, budget_s - (train_start - start))
-    executor = ConcurrentExecutor(runs=runs, budget_s=budget, checkpoint_every_s=CHECKPOINT_EVERY_S)
+    executor = _Logged(ConcurrentExecutor(runs=runs, budget_s=budget, checkpoint_every_s=CHECKPOINT_EVERY_S))
     outcomes = run_grid(configs, store=store, data_dir=data_dir, executor=executor, progress=progress)
     trained = time.monotonic() - train_start
     new = sorted(set(store.run_ids()) - before)
@@ -90,6 +90,20 @@ def gpu_window(
     (out / "timing.md").write_text(f"# GPU window\n\n{header}\n\n{markdown_table(table)}\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+class _Logged:
+    """An executor that prints one line per finished run (a killed window still shows its progress)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor, self.start = executor, time.monotonic()
+
+    def run(self, chains: list[Chain], options: Options) -> Iterator[list[Outcome]]:
+        print(f"window: {sum(len(c) for c in chains)} runs to train", flush=True)
+        for outcomes in self.executor.run(chains, options):
+            for o in outcomes:
+                print(f"window: {time.monotonic() - self.start:6.0f} s  {o.run_id}  {o.error or 'stored'}", flush=True)
+            yield outcomes
 
 
 def _columns() -> list[str]:

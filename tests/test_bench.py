@@ -22,6 +22,8 @@ def test_bench_times_both_loops_on_the_same_device(data_dir: Path, capsys: pytes
             "16",
             "--steps",
             "2",
+            "--runs-at-once",
+            "2",
             "--data-dir",
             str(data_dir),
             "--json",
@@ -35,3 +37,5 @@ def test_bench_times_both_loops_on_the_same_device(data_dir: Path, capsys: pytes
     assert result["train_ratio"] == pytest.approx(
         result["deepcls"]["train_images_per_s"] / result["reference"]["train_images_per_s"]
     )
+    assert result["modes"]["graphs"] is None  # CUDA graphs need a CUDA device: no number is made up
+    assert result["modes"]["eager"] == result["deepcls"] and result["modes"]["2 at once"]["train_images_per_s"] > 0
