@@ -1,4 +1,4 @@
-"""The ``deepcls`` command line: train, report, results, bench, info.
+"""The ``deepcls`` command line: train, report, results, bench, gpu, info.
 
 Bad input ends with one line on stderr (``deepcls: error: ...``) and exit code 2; a full disk
 or another system error in one line and exit code 1; Ctrl-C in one line and exit code 130.
@@ -98,12 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", default="resnet18")
     bench.add_argument("--stem", default=None)
     bench.add_argument("--dataset", default="cifar10")
-    bench.add_argument("--batch-size", type=int, default=128)
+    bench.add_argument("--batch-size", default="128", help="one or more, comma-separated (e.g. 32,128)")
     bench.add_argument("--steps", type=int, default=20)
     bench.add_argument("--augment", default="flip,crop")
     bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
+    bench.add_argument(
+        "--compile-mode",
+        default=None,
+        help="on CUDA, also time torch.compile with this mode (e.g. reduce-overhead) against the manual graphs",
+    )
+    bench.add_argument(
+        "--runs-at-once",
+        default="4",
+        help="the concurrent mode's run counts, comma-separated (default: 4; 0: leave it out)",
+    )
     bench.add_argument("--data-dir", default=None)
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--json", action="store_true", help="print one JSON object (a list for several batch sizes)")
 
     results = sub.add_parser("results", help="reported vs reproduced from the run store (--train: run missing rows)")
     results.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
@@ -133,8 +143,39 @@ def build_parser() -> argparse.ArgumentParser:
     readme.add_argument("--path", default="README.md")
     readme.add_argument("--results-dir", default=None)
 
+    add_gpu_parser(sub)
     sub.add_parser("info", help="models, datasets, device and versions")
     return parser
+
+
+def add_gpu_parser(sub: argparse._SubParsersAction) -> None:
+    """``deepcls gpu``: the offline GPU window (README "On a GPU")."""
+    gpu = sub.add_parser("gpu", help="an offline GPU window: move data in parts, train within a budget, merge runs")
+    steps = gpu.add_subparsers(dest="gpu_command", required=True, parser_class=_Parser)
+    split = steps.add_parser("split-data", help="write dataset files as verified parts (SHA-256 manifest)")
+    split.add_argument("--names", default="mnist,cifar10", help="datasets (default: mnist,cifar10)")
+    split.add_argument("--data-dir", default=None)
+    split.add_argument("--out", required=True, help="folder for the parts and manifests")
+    split.add_argument("--part-mb", type=float, default=44.0, help="MiB per part (default: 44)")
+    join = steps.add_parser("join-data", help="reassemble and verify every manifest's file")
+    join.add_argument("--parts", required=True, help="folder holding the parts and manifests")
+    join.add_argument("--data-dir", default=None, help="where the npz files go (default: $DEEPCLS_DATA_DIR or ./data)")
+    window = steps.add_parser("window", help="train a profile's missing runs within a budget; archive them")
+    window.add_argument("--out", required=True, help="folder for the archive and the timing table ($OUT)")
+    window.add_argument("--profile", default="paper", choices=PROFILE_NAMES)
+    window.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    window.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
+    window.add_argument("--rows", default=None, help="comma-separated row numbers (default: all)")
+    window.add_argument("--budget-s", type=float, default=None, help="stop cleanly after this many seconds")
+    window.add_argument("--runs-at-once", type=int, default=None, help="runs in flight (default: 8)")
+    window.add_argument("--parts", default=None, help="join the data parts in this folder first")
+    window.add_argument("--data-dir", default=None)
+    window.add_argument("--results-dir", default=None)
+    window.add_argument("--quiet", action="store_true", help="no progress bars")
+    merge = steps.add_parser("merge", help="move the runs of a window's archive into the run store")
+    merge.add_argument("archive")
+    merge.add_argument("--results-dir", default=None)
+    merge.add_argument("--replace", action="store_true", help="overwrite runs the store has already")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _results(args)
         if args.command == "readme":
             return _readme(args)
+        if args.command == "gpu":
+            return _gpu(args)
         if args.command == "bench":
             from deepcls.bench.engine import run_bench
 
@@ -206,6 +249,7 @@ def _results(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from deepcls import experiments, runner, tables
+    from deepcls.ledger import conclusions_first
     from deepcls.reading import results_table
     from deepcls.store import RunStore
 
@@ -219,11 +263,13 @@ def _results(args: argparse.Namespace) -> int:
     if grid.empty:
         raise DeepclsError(f"no row {args.rows} in table(s) {', '.join(names)}")
     store = RunStore(args.results_dir)
-    if args.train:
+    if args.train:  # the runs the report's conclusions compare first (they fill the ledger soonest)
         executor = None
         if args.executor == "ray":
             executor = runner.make_executor("ray", address=args.address, num_gpus=args.gpus_per_run)
-        runner.run_grid(grid["config"], store=store, data_dir=args.data_dir, jobs=args.jobs, executor=executor)
+        runner.run_grid(
+            conclusions_first(grid)["config"], store=store, data_dir=args.data_dir, jobs=args.jobs, executor=executor
+        )
     results = results_table(grid, store)
     if args.markdown:
         print(tables.to_markdown(results))
@@ -233,6 +279,45 @@ def _results(args: argparse.Namespace) -> int:
             shown["status"] = [s + (f" ({p})" if p else "") for s, p in zip(shown["status"], results["progress"])]
             print(shown.to_string(index=False))
     return 0
+
+
+def _gpu(args: argparse.Namespace) -> int:
+    from deepcls import transfer
+    from deepcls.data import dataset_path, resolve_data_dir
+
+    if args.gpu_command == "split-data":
+        for name in args.names.split(","):
+            manifest = transfer.split_file(dataset_path(name, args.data_dir), args.out, int(args.part_mb * 2**20))
+            print(f"{name}: {manifest}")
+        return 0
+    if args.gpu_command == "join-data":
+        for path in transfer.join_all(args.parts, resolve_data_dir(args.data_dir)):
+            print(f"verified {path}")
+        return 0
+    if args.gpu_command == "merge":
+        from deepcls.store import RunStore
+
+        merged, skipped = transfer.merge_runs(args.archive, RunStore(args.results_dir), args.replace)
+        print(f"merged {len(merged)} runs, skipped {len(skipped)} the store has already")
+        return 0
+    from deepcls.concurrent import RUNS_AT_ONCE
+    from deepcls.window import gpu_window
+
+    summary = gpu_window(
+        args.out,
+        profile=args.profile,
+        seeds=_integers("--seeds", args.seeds),
+        tables=args.tables.split(",") if args.tables else None,
+        rows=_integers("--rows", args.rows) if args.rows else None,
+        budget_s=args.budget_s,
+        runs=args.runs_at_once or RUNS_AT_ONCE,
+        parts_dir=args.parts,
+        data_dir=str(resolve_data_dir(args.data_dir)),
+        results_dir=args.results_dir,
+        progress=False if args.quiet else None,
+    )
+    print("\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0 if not summary["runs_failed"] else 1
 
 
 def _readme(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ RENAMED = {"schedule": {"onecycle": "triangle"}}
 MODEL_OPTIONS = ("stem", "se", "width", "first_kernel", "batch_norm", "classifier_width")
 # Knobs that change speed, not the experiment: recorded, not part of the run id (they can change
 # float rounding, so two runs of one id on different thread counts agree only statistically).
-SPEED_FIELDS = ("device", "threads", "channels_last", "compile")
+SPEED_FIELDS = ("device", "threads", "channels_last", "compile", "graphs")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_SEED = 2**32  # epoch_seed(seed, epoch) = seed * 1_000_003 + epoch must stay a 64-bit generator seed
 MAX_THREADS = 1024
@@ -68,6 +68,7 @@ class RunConfig:
     threads: int | None = None
     channels_last: bool = True
     compile: bool = False
+    graphs: bool | None = None  # CUDA graphs for full batches (deepcls.graphs); None: on CUDA unless compiled
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "augment", parse_augment(self.augment))
@@ -134,6 +135,7 @@ class RunConfig:
             isinstance(self.device, str) and _DEVICE.fullmatch(self.device) is not None,
             f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}",
         )
+        check(self.graphs in (None, True, False), f"graphs must be true, false or unset, got {self.graphs!r}")
         check(
             self.threads is None or (_is_int(self.threads) and 0 < self.threads <= MAX_THREADS),
             f"threads must be an integer in [1, {MAX_THREADS}], got {self.threads!r}",

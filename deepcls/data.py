@@ -18,6 +18,7 @@ import shutil
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,21 +131,40 @@ OFFICIAL_FINGERPRINTS = {
     "cifar10": "b1c38238b4bb29978b18b0c2f0a18fb6817e0926d8bc7613fe6a027d14468029",
 }
 _fingerprints: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> fingerprint
+_CACHE: dict[tuple[str, int, int, int], tuple[Split, Split]] | None = None  # on inside dataset_cache()
+
+
+@contextmanager
+def dataset_cache() -> Iterator[None]:
+    """Within this block each dataset file is read once (keyed by path, size and mtime): a process
+    that starts many runs (deepcls.concurrent) does not decompress CIFAR-10 for each. Callers
+    must not modify the returned tensors in place (the training code never does)."""
+    global _CACHE
+    outer, _CACHE = _CACHE, {} if _CACHE is None else _CACHE
+    try:
+        yield
+    finally:
+        _CACHE = outer
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> tuple[Split, Split]:
     """Load ``(train, test)`` of a dataset, validated; download it first if missing."""
     spec = get_spec(name)
     path = _existing(spec, dataset_path(name, data_dir), download)
+    key = _file_key(path)
+    if _CACHE is not None and key in _CACHE:
+        return _CACHE[key]
     arrays = _read_npz(path)
     _validate(spec, path, arrays)
     canonical = {k: _nhwc(v) if k.startswith("x_") else v for k, v in arrays.items()}
-    key = _file_key(path)
     if key not in _fingerprints:
         _fingerprints[key] = _hash_arrays(canonical)
-    return tuple(  # type: ignore[return-value]
+    splits: tuple[Split, Split] = tuple(  # type: ignore[assignment]
         Split(torch.from_numpy(canonical[f"x_{s}"]), torch.from_numpy(canonical[f"y_{s}"])) for s in ("train", "test")
     )
+    if _CACHE is not None:
+        _CACHE[key] = splits
+    return splits
 
 
 def fingerprint(name: str, data_dir: str | os.PathLike | None = None) -> str | None:

@@ -363,6 +363,22 @@ def _cost_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], costs
     return ("; needs " + "; ".join(parts)) if parts else ""
 
 
+def conclusions_first(grid: pd.DataFrame) -> pd.DataFrame:
+    """The grid (deepcls.experiments.grid) ordered for training so that the conclusions fill first:
+    the runs of the first conclusion's sides (every seed), then the next's, then the runs no
+    conclusion reads; otherwise in grid order. A config several tables share takes its earliest place."""
+    rank: dict[Side, int] = {}
+    for i, conclusion in enumerate(CONCLUSIONS):
+        for side in (conclusion.a, conclusion.b):
+            if side is not None:
+                rank.setdefault(side, i)
+    config_rank: dict = {}
+    for config, t, r in zip(grid["config"], grid["table"], grid["row"]):
+        config_rank[config] = min(rank.get((t, r), len(CONCLUSIONS)), config_rank.get(config, len(CONCLUSIONS)))
+    order = sorted(range(len(grid)), key=lambda i: config_rank[grid["config"].iloc[i]])
+    return grid.iloc[order].reset_index(drop=True)
+
+
 def about(tables: Sequence[str]) -> tuple[Conclusion, ...]:
     """The conclusions with a side in one of ``tables`` (what a table's notebook shows)."""
     return tuple(c for c in CONCLUSIONS if any(s is not None and s[0] in tables for s in (c.a, c.b)))

@@ -7,6 +7,9 @@ one before) and hands the chains to an executor. An executor trains chains and r
 
 - ``local``: in this process, or ``jobs`` worker processes with the cores shared out.
 - ``ray``: one Ray task per chain on a cluster; workers return finished run folders (deepcls.cluster).
+- ``concurrent``: ``runs`` runs at once in this process, one step of each in turn, each on its own
+  CUDA stream with its own CUDA graphs (deepcls.concurrent); the default when the runs train on a
+  CUDA device and one job is asked for.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import multiprocessing
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from tqdm.auto import tqdm
 
 from deepcls import runtime
+from deepcls.concurrent import RUNS_AT_ONCE, train_together
 from deepcls.config import RunConfig
 from deepcls.errors import ConfigError, DeepclsError
 from deepcls.progress import bar_timing, show_progress
@@ -88,6 +92,32 @@ class LocalExecutor:
                 raise
 
 
+class ConcurrentExecutor:
+    """This process: ``runs`` chains in flight at once, one training step of each in turn (on a GPU
+    each on its own CUDA stream). ``budget_s``: stop cleanly after that many seconds (runs in flight
+    keep their last checkpoints, written at most every ``checkpoint_every_s`` when > 0; running the
+    grid again resumes them)."""
+
+    def __init__(
+        self, runs: int = RUNS_AT_ONCE, budget_s: float | None = None, checkpoint_every_s: float = 0.0
+    ) -> None:
+        if runs < 1:
+            raise ConfigError(f"runs at once must be >= 1, got {runs}")
+        self.runs, self.budget_s, self.checkpoint_every_s = runs, budget_s, checkpoint_every_s
+
+    def run(self, chains: list[Chain], options: Options) -> Iterator[list[Outcome]]:
+        if chains:
+            runtime.configure(chains[0][0].device, chains[0][0].threads)
+        for finished in train_together(
+            chains,
+            runs=self.runs,
+            budget_s=self.budget_s,
+            checkpoint_every_s=self.checkpoint_every_s,
+            **asdict(options),  # results_dir, data_dir, force, progress: fit_steps' options
+        ):
+            yield [Outcome(run_id, error) for run_id, error in finished]
+
+
 def _ray_executor(**options) -> Executor:
     """deepcls.cluster.RayExecutor, imported on demand: Ray is an optional dependency."""
     try:
@@ -99,12 +129,12 @@ def _ray_executor(**options) -> Executor:
     return RayExecutor(**options)
 
 
-EXECUTORS = {"local": LocalExecutor, "ray": _ray_executor}
+EXECUTORS = {"local": LocalExecutor, "concurrent": ConcurrentExecutor, "ray": _ray_executor}
 
 
 def make_executor(name: str = "local", **options) -> Executor:
-    """An executor by name, with its options: ``local`` (``jobs``), ``ray`` (``address``, ``num_cpus``,
-    ``num_gpus``, ...: deepcls.cluster.RayExecutor)."""
+    """An executor by name, with its options: ``local`` (``jobs``), ``concurrent`` (``runs``, ``budget_s``, ...),
+    ``ray`` (``address``, ``num_cpus``, ``num_gpus``, ...: deepcls.cluster.RayExecutor)."""
     if name not in EXECUTORS:
         raise ConfigError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
     return EXECUTORS[name](**options)
@@ -123,9 +153,10 @@ def run_grid(
 ) -> list[Outcome]:
     """Train what the store does not have yet (identical configs once), in order; one outcome per
     run trained. A run that fails or diverges is recorded and the grid goes on; bad input
-    (DeepclsError) stops it. ``executor`` defaults to ``LocalExecutor(jobs)``."""
+    (DeepclsError) stops it. ``executor`` defaults to :func:`default_executor`."""
     store = store or RunStore(results_dir)
-    executor = executor or LocalExecutor(jobs)
+    configs = list(configs)
+    executor = executor or default_executor(configs, jobs)
     options = Options(str(store.root), data_dir, force, progress)
     unique = list(dict.fromkeys(configs))
     todo = [c for c in unique if force or not store.has(c)]
@@ -148,6 +179,15 @@ def run_grid(
     finally:
         bar.close()
     return outcomes
+
+
+def default_executor(configs: Sequence[RunConfig], jobs: int = 1) -> Executor:
+    """Several runs at once in this process when they all train on CUDA and one job is asked for;
+    else ``LocalExecutor(jobs)`` (on the CPU, interleaving runs gains nothing over processes)."""
+    devices = {runtime.resolve_device(c.device).type for c in configs}
+    if jobs == 1 and devices == {"cuda"}:
+        return ConcurrentExecutor()
+    return LocalExecutor(jobs)
 
 
 def extension_chains(configs: list[RunConfig]) -> list[list[RunConfig]]:

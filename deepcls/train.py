@@ -7,6 +7,10 @@ is also when a NaN/inf loss stops the run as ``diverged`` (a non-finite test los
 every epoch a checkpoint is written, so an interrupted run resumes and ends with the same history.
 Each run records the fingerprint of the data file it was trained on (``data_fingerprint`` in
 metrics.json); a stored run or checkpoint from other data is never reused or continued.
+
+The loop is a generator that yields after every training step (``fit_steps``): ``fit`` runs it to
+its end, and deepcls.concurrent interleaves the steps of several runs in one process. On CUDA the
+full batches of a step and of the evaluation replay CUDA graphs (deepcls.graphs).
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Generator
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -38,7 +43,8 @@ from deepcls.data import (
     get_spec,
     load_dataset,
 )
-from deepcls.errors import DataError
+from deepcls.errors import ConfigError, DataError
+from deepcls.graphs import Graphed, state_kept, use_graphs
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.optim import lr_factor, make_optimizer
 from deepcls.progress import bar_timing, show_progress
@@ -48,9 +54,21 @@ from deepcls.store import FINISHED, RunRecord, RunStore
 SYNC_EVERY = 50  # steps between host reads of the running loss (and divergence checks)
 EVAL_BATCH = 1000
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
+T = TypeVar("T")
+Steps = Generator[None, None, T]  # yields after every training step, returns its result
 
 
-def fit(
+def fit(config: RunConfig, **options: Any) -> RunRecord:
+    """Train ``config`` (or reuse its stored run) and return the stored record.
+
+    ``options`` are :func:`fit_steps`'s: ``results_dir``, ``data_dir``, ``store``, ``force``,
+    ``progress`` (a tqdm bar, on line ``bar_position`` when several processes share a terminal;
+    None means on unless ``$DEEPCLS_PROGRESS`` is ``0``), ``bar_position``.
+    """
+    return run_to_end(fit_steps(config, **options))
+
+
+def fit_steps(
     config: RunConfig,
     *,
     results_dir: str | None = None,
@@ -59,16 +77,30 @@ def fit(
     force: bool = False,
     progress: bool | None = None,
     bar_position: int | None = None,
-) -> RunRecord:
-    """Train ``config`` (or reuse its stored run) and return the stored record.
+    notes: dict[str, Any] | None = None,
+    checkpoint_every_s: float = 0.0,
+) -> Steps[RunRecord]:
+    """:func:`fit` one training step at a time: yields after each step, returns the record.
 
-    ``progress`` shows a tqdm bar (on line ``bar_position`` when several processes share a
-    terminal); None means on unless ``$DEEPCLS_PROGRESS`` is ``0``.
+    ``notes`` (a dict the caller may keep filling while the run trains) is merged into the run's
+    ``metrics.json``. Closing the generator stops the run as a kill would: its epoch checkpoint
+    stays for a resume, and nothing is recorded as failed. ``checkpoint_every_s`` > 0 writes the
+    resume checkpoint only when that long has passed since the last one (on a GPU an epoch takes
+    seconds and a ResNet checkpoint with Adam's moments is 135 MB).
     """
     store = store or RunStore(results_dir)
     if not force and (stored := _reusable(store, config, data_dir)) is not None:
         return stored
-    trainer = Trainer(config, data_dir)  # bad data fails here, before anything is written
+
+    def new_trainer() -> Trainer:
+        trainer = Trainer(config, data_dir)  # bad data fails here, before anything is written
+        trainer.checkpoint_every_s = checkpoint_every_s
+        if notes is not None:  # the caller's dict, so that what it adds later is saved too
+            notes.update(trainer.notes)
+            trainer.notes = notes
+        return trainer
+
+    trainer = new_trainer()
     store.ensure_writable()
     with store.claim(config):
         if not force and (stored := _reusable(store, config, data_dir)) is not None:
@@ -87,8 +119,8 @@ def fit(
                 trainer.restore(checkpoint)
             except Exception as err:  # weights of another shape or kind: start over from a fresh model
                 store.discard(source, f"does not fit the model ({type(err).__name__})")
-                trainer = Trainer(config, data_dir)
-        return trainer.train(store, show_progress(progress), bar_position)
+                trainer = new_trainer()
+        return (yield from trainer.steps(store, show_progress(progress), bar_position))
 
 
 def stored_fingerprint(record: RunRecord) -> str:
@@ -124,6 +156,15 @@ def _resumable(store: RunStore, config: RunConfig, data: str, final: bool = Fals
     return state
 
 
+def run_to_end(steps: Steps[T]) -> T:
+    """Run a step generator to its end and return its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
 class Trainer:
     """One training run: data on the device, model, optimizer and the history so far."""
 
@@ -151,9 +192,19 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.size = model_summary(self.model, tuple(self.test_loader.x.shape[1:]))
         self.forward = torch.compile(self.model) if config.compile else self.model
-        self.optimizer = make_optimizer(config, self.model.parameters())
+        self.graphs = use_graphs(config.graphs, self.device, config.compile)
+        if self.graphs and self.device.type != "cuda":
+            raise ConfigError(f"graphs=True needs a CUDA device; this run trains on {self.device}")
+        self.optimizer = make_optimizer(config, self.model.parameters(), capturable=self.graphs)
+        self.place_lr()
+        # full batches replay CUDA graphs (deepcls.graphs); the last partial batch runs eagerly
+        self.step_graph = Graphed(self.eager_step, lambda: state_kept(self.model, self.optimizer))
+        self.eval_graph = Graphed(self.infer)
         self.history: list[dict[str, float]] = []
         self.extended_from: str | None = None  # run id of the shorter run this one continues
+        self.notes: dict[str, Any] = {"cuda_graphs": self.graphs}  # added to metrics.json
+        self.checkpoint_every_s = 0.0  # 0: after every epoch
+        self.last_checkpoint = time.monotonic()
 
     def state(self) -> dict[str, Any]:
         return {
@@ -167,14 +218,39 @@ class Trainer:
     def restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.place_lr()  # a loaded lr is a host float (or another run's device tensor)
         self.history = state["history"]
         self.extended_from = state.get("extended_from")
 
     def autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
+        enabled = self.config.precision == "bf16"
+        if self.graphs:  # the autocast weight cache is not allowed inside graph capture
+            return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled, cache_enabled=False)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def place_lr(self) -> None:
+        """The lr of each param group as a host float, or with CUDA graphs as a device tensor the
+        captured optimizer step reads (filled by :meth:`set_lr`) and a capturable optimizer."""
+        for group in self.optimizer.param_groups:
+            lr = float(group["lr"])
+            group["lr"] = torch.tensor(lr, device=self.device) if self.graphs else lr
+            if "capturable" in group:  # Adam's (a checkpoint keeps the flag it was written with)
+                group["capturable"] = self.graphs
+
+    def set_lr(self, lr: float) -> None:
+        """Set the lr of the next step (a fill of the device tensor under CUDA graphs: no new address)."""
+        for group in self.optimizer.param_groups:
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
 
     # ------------------------------------------------------------------ loop
     def train(self, store: RunStore, progress: bool = True, bar_position: int | None = None) -> RunRecord:
+        return run_to_end(self.steps(store, progress, bar_position))
+
+    def steps(self, store: RunStore, progress: bool = True, bar_position: int | None = None) -> Steps[RunRecord]:
+        """The remaining epochs and the saved record, yielding after every training step."""
         cfg = self.config
         steps = len(self.train_loader)
         bar = tqdm(
@@ -192,7 +268,7 @@ class Trainer:
             for epoch in range(len(self.history), cfg.epochs):
                 bar.set_description(f"{cfg.model} {cfg.dataset} epoch {epoch + 1}/{cfg.epochs}")
                 start = time.perf_counter()
-                train_loss, train_acc = self.train_epoch(epoch, bar)
+                train_loss, train_acc = yield from self.train_epoch(epoch, bar)
                 train_seconds = time.perf_counter() - start
                 if not math.isfinite(train_loss):
                     status, diverged_epoch = "diverged", epoch + 1
@@ -214,7 +290,8 @@ class Trainer:
                         "images_per_s": self.train_loader.num_samples / train_seconds,
                     }
                 )
-                store.save_checkpoint(cfg, self.state())
+                if self.checkpoint_due(epoch):
+                    store.save_checkpoint(cfg, self.state())
         except Exception as err:  # recorded as an outcome; the checkpoint stays for a retry
             self.record_failure(store, err)
             raise
@@ -236,8 +313,20 @@ class Trainer:
         except OSError:
             pass
 
-    def train_epoch(self, epoch: int, bar: tqdm) -> tuple[float, float]:
-        """One pass over the training split; returns (mean loss, accuracy %) or (nan, ...)."""
+    def checkpoint_due(self, epoch: int) -> bool:
+        """After every epoch, or (``checkpoint_every_s`` > 0) once that long has passed since the last
+        checkpoint; always after the last epoch of a run that a longer run may continue."""
+        now = time.monotonic()
+        last_of_extendable = epoch + 1 == self.config.epochs and self.config.extendable
+        if self.checkpoint_every_s > 0 and now - self.last_checkpoint < self.checkpoint_every_s:
+            if not last_of_extendable:
+                return False
+        self.last_checkpoint = now
+        return True
+
+    def train_epoch(self, epoch: int, bar: tqdm) -> Steps[tuple[float, float]]:
+        """One pass over the training split, yielding after each step; returns (mean loss,
+        accuracy %) or (nan, ...)."""
         cfg, steps = self.config, len(self.train_loader)
         self.model.train()
         torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout masks replay on resume
@@ -245,9 +334,7 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen, start = 0, time.perf_counter()
         for i, (x, y) in enumerate(self.train_loader.epoch(epoch)):
-            lr = cfg.lr * lr_factor(cfg.schedule, epoch * steps + i, cfg.epochs * steps, cfg.warmup)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            self.set_lr(cfg.lr * lr_factor(cfg.schedule, epoch * steps + i, cfg.epochs * steps, cfg.warmup))
             loss, logits = self.step(x, y)
             loss_sum += loss * len(y)
             correct += (logits.argmax(1) == y).sum()
@@ -263,10 +350,19 @@ class Trainer:
                     img_s=f"{seen / (time.perf_counter() - start):.0f}",
                     refresh=False,
                 )
+            yield
         return (loss_sum / seen).item(), 100.0 * correct.item() / seen
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimisation step; returns the (detached) loss and the logits, no host sync."""
+        """One optimisation step; returns the (detached) loss and the logits, no host sync.
+
+        Under CUDA graphs a full batch replays the captured step and the returned tensors are
+        overwritten by the next one: use them before the next step."""
+        if self.graphs and len(y) == self.config.batch_size:
+            return self.step_graph(x, y)  # type: ignore[return-value]
+        return self.eager_step(x, y)
+
+    def eager_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self.autocast():
             logits = self.forward(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
@@ -282,14 +378,18 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         preds = []
         for x, y in self.test_loader.epoch():
-            with self.autocast():
-                logits = self.forward(x)
+            full = self.graphs and len(y) == self.test_loader.batch_size
+            (logits,) = self.eval_graph(x) if full else self.infer(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
             preds.append(logits.argmax(1))
         pred = torch.cat(preds)
         n = self.test_loader.num_samples
         acc = 100.0 * (pred == self.test_loader.y).sum().item() / n
         return loss_sum.item() / n, acc, pred.cpu().numpy()
+
+    def infer(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        with self.autocast():
+            return (self.forward(x),)
 
     # ------------------------------------------------------------------ results
     def save(
@@ -319,6 +419,7 @@ class Trainer:
             "deepcls_version": deepcls.__version__,
             "data_fingerprint": self.data_fingerprint,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **self.notes,
         }
         if error is not None:
             summary["error"] = " ".join(error.split())[:500]

@@ -13,6 +13,8 @@ from deepcls.config import RunConfig
 from deepcls.store import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SMALL_VGG7 = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
+"""A VGG-7 small enough for seconds-long training tests on real MNIST (``RunConfig(**SMALL_VGG7, ...)``)."""
 
 
 def real_data_dir() -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SMALL_VGG7
 
 from deepcls.cli import build_parser, main
 from deepcls.config import RunConfig
@@ -37,16 +38,7 @@ SMALL_ARGS = [
     "--batch-size",
     "50",
 ]
-SMALL = RunConfig(
-    dataset="mnist",
-    model="vgg7",
-    width="reduced",
-    classifier_width=64,
-    epochs=1,
-    subset=500,
-    test_subset=100,
-    batch_size=50,
-)
+SMALL = RunConfig(**SMALL_VGG7, epochs=1, subset=500, test_subset=100, batch_size=50)
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

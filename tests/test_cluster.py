@@ -26,6 +26,7 @@ import pandas as pd
 import psutil
 import pytest
 import torch
+from conftest import SMALL_VGG7
 
 from deepcls import experiments
 from deepcls.cli import main
@@ -41,17 +42,7 @@ NODE_OPTIONS = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=100000000
 TIMING = ["seconds", "images_per_s"]  # history columns that are wall-clock measurements
 METRICS_TIMING = {"wall_time_s", "images_per_s", "finished_at"}
 # Smoke-sized VGG-7 runs on real MNIST, one torch thread each, whichever executor trains them.
-BASE = RunConfig(
-    dataset="mnist",
-    model="vgg7",
-    width="reduced",
-    classifier_width=64,
-    batch_size=32,
-    epochs=2,
-    subset=256,
-    test_subset=256,
-    threads=1,
-)
+BASE = RunConfig(**SMALL_VGG7, batch_size=32, epochs=2, subset=256, test_subset=256, threads=1)
 
 
 @dataclass

@@ -1,0 +1,212 @@
+"""Runs trained together (deepcls.concurrent) train what they train alone; the CUDA-graph code
+paths' CPU-side logic (which batches replay a graph, the lr as a tensor, undoing warm-up steps)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepcls import concurrent
+from deepcls.config import RunConfig
+from deepcls.errors import ConfigError
+from deepcls.graphs import state_kept, use_graphs
+from deepcls.optim import lr_factor
+from deepcls.runner import ConcurrentExecutor, LocalExecutor, default_executor, run_grid
+from deepcls.store import RunStore
+from deepcls.train import Trainer, fit
+
+TINY = dict(dataset="mnist", epochs=2, subset=200, test_subset=100, batch_size=64)  # 3 full batches + 8
+VGG = dict(model="vgg7", width="reduced", classifier_width=64)  # its classifier has dropout
+# A ResNet and a VGG, with and without BN, dropout and SE, Adam and SGD, augmented or not; the
+# lengths 1 and 2 of one VGG form a chain (the 2-epoch run continues the 1-epoch one).
+TOGETHER = [
+    RunConfig(**TINY, model="resnet18", augment="flip,rotate"),
+    RunConfig(**TINY, model="resnet18", se=True, optimizer="sgd", lr=0.05, schedule="triangle", warmup=0.2, seed=1),
+    RunConfig(**{**TINY, "epochs": 1}, **VGG),
+    RunConfig(**TINY, **VGG),
+    RunConfig(**TINY, **VGG, batch_norm=True, optimizer="sgd", lr=0.02, nesterov=True, seed=2, augment="crop"),
+]
+EXACT = {"check_exact": True}  # tolerance on the CPU: none, the histories are equal bit for bit
+
+
+def results(history: pd.DataFrame) -> pd.DataFrame:
+    return history.drop(columns=["seconds", "images_per_s"])
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str, pd.DataFrame]:
+    root = tmp_path_factory.mktemp("alone")
+    return {c.run_id: fit(c, results_dir=str(root), data_dir=str(data_dir), progress=False).history for c in TOGETHER}
+
+
+def test_runs_trained_together_equal_runs_trained_alone(
+    alone: dict[str, pd.DataFrame], data_dir: Path, tmp_path: Path
+) -> None:
+    executor = ConcurrentExecutor(runs=3)  # fewer lanes than chains: a lane is refilled
+    outcomes = run_grid(TOGETHER, results_dir=str(tmp_path), data_dir=str(data_dir), executor=executor, progress=False)
+    assert sorted(o.run_id for o in outcomes) == sorted(c.run_id for c in TOGETHER)
+    assert all(o.error is None for o in outcomes)
+    store = RunStore(tmp_path)
+    ids = {c.run_id for c in TOGETHER}
+    for config in TOGETHER:
+        record = store.load(config)  # the folder and run id of the run trained alone
+        assert record.config == config and record.status == "complete"
+        pd.testing.assert_frame_equal(results(record.history), results(alone[config.run_id]), **EXACT)
+        company = record.metrics["trained_alongside"]
+        assert company and config.run_id not in company and set(company) <= ids
+        assert record.metrics["cuda_graphs"] is False
+    short, longer = TOGETHER[2], TOGETHER[3]
+    assert store.load(longer).metrics["extended_from"] == short.run_id
+
+
+class Clock:
+    """A stand-in for the time module: every reading is one second after the last."""
+
+    def __init__(self) -> None:
+        self.ticks = itertools.count()
+
+    def monotonic(self) -> float:
+        return float(next(self.ticks))
+
+
+def test_a_time_budget_stops_cleanly_and_the_next_call_resumes(
+    alone: dict[str, pd.DataFrame], data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = TOGETHER[3]
+    monkeypatch.setattr(concurrent, "time", Clock())
+    options: dict[str, Any] = dict(results_dir=str(tmp_path), data_dir=str(data_dir), progress=False)
+    # one lane: the budget is read once per turn; 7 s = start, 4 steps of epoch 1, its evaluation
+    finished = list(concurrent.train_together([[config]], runs=1, budget_s=7, **options))
+    store = RunStore(tmp_path)
+    assert finished == [] and store.status(config) is None  # stopped: neither complete nor failed
+    assert len(store.load_checkpoint(config)["history"]) == 1  # ... with its first epoch kept
+    assert not store.training(config)  # and its lock released
+
+    monkeypatch.undo()
+    assert list(concurrent.train_together([[config]], runs=1, **options)) == [[(config.run_id, None)]]
+    pd.testing.assert_frame_equal(results(store.load(config).history), results(alone[config.run_id]), **EXACT)
+
+
+def test_the_executor_is_chosen_by_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = [RunConfig(**TINY, **VGG, device="cpu")]
+    assert isinstance(default_executor(cpu), LocalExecutor)
+    assert isinstance(default_executor([RunConfig(**TINY, **VGG, device="cuda")]), ConcurrentExecutor)
+    assert isinstance(default_executor([RunConfig(**TINY, **VGG, device="cuda")], jobs=2), LocalExecutor)
+    with pytest.raises(ConfigError, match="runs at once"):
+        ConcurrentExecutor(runs=0)
+
+
+# ---------------------------------------------------------------------------- CUDA graphs, CPU side
+
+
+def test_graphs_are_a_speed_knob_chosen_by_device() -> None:
+    config = RunConfig(**TINY, **VGG)
+    assert config.replace(graphs=True).run_id == config.replace(graphs=False).run_id == config.run_id
+    assert use_graphs(None, torch.device("cuda")) and not use_graphs(None, torch.device("cpu"))
+    assert not use_graphs(None, torch.device("cuda"), compiled=True)
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        Trainer(config.replace(graphs=True, device="cpu"))
+
+
+class Recorder:
+    """Stands in for a captured graph on the CPU: records the batch sizes, runs the eager function."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn, self.sizes = fn, []
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        self.sizes.append(len(inputs[0]))
+        return self.fn(*inputs)
+
+
+def test_full_batches_go_to_the_graphs_and_the_partial_batch_runs_eagerly(
+    alone: dict[str, pd.DataFrame], data_dir: Path, tmp_path: Path
+) -> None:
+    config = TOGETHER[3].replace(test_subset=2500)  # evaluation: two full batches of 1000 and one of 500
+    trainer = Trainer(config, str(data_dir))
+    trainer.graphs = True  # what a CUDA run does, with the graphs replaced by recorders
+    trainer.step_graph, trainer.eval_graph = Recorder(trainer.eager_step), Recorder(trainer.infer)
+    eager = Recorder(trainer.eager_step)
+    trainer.eager_step = eager  # type: ignore[method-assign]
+    record = trainer.train(RunStore(tmp_path), progress=False)
+    assert trainer.step_graph.sizes == [64] * 3 * config.epochs and eager.sizes == [8] * config.epochs
+    assert trainer.eval_graph.sizes == [1000, 1000] * config.epochs
+    reference = alone[TOGETHER[3].run_id]  # same training; the test subset only changes test columns
+    columns = ["epoch", "lr", "train_loss", "train_acc"]
+    pd.testing.assert_frame_equal(record.history[columns], reference[columns], **EXACT)
+
+
+def test_the_lr_as_a_device_tensor_follows_the_schedule(data_dir: Path) -> None:
+    config = RunConfig(**TINY, **VGG, schedule="triangle", warmup=0.3)
+    factors = [lr_factor(config.schedule, i, 20, config.warmup) for i in range(20)]
+    seen: dict[bool, list[float]] = {}
+    for as_tensor in (False, True):
+        trainer = Trainer(config, str(data_dir))
+        trainer.graphs = as_tensor  # place_lr/set_lr as under CUDA graphs (no capture on the CPU)
+        trainer.place_lr()
+        group = trainer.optimizer.param_groups[0]
+        address, seen[as_tensor] = group["lr"], []
+        for factor in factors:
+            trainer.set_lr(config.lr * factor)
+            seen[as_tensor].append(float(group["lr"]))
+        assert group["lr"] is address or not as_tensor  # filled in place: the graph reads one address
+    assert len(set(seen[False])) > 10
+    np.testing.assert_allclose(seen[True], seen[False], rtol=1e-7)  # a float32 tensor
+
+
+def test_restore_places_the_lr_as_the_run_needs_it(data_dir: Path) -> None:
+    config = RunConfig(**TINY, **VGG)
+    state = Trainer(config, str(data_dir)).state()
+    trainer = Trainer(config, str(data_dir))
+    trainer.graphs = True
+    trainer.restore(state)
+    group = trainer.optimizer.param_groups[0]
+    assert isinstance(group["lr"], torch.Tensor) and group["capturable"]
+    assert float(group["lr"]) == pytest.approx(config.lr, rel=1e-7)  # float32; set_lr fills it before each step
+    trainer.graphs = False
+    trainer.restore(trainer.state())  # a checkpoint written under CUDA graphs, resumed without them
+    group = trainer.optimizer.param_groups[0]
+    assert group["lr"] == pytest.approx(config.lr, rel=1e-7) and not group["capturable"]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_warm_up_steps_before_capture_leave_no_trace(
+    optimizer: str, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = TOGETHER[4].replace(optimizer=optimizer, lr=0.02 if optimizer == "sgd" else 1e-3)
+    plain = fit(config, results_dir=str(tmp_path / "plain"), data_dir=str(data_dir), progress=False)
+    real_step = Trainer.step
+    warmed: list[int] = []
+
+    def step_after_warm_up(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> Any:
+        if not warmed:  # what Graphed does before capturing: eager steps, then everything undone
+            with state_kept(self.model, self.optimizer):
+                for _ in range(2):
+                    self.eager_step(x, y)
+                    torch.rand(3)  # draws from the global RNG (as dropout does)
+            warmed.append(len(y))
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "step", step_after_warm_up)
+    warm = fit(config, results_dir=str(tmp_path / "warm"), data_dir=str(data_dir), progress=False)
+    assert warmed == [64]
+    pd.testing.assert_frame_equal(results(warm.history), results(plain.history), **EXACT)
+
+
+def test_checkpoints_every_epoch_or_at_most_every_n_seconds() -> None:
+    def due(every_s: float, epoch: int, schedule: str = "constant") -> bool:
+        config = RunConfig(**TINY, **VGG, schedule=schedule)  # 2 epochs
+        trainer = SimpleNamespace(config=config, checkpoint_every_s=every_s, last_checkpoint=time.monotonic())
+        return Trainer.checkpoint_due(trainer, epoch)  # type: ignore[arg-type]
+
+    assert due(0, 0) and due(0, 1)  # the default: after every epoch
+    assert not due(3600, 0) and not due(3600, 1, "cosine")
+    assert due(3600, 1)  # the last epoch of an extendable run: a longer run continues from it
