@@ -204,8 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             from deepcls.bench.engine import run_bench
 
-            if args.steps < 1 or args.batch_size < 1:
+            sizes, together = _integers("--batch-size", args.batch_size), _integers("--runs-at-once", args.runs_at_once)
+            if args.steps < 1 or min(sizes) < 1:
                 raise DeepclsError(f"--steps and --batch-size must be >= 1, got {args.steps} and {args.batch_size}")
+            if min(together) < 0:
+                raise DeepclsError(f"--runs-at-once must be >= 0 (0: leave the mode out), got {args.runs_at_once}")
 
             return run_bench(args)
         return _info()

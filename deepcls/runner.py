@@ -149,13 +149,17 @@ def run_grid(
     force: bool = False,
     progress: bool | None = None,
     jobs: int = 1,
-    executor: Executor | None = None,
+    executor: Executor | str | None = None,
+    executor_options: dict | None = None,
 ) -> list[Outcome]:
     """Train what the store does not have yet (identical configs once), in order; one outcome per
     run trained. A run that fails or diverges is recorded and the grid goes on; bad input
-    (DeepclsError) stops it. ``executor`` defaults to :func:`default_executor`."""
+    (DeepclsError) stops it. ``executor`` (an Executor, or a name for :func:`make_executor` with
+    ``executor_options``, as the notebooks' parameters give it) defaults to :func:`default_executor`."""
     store = store or RunStore(results_dir)
     configs = list(configs)
+    if isinstance(executor, str):
+        executor = make_executor(executor, **(executor_options or {}))
     executor = executor or default_executor(configs, jobs)
     options = Options(str(store.root), data_dir, force, progress)
     unique = list(dict.fromkeys(configs))

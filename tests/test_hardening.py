@@ -491,7 +491,8 @@ def test_ctrl_c_is_one_line(data_dir: Path, tmp_path: Path, monkeypatch: pytest.
         (["results", "--profile", "smoke", "--rows", "999"], "no row 999 in table(s)"),
         (["bench", "--steps", "0"], "--steps and --batch-size must be >= 1, got 0"),
         (["bench", "--steps", "-5"], "--steps and --batch-size must be >= 1, got -5"),
-        (["bench", "--batch-size", "0"], "--steps and --batch-size must be >= 1"),
+        (["bench", "--batch-size", "32,0"], "--steps and --batch-size must be >= 1"),
+        (["bench", "--runs-at-once", "-1"], "--runs-at-once must be >= 0"),
     ],
 )
 def test_bad_command_values_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
