@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import re
 import subprocess
@@ -116,29 +117,18 @@ def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
         assert all(name in " ".join(out.split()) for name in AUGMENTATIONS)  # help lists every augmentation
 
 
-BAD_INPUTS = {
-    "unknown model": (["--model", "vgg99"], "unknown model 'vgg99'"),
-    "negative lr": (["--lr", "-0.1"], "lr must be a positive finite number"),
-    "zero epochs": (["--epochs", "0"], "epochs must be a positive integer"),
-    "unknown optimizer": (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
-    "unknown augmentation": (["--augment", "flip,mixup"], "unknown augmentation 'mixup'"),
-    "unknown argument": (["--colour", "red"], "unrecognized arguments: --colour red"),
-    "non-numeric lr": (["--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
-    "stem on a vgg": (["--stem", "cifar"], "model vgg7 has no option 'stem'"),
-    "bad subset": (["--subset", "3"], "subset must be an integer >= 10"),
-    # values that passed validation and then crashed or wrote a "failed" folder (issue 18, item 7)
-    "seed beyond 2^63": (["--seed", str(2**63 + 5)], "seed must be an integer in [0, 2**32)"),
-    "seed 2^50": (["--seed", str(2**50)], "seed must be an integer in [0, 2**32), got 1125899906842624"),
-    "huge threads": (["--threads", "100000000"], "threads must be an integer in [1, 1024]"),
-    "huge classifier width": (["--classifier-width", "1000000000"], "bad value for option 'classifier_width'"),
-    "absent device": (["--device", "cuda:99"], "device 'cuda:99' is not on this machine"),
-    "infinite lr": (["--lr", "inf"], "lr must be a positive finite number, got inf"),
-    "infinite weight decay": (["--weight-decay", "inf"], "weight_decay must be a finite number >= 0, got inf"),
-    "repeated augmentation": (["--augment", "flip,flip"], "augmentation(s) listed twice: flip"),
-    "batch of one with batch norm": (["--batch-norm", "--batch-size", "1"], "batch_size must be >= 2 for vgg7"),
-    **({} if torch.cuda.is_available() else {"no cuda": (["--device", "cuda"], "CUDA is not available")}),
-    **({} if torch.backends.mps.is_available() else {"no mps": (["--device", "mps"], "MPS is not available")}),
-}
+def _bad_inputs() -> dict[str, tuple[list[str], str]]:
+    """``tests/bad_cli_inputs.csv`` (case, arguments, the error expected), plus the devices this machine lacks."""
+    with open(Path(__file__).with_name("bad_cli_inputs.csv"), newline="") as f:
+        cases = {line["case"]: (line["arguments"].split(), line["message"]) for line in csv.DictReader(f)}
+    if not torch.cuda.is_available():
+        cases["no cuda"] = (["--device", "cuda"], "CUDA is not available")
+    if not torch.backends.mps.is_available():
+        cases["no mps"] = (["--device", "mps"], "MPS is not available")
+    return cases
+
+
+BAD_INPUTS = _bad_inputs()
 
 
 @pytest.mark.parametrize(("extra", "message"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
