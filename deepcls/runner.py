@@ -188,7 +188,7 @@ def run_grid(
 def default_executor(configs: Sequence[RunConfig], jobs: int = 1) -> Executor:
     """Several runs at once in this process when they all train on CUDA and one job is asked for;
     else ``LocalExecutor(jobs)`` (on the CPU, interleaving runs gains nothing over processes)."""
-    devices = {runtime.resolve_device(c.device).type for c in configs}
+    devices = {runtime.device_type(c.device) for c in configs}
     if jobs == 1 and devices == {"cuda"}:
         return ConcurrentExecutor()
     return LocalExecutor(jobs)

@@ -11,6 +11,13 @@ from deepcls.allocator import keep_freed_memory
 from deepcls.errors import ConfigError
 
 
+def device_type(device: str) -> str:
+    """``cuda``, ``cpu`` or ``mps``: where a run of this device setting trains (no check that it exists)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device).type
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> CUDA when available, else the CPU; any other name as given, if this machine has it."""
     if device == "auto":

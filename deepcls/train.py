@@ -171,6 +171,9 @@ class Trainer:
     def __init__(self, config: RunConfig, data_dir: str | None = None) -> None:
         self.config = config
         self.device = resolve_device(config.device)  # process-wide settings: deepcls.runtime.configure
+        self.graphs = use_graphs(config.graphs, self.device, config.compile)
+        if self.graphs and self.device.type != "cuda":  # bad input: said before any data is read
+            raise ConfigError(f"graphs=True needs a CUDA device; this run trains on {self.device}")
         self.spec: DatasetSpec = get_spec(config.dataset)
         train, test = load_dataset(config.dataset, data_dir)
         self.data_fingerprint = fingerprint(config.dataset, data_dir)
@@ -192,9 +195,6 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.size = model_summary(self.model, tuple(self.test_loader.x.shape[1:]))
         self.forward = torch.compile(self.model) if config.compile else self.model
-        self.graphs = use_graphs(config.graphs, self.device, config.compile)
-        if self.graphs and self.device.type != "cuda":
-            raise ConfigError(f"graphs=True needs a CUDA device; this run trains on {self.device}")
         self.optimizer = make_optimizer(config, self.model.parameters(), capturable=self.graphs)
         self.place_lr()
         # full batches replay CUDA graphs (deepcls.graphs); the last partial batch runs eagerly

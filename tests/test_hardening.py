@@ -272,8 +272,8 @@ def test_a_blow_up_that_shows_only_at_evaluation_is_diverged(
     one_step = RunConfig(**FAST, optimizer="sgd", lr=1e30, epochs=1, subset=64, test_subset=100, batch_size=64)
     train_losses, real_train_epoch = [], Trainer.train_epoch
 
-    def recording(self: Trainer, epoch: int, bar: Any) -> tuple[float, float]:
-        loss, acc = real_train_epoch(self, epoch, bar)
+    def recording(self: Trainer, epoch: int, bar: Any) -> Any:  # a step generator, as train_epoch is
+        loss, acc = yield from real_train_epoch(self, epoch, bar)
         train_losses.append(loss)
         return loss, acc
 

@@ -83,5 +83,5 @@ def test_merge_refuses_an_archive_whose_run_does_not_hash_to_its_folder(
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(run, arcname="runs/mnist-vgg7-0000000000")
     assert main(["gpu", "merge", str(archive), "--results-dir", str(tmp_path / "here")]) == 2
-    assert "holds run" in capsys.readouterr().err
+    assert f"it hashes to {config.run_id}" in capsys.readouterr().err
     assert RunStore(tmp_path / "here").run_ids() == []
