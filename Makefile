@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 # Unit and integration tests, then every notebook at the smoke profile with nbmake (notebooks/conftest.py).
 test: $(STAMP)
 	$(PY) -m pytest
-	$(PY) -m pytest --nbmake notebooks/
+	$(PY) -m pytest --nbmake --nbmake-timeout=1200 notebooks/
 
 # Train a profile's missing runs without rendering (resumable; e.g. PROFILE=paper TABLES=vgg_mnist JOBS=2).
 runs: $(STAMP)
