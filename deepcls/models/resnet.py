@@ -59,8 +59,7 @@ class _Block(nn.Module):
         self.downsample = downsample
         self._layers(inplanes, planes, stride)
 
-    def _layers(self, inplanes: int, planes: int, stride: int) -> None:
-        raise NotImplementedError
+    _layers: Callable[[int, int, int], None]  # each block's convolutions (BasicBlock, Bottleneck)
 
     def _merge(self, residual: Tensor, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
