@@ -150,7 +150,8 @@ def _pair_share(record: RunRecord) -> float:
 
 QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
     "gap": _gap,
-    "seconds": lambda r, m: float(r.history["seconds"].median()),
+    # the fastest epoch: other load on a shared machine only ever adds time (timeit's reasoning)
+    "seconds": lambda r, m: float(r.history["seconds"].min()),
     "swing": lambda r, m: float(r.history["test_acc"].diff().abs().iloc[1:].mean()),
     "bird_airplane": lambda r, m: _per_10k(r, "bird", "airplane"),
     "other_classes": lambda r, m: _other_classes(r),
@@ -226,7 +227,15 @@ def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: s
     line = _difference(conclusion, a, b, paired=False, collapsed=gone)
     if conclusion.quantity == "seconds" and len(devices) > 1:
         line.update(verdict="not comparable", reading="sides timed on different devices or thread counts")
+    elif conclusion.quantity == "seconds":
+        line["reading"] = "; ".join(filter(None, (line["reading"], _disturbed({"side a": a, "side b": b or []}))))
     return {**base, **line}
+
+
+def _disturbed(sides: dict[str, list[float]]) -> str:
+    """Name the sides whose timings spread over 2x on one device: other load on the machine, not the model."""
+    spread = [f"{name} {min(v):.0f}-{max(v):.0f} s" for name, v in sides.items() if v and max(v) > 2 * min(v)]
+    return f"fastest epochs {', '.join(spread)}: other load on the machine" if spread else ""
 
 
 def reported_margin(conclusion: Conclusion) -> float | None:

@@ -109,6 +109,14 @@ def _interval(difference: float, low: float, high: float) -> str:
     return f"{difference:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
+def _reported(margin: float | None, inside: bool | None) -> str:
+    """The report's margin, and whether our interval under the report's own metric contains it."""
+    text = signed(margin)
+    if inside is None or (isinstance(inside, float) and math.isnan(inside)):
+        return text
+    return f"{text} ({'inside' if inside else 'outside'})"
+
+
 def _side(mean: float | None, std: float | None, n: int | None) -> str:
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return ""
@@ -117,7 +125,8 @@ def _side(mean: float | None, std: float | None, n: int | None) -> str:
 
 def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
     """The ledger (deepcls.ledger.ledger) as one display line per conclusion: our margin with its 95%
-    interval under the report's metric and the honest one, the report's margin, and the verdicts."""
+    interval under the report's metric and the honest one, the report's margin (and whether our
+    interval under its metric contains it), and the verdicts."""
     report, honest = (ledger[ledger["metric"] == m].set_index("id") for m in ("report", "honest"))
     ids = list(dict.fromkeys(ledger["id"]))
     h, r = honest.loc[ids], report.loc[ids]
@@ -133,7 +142,7 @@ def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
             "ours, report's metric [95%]": [
                 _interval(d, lo, hi) for d, lo, hi in zip(r["difference"], r["low"], r["high"])
             ],
-            "report": h["reported"].map(signed),
+            "report (in our interval?)": [_reported(m, inside) for m, inside in zip(r["reported"], r["report_inside"])],
             "verdict (final epoch)": h["verdict"],
             "verdict (report's metric)": r["verdict"],
             "note": [" ".join(filter(None, (a, b if b != a else ""))) for a, b in zip(h["reading"], r["reading"])],

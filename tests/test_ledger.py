@@ -128,3 +128,28 @@ def test_every_conclusion_has_a_line_per_metric_and_real_sides(tmp_path: Path) -
         assert set(table["verdict"]) == {"undecided"}
     shown = tables.format_ledger(table)
     assert list(shown["id"]) == ids and "cost unknown (never run)" in shown["note"].iloc[0]
+
+
+@pytest.mark.parametrize(("margin", "shown"), [(2.0, "+2.00 (inside)"), (5.0, "+5.00 (outside)")])
+def test_the_table_says_whether_the_reports_margin_is_inside_our_interval(
+    tmp_path: Path, margin: float, shown: str
+) -> None:
+    for seed, (with_se, without) in enumerate([(42.0, 40.0), (42.2, 40.1), (41.9, 39.9)]):
+        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
+    conclusion = Conclusion("se_test", "SE blocks help", "compare", ("resnet_se", 1), ("resnet_se", 0), margin)
+    line = tables.format_ledger(ledger.ledger(PROFILE, RunStore(tmp_path), [conclusion])).iloc[0]
+    assert line["report (in our interval?)"] == shown
+
+
+def test_seconds_per_epoch_reads_each_runs_fastest_epoch(tmp_path: Path) -> None:
+    """Other load on a shared machine only adds time: one disturbed epoch does not move the measure."""
+    slower = next(c for c in CONCLUSIONS if c.id == "resnet34_slower_per_epoch")
+    for seed in range(3):
+        for row, fastest in ((6, 20.0), (3, 10.0)):
+            store_run(tmp_path, config("resnet_cifar10", row, seed), [30.0, 40.0])
+            history = RunStore(tmp_path).run_dir(config("resnet_cifar10", row, seed)) / "history.csv"
+            frame = pd.read_csv(history).assign(seconds=[fastest + 0.1 * seed, 900.0])
+            frame.to_csv(history, index=False)
+    line = verdict(tmp_path, slower)
+    assert line["difference"] == pytest.approx(10.0) and line["verdict"] == "holds"
