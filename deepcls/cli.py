@@ -1,4 +1,4 @@
-"""The ``deepcls`` command line: train, report, results, bench, gpu, info.
+"""The ``deepcls`` command line: train, report, results, ledger, bench, gpu, readme, info.
 
 Bad input ends with one line on stderr (``deepcls: error: ...``) and exit code 2; a full disk
 or another system error in one line and exit code 1; Ctrl-C in one line and exit code 130.
@@ -17,6 +17,9 @@ from deepcls.config import RunConfig
 from deepcls.data import AUGMENTATIONS
 from deepcls.errors import DeepclsError
 from deepcls.profiles import PROFILE_NAMES
+
+if typing.TYPE_CHECKING:
+    from deepcls.store import RunStore
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -121,22 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--rows", default=None, help="comma-separated row numbers (default: all)")
     results.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     results.add_argument("--train", action="store_true", help="train the runs the store does not have, in order")
-    results.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="with --train: runs trained at once, each with its share of the cores (default: 1)",
-    )
-    results.add_argument(
-        "--executor", default="local", choices=("local", "ray"), help="with --train: where runs train (default: local)"
-    )
-    results.add_argument("--address", default=None, help="with --executor ray: the Ray cluster's head, HOST:PORT")
-    results.add_argument(
-        "--gpus-per-run", type=float, default=0, help="with --executor ray: GPUs per run, e.g. 0.25 (default: 0)"
-    )
-    results.add_argument("--data-dir", default=None)
-    results.add_argument("--results-dir", default=None)
+    add_training_arguments(results)
     results.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
+
+    ledger = sub.add_parser(
+        "ledger", help="which of the report's conclusions hold (--plan: the seeds they need; --train: train them)"
+    )
+    ledger.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
+    ledger.add_argument("--conclusions", default=None, help="comma-separated conclusion ids (default: all)")
+    ledger.add_argument("--plan", action="store_true", help="list the runs that would decide the undecided lines")
+    ledger.add_argument("--train", action="store_true", help="train those runs, cheapest conclusion first")
+    add_training_arguments(ledger)
+    ledger.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
 
     readme = sub.add_parser("readme", help="rewrite the README's results section from the run store")
     readme.add_argument("--profiles", default="paper,best,quick", help="comma-separated (default: paper,best,quick)")
@@ -146,6 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_gpu_parser(sub)
     sub.add_parser("info", help="models, datasets, device and versions")
     return parser
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and how many at once a command's ``--train`` runs, and the folders it reads."""
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="with --train: runs trained at once, each with its share of the cores (default: 1)",
+    )
+    parser.add_argument(
+        "--executor", default="local", choices=("local", "ray"), help="with --train: where runs train (default: local)"
+    )
+    parser.add_argument("--address", default=None, help="with --executor ray: the Ray cluster's head, HOST:PORT")
+    parser.add_argument(
+        "--gpus-per-run", type=float, default=0, help="with --executor ray: GPUs per run, e.g. 0.25 (default: 0)"
+    )
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--results-dir", default=None)
 
 
 def add_gpu_parser(sub: argparse._SubParsersAction) -> None:
@@ -197,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "results":
             return _results(args)
+        if args.command == "ledger":
+            return _ledger(args)
         if args.command == "readme":
             return _readme(args)
         if args.command == "gpu":
@@ -251,7 +271,7 @@ def _train(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from deepcls import experiments, runner, tables
+    from deepcls import experiments, tables
     from deepcls.ledger import conclusions_first
     from deepcls.reading import results_table
     from deepcls.store import RunStore
@@ -267,12 +287,7 @@ def _results(args: argparse.Namespace) -> int:
         raise DeepclsError(f"no row {args.rows} in table(s) {', '.join(names)}")
     store = RunStore(args.results_dir)
     if args.train:  # the runs the report's conclusions compare first (they fill the ledger soonest)
-        executor = None
-        if args.executor == "ray":
-            executor = runner.make_executor("ray", address=args.address, num_gpus=args.gpus_per_run)
-        runner.run_grid(
-            conclusions_first(grid)["config"], store=store, data_dir=args.data_dir, jobs=args.jobs, executor=executor
-        )
+        _train_grid(args, conclusions_first(grid)["config"], store)
     results = results_table(grid, store)
     if args.markdown:
         print(tables.to_markdown(results))
@@ -281,6 +296,46 @@ def _results(args: argparse.Namespace) -> int:
             shown = tables.format_results(results).drop(columns=["profile"])
             shown["status"] = [s + (f" ({p})" if p else "") for s, p in zip(shown["status"], results["progress"])]
             print(shown.to_string(index=False))
+    return 0
+
+
+def _train_grid(args: argparse.Namespace, configs: Sequence[RunConfig], store: RunStore) -> None:
+    from deepcls import runner
+
+    executor = None
+    if args.executor == "ray":
+        executor = runner.make_executor("ray", address=args.address, num_gpus=args.gpus_per_run)
+    runner.run_grid(configs, store=store, data_dir=args.data_dir, jobs=args.jobs, executor=executor)
+
+
+def _ledger(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from deepcls import ledger, tables
+    from deepcls.store import RunStore
+
+    known = {c.id: c for c in ledger.CONCLUSIONS}
+    ids = args.conclusions.split(",") if args.conclusions else list(known)
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise DeepclsError(f"unknown conclusion(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    conclusions = [known[i] for i in ids]
+    store = RunStore(args.results_dir)
+    if args.plan or args.train:
+        plan = ledger.plan(args.profile, store, conclusions)
+        if args.plan:
+            print(tables.format_plan(plan).to_string(index=False) if len(plan) else "nothing to train")
+            return 0
+        _train_grid(args, plan["config"], store)
+    table = ledger.ledger(args.profile, store, conclusions)
+    shown = tables.format_ledger(table).drop(columns=["id"])
+    if args.markdown:
+        print(tables.frame_to_markdown(shown))
+        return 0
+    print(ledger.summary(table) + "\n")
+    columns = ["conclusion", "ours, final epoch [95%]", "report (in our interval?)", "verdict (final epoch)"]
+    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 70):
+        print(shown[columns + ["verdict (report's metric)", "note"]].to_string(index=False))
     return 0
 
 

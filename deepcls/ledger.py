@@ -354,11 +354,20 @@ def _costs(profile: str, store: RunStore) -> dict[Side, tuple[float, str]]:
     return out
 
 
+def seeds_needed(conclusion: Conclusion) -> int:
+    """Runs per side before the conclusion is decided."""
+    return MIN_COLLAPSE_SEEDS if conclusion.kind == "collapse" else MIN_SEEDS
+
+
+def trained_sides(conclusion: Conclusion) -> list[Side]:
+    """The sides whose runs decide it (an epoch conclusion reads both lengths from side a's runs)."""
+    return [conclusion.a] if conclusion.kind == "epochs" or conclusion.b is None else [conclusion.a, conclusion.b]
+
+
 def _cost_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], costs: dict[Side, tuple[float, str]]) -> str:
-    need = MIN_COLLAPSE_SEEDS if conclusion.kind == "collapse" else MIN_SEEDS
-    sides = [conclusion.a] if conclusion.kind == "epochs" or conclusion.b is None else [conclusion.a, conclusion.b]
+    need = seeds_needed(conclusion)
     parts = []
-    for side in sides:
+    for side in trained_sides(conclusion):
         more = need - len(found.get(side, []))
         if more <= 0:
             continue
@@ -370,6 +379,45 @@ def _cost_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], costs
         )
         parts.append(f"{side[0]} {side[1]}: {more} more, {cost}")
     return ("; needs " + "; ".join(parts)) if parts else ""
+
+
+def plan(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS) -> pd.DataFrame:
+    """The runs that would decide the undecided conclusions: each side's lowest missing seeds up to
+    :func:`seeds_needed`, one line per run (``table``, ``row``, ``seed``, ``config``, ``conclusions``
+    it serves, ``seconds`` it should cost from the row's stored wall times, NaN if never run, and
+    ``timed_on``, the device of those times).
+    Cheapest conclusion first, counting runs already planned as free, so that each hour of
+    training decides as many conclusions as it can; never-run rows go last."""
+    found = side_records(conclusions, profile, store)
+    costs = _costs(profile, store)
+    missing: dict[str, list[tuple[Side, int]]] = {}
+    for conclusion in conclusions:
+        runs = []
+        for side in trained_sides(conclusion):
+            have = {r.config.seed for r in found.get(side, [])}
+            free = [seed for seed in LEDGER_SEEDS if seed not in have]
+            runs += [(side, seed) for seed in free[: max(0, seeds_needed(conclusion) - len(have))]]
+        if runs:
+            missing[conclusion.id] = runs
+    planned: dict[tuple[Side, int], list[str]] = {}
+    while missing:
+
+        def cost(cid: str) -> float:
+            extra = [costs.get(side, (math.inf, ""))[0] for side, seed in missing[cid] if (side, seed) not in planned]
+            return sum(extra)
+
+        cheapest = min(missing, key=cost)  # ties keep the ledger's order
+        for run in missing.pop(cheapest):
+            planned.setdefault(run, []).append(cheapest)
+    lines = []
+    for (side, seed), ids in planned.items():
+        config = experiments.grid(side[0], profile, (seed,), rows=[side[1]])["config"].iloc[0]
+        seconds, device = costs.get(side, (math.nan, ""))
+        lines.append(
+            {"table": side[0], "row": side[1], "seed": seed, "config": config, "conclusions": ids}
+            | {"seconds": seconds, "timed_on": device}
+        )
+    return pd.DataFrame(lines, columns=["table", "row", "seed", "config", "conclusions", "seconds", "timed_on"])
 
 
 def conclusions_first(grid: pd.DataFrame) -> pd.DataFrame:

@@ -150,6 +150,25 @@ def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(names="id")
 
 
+def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
+    """The runs :func:`deepcls.ledger.plan` lists, with what each should cost and the running total."""
+    hours = plan["seconds"].cumsum() / 3600
+    return pd.DataFrame(
+        {
+            "table": plan["table"],
+            "row": plan["row"],
+            "seed": plan["seed"],
+            "run id": [c.run_id for c in plan["config"]],
+            "≈ cost": [
+                "never run" if math.isnan(s) else f"{duration(s)} on {short_device(d)}"
+                for s, d in zip(plan["seconds"], plan["timed_on"])
+            ],
+            "total": ["—" if math.isnan(h) else f"{h:.1f} h" for h in hours],
+            "decides": [", ".join(ids) for ids in plan["conclusions"]],
+        }
+    )
+
+
 def frame_to_markdown(frame: pd.DataFrame) -> str:
     """Any display frame as a GitHub-flavoured Markdown table (``|`` escaped)."""
     header = "| " + " | ".join(frame.columns) + " |"

@@ -282,3 +282,37 @@ def test_readme_states_the_measured_seed_noise_once_two_seeds_are_stored(tmp_pat
         "Measured seed noise: resnet_cifar10 row 3 over 2 seeds gives 40.50 ± 0.71, so one-run "
         "differences under 2.00 points are seed noise."
     ) in readme.read_text()
+
+
+def test_ledger_plans_trains_and_decides_a_conclusion(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real smoke runs: the plan lists 3 seeds of both sides, --train trains them, the line is decided."""
+    ledger_args = [
+        "ledger",
+        "--profile",
+        "smoke",
+        "--conclusions",
+        "first_kernel_5_beats_3",
+        "--results-dir",
+        str(tmp_path),
+    ]
+    code, out, _ = run_cli([*ledger_args, "--plan"], capsys)
+    plan = out.splitlines()[1:]
+    assert (
+        code == 0 and len(plan) == 6 and all("never run" in line and "first_kernel_5_beats_3" in line for line in plan)
+    )
+    assert sorted(line.split()[1:3] for line in plan) == sorted([r, s] for r in ("9", "10") for s in "012")
+    code, out, _ = run_cli([*ledger_args, "--train", "--data-dir", str(data_dir)], capsys)
+    line = next(line for line in out.splitlines() if "5x5 first kernel beats 3x3" in line)
+    assert code == 0 and "undecided" not in line  # at smoke the VGGs may collapse: "not comparable" is decided
+    assert run_cli([*ledger_args, "--plan"], capsys)[1] == "nothing to train\n"
+    assert len(list((tmp_path / "runs").iterdir())) == 6
+
+
+def test_ledger_unknown_conclusion_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["ledger", "--conclusions", "se_helps,nope", "--results-dir", str(tmp_path)], capsys)
+    assert (
+        code == 2 and out == "" and err.startswith("deepcls: error: unknown conclusion(s) nope; known: adam_beats_sgd")
+    )
+    assert not (tmp_path / "runs").exists()

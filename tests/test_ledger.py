@@ -153,3 +153,24 @@ def test_seconds_per_epoch_reads_each_runs_fastest_epoch(tmp_path: Path) -> None
             frame.to_csv(history, index=False)
     line = verdict(tmp_path, slower)
     assert line["difference"] == pytest.approx(10.0) and line["verdict"] == "holds"
+
+
+def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run_once(tmp_path: Path) -> None:
+    """Seed 0 of each row stored (its wall time is the cost of one more seed); never-run rows last."""
+    cheap = Conclusion("cheap", "SE helps", "compare", ("resnet_se", 1), ("resnet_se", 0))
+    shared = Conclusion("shared", "SE cuts confusions", "quantity", ("resnet_se", 0), ("resnet_se", 1), quantity="gap")
+    dear = Conclusion("dear", "batch 32 beats 128", "compare", ("resnet_cifar10", 3), ("resnet_cifar10", 8))
+    never = Conclusion("never", "VGG-16 collapses", "collapse", ("vgg_mnist", 3))
+    for table, row, seconds in (("resnet_se", 1, 1.0), ("resnet_se", 0, 2.0), ("resnet_cifar10", 3, 50.0)):
+        store_run(tmp_path, config(table, row, 0), [30.0] * int(seconds))  # 10 s per epoch
+    store_run(tmp_path, config("resnet_cifar10", 8, 0), [30.0] * 5)
+    store_run(tmp_path, config("resnet_cifar10", 8, 2), [30.0] * 5)  # seed 1 is the one missing below 3
+    plan = ledger.plan(PROFILE, RunStore(tmp_path), [never, dear, cheap, shared])  # a tie keeps this order
+    assert [(t, r, s) for t, r, s in zip(plan["table"], plan["row"], plan["seed"])] == [
+        ("resnet_se", 1, 1), ("resnet_se", 1, 2), ("resnet_se", 0, 1), ("resnet_se", 0, 2),
+        ("resnet_cifar10", 3, 1), ("resnet_cifar10", 3, 2), ("resnet_cifar10", 8, 1),
+        *[("vgg_mnist", 3, s) for s in range(5)],
+    ]  # fmt: skip
+    assert list(plan["conclusions"].iloc[:4]) == [["cheap", "shared"]] * 4  # trained once, for both
+    assert plan["seconds"].iloc[0] == 10.0 and plan["seconds"].iloc[-1] != plan["seconds"].iloc[-1]  # NaN: never run
+    assert all(c.seed == s for c, s in zip(plan["config"], plan["seed"]))
