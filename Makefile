@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= quick
 JOBS   ?= 1
 
-.PHONY: setup test runs report readme lab bench clean
+.PHONY: setup test runs seeds report readme lab bench clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,11 @@ test: $(STAMP)
 # Train a profile's missing runs without rendering (resumable; e.g. PROFILE=paper TABLES=vgg_mnist JOBS=2).
 runs: $(STAMP)
 	$(VENV)/bin/deepcls results --profile $(PROFILE) --train --jobs $(JOBS) $(if $(TABLES),--tables $(TABLES))
+
+# Train the seeds that decide the ledger's undecided conclusions, cheapest first (resumable;
+# e.g. PROFILE=paper JOBS=2 CONCLUSIONS=batch32_beats_128,se_helps; see `deepcls ledger --plan`).
+seeds: $(STAMP)
+	$(VENV)/bin/deepcls ledger --profile $(PROFILE) --train --jobs $(JOBS) $(if $(CONCLUSIONS),--conclusions $(CONCLUSIONS))
 
 report: $(STAMP)
 	$(VENV)/bin/deepcls report --profile $(PROFILE) --jobs $(JOBS)
