@@ -204,7 +204,8 @@ def ledger(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CO
 def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: str, profile: str) -> dict:
     """The numbers and the verdict of one conclusion under one metric, from the runs of its sides."""
     a_runs, b_runs = found.get(conclusion.a, []), found.get(conclusion.b, []) if conclusion.b else []
-    devices = sorted({r.metrics.get("device", "?") for r in a_runs + b_runs})
+    read = a_runs if conclusion.kind == "epochs" else a_runs + b_runs  # an epoch line reads only side a's runs
+    devices = sorted({r.metrics.get("device", "?") for r in read})
     base = {
         "reported": reported_margin(conclusion),
         "devices": " | ".join(devices),

@@ -117,6 +117,16 @@ def test_mixed_devices_are_named(tmp_path: Path) -> None:
     assert "runs on mixed devices (CPU x1/CPU x2)" in verdict(tmp_path)["reading"]
 
 
+def test_an_epoch_conclusion_names_only_the_devices_of_the_runs_it_reads(tmp_path: Path) -> None:
+    """Both lengths come from the longer runs: the shorter runs' device is not part of the line."""
+    epochs = Conclusion("e", "3 epochs beat 2", "epochs", ("resnet_cifar10", 4), ("resnet_cifar10", 3))
+    for seed in range(3):
+        store_run(tmp_path, config("resnet_cifar10", 4, seed), [70.0, 75.0, 76.0 + seed])
+        store_run(tmp_path, config("resnet_cifar10", 3, seed), [70.0, 75.0], device="cpu: x86_64 x2 threads")
+    line = verdict(tmp_path, epochs)
+    assert line["devices"] == "cpu: x86_64 x1 threads" and "mixed" not in line["reading"]
+
+
 def test_every_conclusion_has_a_line_per_metric_and_real_sides(tmp_path: Path) -> None:
     ids = [c.id for c in CONCLUSIONS]
     assert len(ids) == len(set(ids))
