@@ -334,8 +334,10 @@ def _ledger(args: argparse.Namespace) -> int:
         return 0
     print(ledger.summary(table) + "\n")
     columns = ["conclusion", "ours, final epoch [95%]", "report (in our interval?)", "verdict (final epoch)"]
-    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 70):
-        print(shown[columns + ["verdict (report's metric)", "note"]].to_string(index=False))
+    shown = shown[columns + ["verdict (report's metric)", "note"]]
+    left = {c: f"{{:<{shown[c].str.len().max()}}}".format for c in ("conclusion", "note")}  # text reads left to right
+    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 200):
+        print(shown.to_string(index=False, formatters=left, justify="left"))
     return 0
 
 
