@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import os
 import sys
 import typing
 from collections.abc import Sequence
@@ -255,9 +256,19 @@ def _train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     runtime.configure(config.device, config.threads)
-    record = fit(
-        config, data_dir=args.data_dir, results_dir=args.results_dir, force=args.force, progress=not args.quiet
-    )
+    try:
+        record = fit(
+            config, data_dir=args.data_dir, results_dir=args.results_dir, force=args.force, progress=not args.quiet
+        )
+    except (DeepclsError, OSError):
+        raise
+    except Exception as err:  # fit has recorded it (or kept the finished run it was to replace)
+        if os.environ.get("DEEPCLS_TRACEBACK"):
+            raise
+        return _fail(
+            f"run {config.run_id} failed: {type(err).__name__}: {err} (set DEEPCLS_TRACEBACK=1 to see where)",
+            EXIT_FAILED,
+        )
     m = record.metrics
     verb = "reused" if record.reused else "trained"
     print(

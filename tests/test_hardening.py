@@ -24,6 +24,7 @@ from test_train import FAST, cli_args, count_steps, results
 
 import deepcls.store as store_module
 from deepcls import experiments as ex
+from deepcls.cli import main
 from deepcls.config import RunConfig
 from deepcls.data import DATASETS, OFFICIAL_FINGERPRINTS, BatchLoader, Split, fingerprint, get_spec, load_dataset
 from deepcls.errors import ConfigError, DataError
@@ -89,11 +90,34 @@ def test_a_failed_force_retrain_keeps_the_finished_run(data_dir: Path, tmp_path:
     assert store.status(TINY) == "complete" and leftovers(tmp_path) == []
 
 
+def test_a_run_that_fails_in_the_loop_ends_the_command_in_one_line(
+    data_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Any other failure (here a --compile without a compiler): one line, exit 1, the run recorded as failed."""
+
+    def no_compiler(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> Any:
+        raise RuntimeError("simulated --compile failure:\nno working C++ compiler found")
+
+    monkeypatch.setattr(Trainer, "step", no_compiler)
+    args = ["train", "--dataset", "mnist", "--model", "vgg7", "--subset", "64", "--test-subset", "64", "--epochs", "1"]
+    args += ["--data-dir", str(data_dir), "--results-dir", str(tmp_path), "--quiet"]
+    assert main(args) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "failed: RuntimeError: simulated --compile failure: no working C++ compiler found" in line
+    assert "DEEPCLS_TRACEBACK=1" in line
+    store = RunStore(tmp_path)
+    assert [store.status(d.name) for d in (tmp_path / "runs").iterdir()] == ["failed"]
+    monkeypatch.setenv("DEEPCLS_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="no working C"):
+        main(args)
+
+
 # ---------------------------------------------------------------------- 2. replacing a run is atomic
 KILLED_SAVE = """
 import json, os, signal, sys
 import pandas as pd
 import deepcls.store as S
+from deepcls.cli import main
 from deepcls.config import RunConfig
 
 root, when, config = sys.argv[1], sys.argv[2], RunConfig.from_dict(json.loads(sys.argv[3]))
