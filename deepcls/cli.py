@@ -335,7 +335,9 @@ def _ledger(args: argparse.Namespace) -> int:
     if args.plan or args.train:
         plan = ledger.plan(args.profile, store, conclusions)
         if args.plan:
-            print(tables.format_plan(plan).to_string(index=False) if len(plan) else "nothing to train")
+            if len(plan):
+                print(tables.format_plan(plan).to_string(index=False) + "\n")
+            print(tables.plan_summary(plan, args.profile))
             return 0
         _train_grid(args, plan["config"], store)
     table = ledger.ledger(args.profile, store, conclusions)

@@ -169,6 +169,23 @@ def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def plan_summary(plan: pd.DataFrame, profile: str) -> str:
+    """One sentence: how many runs :func:`deepcls.ledger.plan` lists, what they should cost, the command."""
+    if plan.empty:
+        return f"Every conclusion has its seeds at `{profile}`: nothing to train."
+    n = len({i for ids in plan["conclusions"] for i in ids})
+    never = int(plan["seconds"].isna().sum())
+    if never == len(plan):
+        cost = "none of their rows has been run, so no cost is known yet"
+    else:
+        cost = f"≈ {duration(plan['seconds'].sum())} at the stored speeds"
+        cost += f" ({never} runs of rows never run not counted)" if never else ""
+    return (
+        f"{len(plan)} runs would decide the {n} conclusion{'s' if n != 1 else ''} still short of seeds: {cost}. "
+        f"`deepcls ledger --profile {profile} --train --jobs 2` trains them, cheapest conclusion first."
+    )
+
+
 def frame_to_markdown(frame: pd.DataFrame) -> str:
     """Any display frame as a GitHub-flavoured Markdown table (``|`` escaped)."""
     header = "| " + " | ".join(frame.columns) + " |"

@@ -298,7 +298,11 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
         str(tmp_path),
     ]
     code, out, _ = run_cli([*ledger_args, "--plan"], capsys)
-    plan = out.splitlines()[1:]
+    plan = [line for line in out.splitlines()[1:] if "never run" in line]
+    assert out.endswith(
+        "6 runs would decide the 1 conclusion still short of seeds: none of their rows has been run, so no cost is"
+        " known yet. `deepcls ledger --profile smoke --train --jobs 2` trains them, cheapest conclusion first.\n"
+    )
     assert (
         code == 0 and len(plan) == 6 and all("never run" in line and "first_kernel_5_beats_3" in line for line in plan)
     )
@@ -306,7 +310,7 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
     code, out, _ = run_cli([*ledger_args, "--train", "--data-dir", str(data_dir)], capsys)
     line = next(line for line in out.splitlines() if "5x5 first kernel beats 3x3" in line)
     assert code == 0 and "undecided" not in line  # at smoke the VGGs may collapse: "not comparable" is decided
-    assert run_cli([*ledger_args, "--plan"], capsys)[1] == "nothing to train\n"
+    assert run_cli([*ledger_args, "--plan"], capsys)[1].endswith("at `smoke`: nothing to train.\n")
     assert len(list((tmp_path / "runs").iterdir())) == 6
 
 
