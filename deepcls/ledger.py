@@ -458,6 +458,6 @@ def summary(table: pd.DataFrame) -> str:
         parts.append(f"{name}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
     n = table["id"].nunique()
     return (
-        f"{n} conclusions, 95% intervals over seeds (at least {MIN_SEEDS} per side to decide; "
+        f"{n} conclusion{'s' if n != 1 else ''}, 95% intervals over seeds (at least {MIN_SEEDS} per side to decide; "
         f"{MIN_COLLAPSE_SEEDS} for a collapse rate) — " + "; ".join(parts) + "."
     )
