@@ -10,6 +10,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 
@@ -31,6 +32,8 @@ def test_notebooks_are_committed_without_outputs_and_take_parameters() -> None:
     assert len(names) == 10 and names[-1] == "00_overview"
     for name in names:
         nb = json.loads((NOTEBOOKS_DIR / f"{name}.ipynb").read_text())
+        nbformat.validate(nbformat.from_dict(nb))
+        assert all(c.get("id") for c in nb["cells"]), f"{name}: a cell without an id (nbformat 4.5)"
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert all(not c["outputs"] and c["execution_count"] is None for c in code), name
         params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
