@@ -237,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(err), EXIT_USAGE)
     except KeyboardInterrupt:
         return _fail("interrupted; run the same command again to resume from the last finished epoch", EXIT_INTERRUPTED)
+    except BrokenPipeError:  # the reader stopped early (`| head`): quiet, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 0
     except OSError as err:  # the machine, not the input: a full disk, a vanished folder
         where = f" ({err.filename})" if err.filename else ""
         hint = "; free some space and run the same command again to resume" if err.errno == errno.ENOSPC else ""

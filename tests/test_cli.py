@@ -320,3 +320,16 @@ def test_ledger_unknown_conclusion_is_one_line(tmp_path: Path, capsys: pytest.Ca
         code == 2 and out == "" and err.startswith("deepcls: error: unknown conclusion(s) nope; known: adam_beats_sgd")
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_output_piped_to_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    """`deepcls ledger | head -1`: no "Broken pipe" error line, exit 0."""
+    done = subprocess.run(
+        f"{sys.executable} -m deepcls ledger --profile paper --results-dir {tmp_path} | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+        executable="/bin/bash",
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert done.stdout == "38 conclus" and done.stderr == ""
