@@ -133,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     ledger.add_argument("--conclusions", default=None, help="comma-separated conclusion ids (default: all)")
-    ledger.add_argument("--plan", action="store_true", help="list the runs that would decide the undecided lines")
-    ledger.add_argument("--train", action="store_true", help="train those runs, cheapest conclusion first")
+    action = ledger.add_mutually_exclusive_group()
+    action.add_argument("--plan", action="store_true", help="list the runs that would decide the undecided lines")
+    action.add_argument("--train", action="store_true", help="train those runs, cheapest conclusion first")
     add_training_arguments(ledger)
     ledger.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
 
@@ -349,8 +350,16 @@ def _ledger(args: argparse.Namespace) -> int:
         print(tables.frame_to_markdown(shown))
         return 0
     print(ledger.summary(table) + "\n")
-    columns = ["conclusion", "ours, final epoch [95%]", "report (in our interval?)", "verdict (final epoch)"]
-    shown = shown[columns + ["verdict (report's metric)", "note"]]
+    shown = shown[
+        [
+            "conclusion",
+            "ours, final epoch [95%]",
+            "report (in our interval?)",
+            "verdict (final epoch)",
+            "verdict (report's metric)",
+            "note",
+        ]
+    ]
     left = {c: f"{{:<{shown[c].str.len().max()}}}".format for c in ("conclusion", "note")}  # text reads left to right
     with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 200):
         print(shown.to_string(index=False, formatters=left, justify="left"))

@@ -401,12 +401,11 @@ def plan(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONC
         if runs:
             missing[conclusion.id] = runs
     planned: dict[tuple[Side, int], list[str]] = {}
+
+    def cost(cid: str) -> float:  # what the conclusion adds to the runs planned so far
+        return sum(costs.get(side, (math.inf, ""))[0] for side, seed in missing[cid] if (side, seed) not in planned)
+
     while missing:
-
-        def cost(cid: str) -> float:
-            extra = [costs.get(side, (math.inf, ""))[0] for side, seed in missing[cid] if (side, seed) not in planned]
-            return sum(extra)
-
         cheapest = min(missing, key=cost)  # ties keep the ledger's order
         for run in missing.pop(cheapest):
             planned.setdefault(run, []).append(cheapest)

@@ -333,3 +333,9 @@ def test_output_piped_to_a_reader_that_stops_early_ends_quietly(tmp_path: Path) 
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert done.stdout == "38 conclus" and done.stderr == ""
+
+
+def test_ledger_plan_and_train_together_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["ledger", "--plan", "--train", "--results-dir", str(tmp_path)], capsys)
+    assert code == 2 and out == "" and err == "deepcls: error: argument --train: not allowed with argument --plan\n"
+    assert not (tmp_path / "runs").exists()
