@@ -327,6 +327,8 @@ def _ledger(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from deepcls import ledger, tables
+    from deepcls.costs import target_device
+    from deepcls.runtime import threads_per_job
     from deepcls.store import RunStore
 
     known = {c.id: c for c in ledger.CONCLUSIONS}
@@ -336,15 +338,16 @@ def _ledger(args: argparse.Namespace) -> int:
         raise DeepclsError(f"unknown conclusion(s) {', '.join(unknown)}; known: {', '.join(known)}")
     conclusions = [known[i] for i in ids]
     store = RunStore(args.results_dir)
+    on = target_device(threads=threads_per_job(args.jobs))  # where --train would train (Ray: where its driver is)
     if args.plan or args.train:
-        plan = ledger.plan(args.profile, store, conclusions)
+        plan = ledger.plan(args.profile, store, conclusions, on)
         if args.plan:
             if len(plan):
                 print(tables.format_plan(plan).to_string(index=False) + "\n")
             print(tables.plan_summary(plan, args.profile))
             return 0
         _train_grid(args, plan["config"], store)
-    table = ledger.ledger(args.profile, store, conclusions)
+    table = ledger.ledger(args.profile, store, conclusions, on)
     shown = tables.format_ledger(table).drop(columns=["id"])
     if args.markdown:
         print(tables.frame_to_markdown(shown))

@@ -33,6 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from deepcls import experiments
+from deepcls.costs import UNKNOWN, Cost, row_costs
 from deepcls.data import DATASETS
 from deepcls.findings import CHANCE_CEILING
 from deepcls.reading import records, results_table
@@ -174,11 +175,14 @@ def side_records(conclusions: Sequence[Conclusion], profile: str, store: RunStor
     return {s: records(results, *s, store) if s in set(zip(results["table"], results["row"])) else [] for s in sides}
 
 
-def ledger(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS) -> pd.DataFrame:
+def ledger(
+    profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS, on: str | None = None
+) -> pd.DataFrame:
     """One line per conclusion and metric (``report``, ``honest``): n, mean ± std per side, the
-    difference and its 95% interval, the verdict and whether the report's margin lies inside."""
+    difference and its 95% interval, the verdict and whether the report's margin lies inside. An
+    undecided line says what its missing seeds cost on device ``on`` (deepcls.costs.target_device)."""
     found = side_records(conclusions, profile, store)
-    costs = _costs(profile, store)
+    costs = row_costs(profile, store, LEDGER_SEEDS, on)
     lines = []
     for conclusion in conclusions:
         for metric in METRICS:
@@ -346,15 +350,6 @@ def _mean_std(values: list[float] | None) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------- costs
-def _costs(profile: str, store: RunStore) -> dict[Side, tuple[float, str]]:
-    """Mean stored wall time and device of each row at ``profile`` (what one more seed costs)."""
-    results = results_table(experiments.grid(experiments.ALL_TABLES, profile, LEDGER_SEEDS), store)
-    out = {}
-    for _, line in results[results["seeds_done"] > 0].iterrows():
-        out[(line["table"], line["row"])] = (line["wall_time_s"] / line["seeds_done"], line["device"] or "")
-    return out
-
-
 def seeds_needed(conclusion: Conclusion) -> int:
     """Runs per side before the conclusion is decided."""
     return MIN_COLLAPSE_SEEDS if conclusion.kind == "collapse" else MIN_SEEDS
@@ -365,32 +360,29 @@ def trained_sides(conclusion: Conclusion) -> list[Side]:
     return [conclusion.a] if conclusion.kind == "epochs" or conclusion.b is None else [conclusion.a, conclusion.b]
 
 
-def _cost_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], costs: dict[Side, tuple[float, str]]) -> str:
+def _cost_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], costs: dict[Side, Cost]) -> str:
     need = seeds_needed(conclusion)
     parts = []
     for side in trained_sides(conclusion):
         more = need - len(found.get(side, []))
         if more <= 0:
             continue
-        seconds, device = costs.get(side, (math.nan, ""))
-        cost = (
-            "cost unknown (never run)"
-            if math.isnan(seconds)
-            else f"≈ {more * seconds / 60:.0f} min on {short_device(device)}"
-        )
-        parts.append(f"{side[0]} {side[1]}: {more} more, {cost}")
+        parts.append(f"{side[0]} {side[1]}: {more} more, {costs.get(side, UNKNOWN).text(more)}")
     return ("; needs " + "; ".join(parts)) if parts else ""
 
 
-def plan(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS) -> pd.DataFrame:
+def plan(
+    profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS, on: str | None = None
+) -> pd.DataFrame:
     """The runs that would decide the undecided conclusions: each side's lowest missing seeds up to
     :func:`seeds_needed`, one line per run (``table``, ``row``, ``seed``, ``config``, ``conclusions``
     it serves, ``seconds`` it should cost from the row's stored wall times, NaN if never run, and
-    ``timed_on``, the device of those times).
+    ``timed_on``, the device of those times, ``estimated`` where they come from the row's MACs:
+    see deepcls.costs; ``on`` is the device the runs would train on, deepcls.costs.target_device).
     Cheapest conclusion first, counting runs already planned as free, so that each hour of
     training decides as many conclusions as it can; never-run rows go last."""
     found = side_records(conclusions, profile, store)
-    costs = _costs(profile, store)
+    costs = row_costs(profile, store, LEDGER_SEEDS, on)
     missing: dict[str, list[tuple[Side, int]]] = {}
     for conclusion in conclusions:
         runs = []
@@ -403,7 +395,8 @@ def plan(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONC
     planned: dict[tuple[Side, int], list[str]] = {}
 
     def cost(cid: str) -> float:  # what the conclusion adds to the runs planned so far
-        return sum(costs.get(side, (math.inf, ""))[0] for side, seed in missing[cid] if (side, seed) not in planned)
+        seconds = [costs.get(side, UNKNOWN).seconds for side, seed in missing[cid] if (side, seed) not in planned]
+        return math.inf if any(math.isnan(s) for s in seconds) else sum(seconds)
 
     while missing:
         cheapest = min(missing, key=cost)  # ties keep the ledger's order
@@ -412,12 +405,13 @@ def plan(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONC
     lines = []
     for (side, seed), ids in planned.items():
         config = experiments.grid(side[0], profile, (seed,), rows=[side[1]])["config"].iloc[0]
-        seconds, device = costs.get(side, (math.nan, ""))
+        cost = costs.get(side, UNKNOWN)
         lines.append(
             {"table": side[0], "row": side[1], "seed": seed, "config": config, "conclusions": ids}
-            | {"seconds": seconds, "timed_on": device}
+            | {"seconds": cost.seconds, "timed_on": cost.device, "estimated": cost.estimated}
         )
-    return pd.DataFrame(lines, columns=["table", "row", "seed", "config", "conclusions", "seconds", "timed_on"])
+    columns = ["table", "row", "seed", "config", "conclusions", "seconds", "timed_on", "estimated"]
+    return pd.DataFrame(lines, columns=columns)
 
 
 def conclusions_first(grid: pd.DataFrame) -> pd.DataFrame:

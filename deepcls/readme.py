@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deepcls import experiments, findings, ledger, tables
+from deepcls.costs import REFERENCE_DEVICE
 from deepcls.errors import DeepclsError
 from deepcls.fileio import write_text
 from deepcls.profiles import get_profile
@@ -44,10 +45,11 @@ LEDGER_PROFILES = ("paper", "quick")
 
 
 def ledger_section(profiles: Sequence[str], store: RunStore) -> str:
-    """Markdown: per profile the ledger of the report's conclusions (deepcls.ledger)."""
+    """Markdown: per profile the ledger of the report's conclusions (deepcls.ledger), the costs of
+    missing seeds on one CPU thread whatever machine writes it, so that the README is one document."""
     parts = []
     for profile in profiles:
-        table = ledger.ledger(profile, store)
+        table = ledger.ledger(profile, store, on=REFERENCE_DEVICE)
         shown = tables.format_ledger(table).drop(columns=["id"])
         parts.append(f"### Profile `{profile}`\n\n{ledger.summary(table)}\n\n{tables.frame_to_markdown(shown)}")
     return "\n\n".join(parts)

@@ -160,8 +160,8 @@ def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
             "seed": plan["seed"],
             "run id": [c.run_id for c in plan["config"]],
             "≈ cost": [
-                "never run" if math.isnan(s) else f"{duration(s)} on {short_device(d)}"
-                for s, d in zip(plan["seconds"], plan["timed_on"])
+                "never run" if math.isnan(s) else f"{duration(s)} on {d}" + (" (from MACs)" if e else "")
+                for s, d, e in zip(plan["seconds"], plan["timed_on"], plan["estimated"])
             ],
             "total": ["—" if math.isnan(h) else f"{h:.1f} h" for h in hours],
             "decides": [", ".join(ids) for ids in plan["conclusions"]],
@@ -178,8 +178,11 @@ def plan_summary(plan: pd.DataFrame, profile: str) -> str:
     if never == len(plan):
         cost = "none of their rows has been run, so no cost is known yet"
     else:
-        cost = f"≈ {duration(plan['seconds'].sum())} at the stored speeds"
-        cost += f" ({never} runs of rows never run not counted)" if never else ""
+        devices = "/".join(dict.fromkeys(d for d in plan["timed_on"] if d))
+        estimated = int(plan["estimated"].sum())
+        notes = [f"{estimated} estimated from their MACs"] if estimated else []
+        notes += [f"{never} runs of rows never run not counted"] if never else []
+        cost = f"≈ {duration(plan['seconds'].sum())} on {devices}" + (f" ({'; '.join(notes)})" if notes else "")
     return (
         f"{len(plan)} runs would decide the {n} conclusion{'s' if n != 1 else ''} still short of seeds: {cost}. "
         f"`deepcls ledger --profile {profile} --train --jobs 2` trains them, cheapest conclusion first."

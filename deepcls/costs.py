@@ -1,0 +1,124 @@
+"""What one more run of a grid row should cost on the device it would train on.
+
+A row's stored wall times say it only for the device they were measured on: the 3x3-stem rows,
+timed at 6 minutes on an H200, take hours on a CPU thread. So a row's cost on a device is the mean
+wall time of its runs there; a row with none there is estimated from its size — multiply-accumulates
+per image × training images × epochs — times the seconds per such unit that the device took,
+median over the profile's runs on it (any profile's, where this one has none). Where the device
+has no runs at all, the row's own times stand, named with the device they were measured on.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from deepcls import experiments, runtime
+from deepcls.config import RunConfig
+from deepcls.data import get_spec
+from deepcls.metrics import device_name
+from deepcls.models import build_for_dataset, input_padding, model_summary
+from deepcls.store import RunStore
+from deepcls.tables import duration, short_device
+
+Side = tuple[str, int]  # (table, row)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Seconds one more seed of a row should take (NaN: never run, nothing to estimate from) on
+    ``device`` (short name); ``estimated`` when they come from the row's size, not its own runs there."""
+
+    seconds: float
+    device: str
+    estimated: bool = False
+
+    def text(self, runs: int = 1) -> str:
+        """What ``runs`` such runs cost, for a reader: ``"≈ 76.0 min on CPU x1"``."""
+        if math.isnan(self.seconds):
+            return "cost unknown (never run)"
+        estimated = ", estimated from MACs" if self.estimated else ""
+        return f"≈ {duration(runs * self.seconds)} on {self.device}{estimated}"
+
+
+UNKNOWN = Cost(math.nan, "")
+REFERENCE_DEVICE = "CPU x1"  # what the README's costs are on: one CPU thread per run, as its runs were trained
+
+
+def target_device(device: str = "auto", threads: int | None = None) -> str:
+    """The short name of where runs would train here (``"H100"``, ``"CPU x1"``): on the CPU one thread
+    per run unless ``threads`` says otherwise, as ``--jobs`` = cores trains them."""
+    resolved = runtime.resolve_device(device)
+    if resolved.type == "cpu":
+        return f"CPU x{threads or 1}"
+    return short_device(device_name(resolved))
+
+
+@functools.cache
+def macs(config: RunConfig) -> int:
+    """Multiply-accumulates of one forward pass of one image (deepcls.models.model_summary)."""
+    spec = get_spec(config.dataset)
+    side = input_padding(config.model, spec) or spec.image_shape[0]
+    model = build_for_dataset(config.model, config.dataset, init=config.init, **config.model_options())
+    return model_summary(model, (spec.channels, side, side))["macs"]
+
+
+def _work(macs: float, dataset: str, subset: float | None, epochs: float) -> float:
+    """What a run trains: MACs per image × training images × epochs."""
+    images = subset if subset and not math.isnan(subset) else get_spec(dataset).train_size
+    return macs * images * epochs
+
+
+def _runs(store: RunStore) -> pd.DataFrame:
+    """Every stored complete run with its wall time: index run_id; profile, device (short), seconds,
+    work (NaN where metrics.json predates the MAC count)."""
+    frame = store.frame()
+    if frame.empty:
+        return pd.DataFrame(columns=["profile", "device", "seconds", "work"])
+    frame = frame[frame["status"] == "complete"].copy()
+    for column in ("macs", "epochs_run", "wall_time_s"):
+        if column not in frame:
+            frame[column] = math.nan
+    work = [
+        _work(m, d, s, e) if pd.notna(m) and pd.notna(e) else math.nan
+        for m, d, s, e in zip(frame["macs"], frame["dataset"], frame["subset"], frame["epochs_run"])
+    ]
+    return pd.DataFrame(
+        {
+            "profile": frame["profile"].to_numpy(),
+            "device": frame["device"].map(short_device).to_numpy(),
+            "seconds": frame["wall_time_s"].astype(float).to_numpy(),
+            "work": work,
+        },
+        index=frame["run_id"].to_numpy(),
+    ).dropna(subset=["seconds"])
+
+
+def row_costs(profile: str, store: RunStore, seeds: Sequence[int], on: str | None = None) -> dict[Side, Cost]:
+    """One more seed's cost of every row of every table at ``profile`` on device ``on`` (a short
+    name; :func:`target_device` by default), from the row's stored ``seeds``."""
+    on = on or target_device()
+    runs = _runs(store)
+    there = runs[(runs["device"] == on) & runs["work"].notna()]
+    if (there["profile"] == profile).any():
+        there = there[there["profile"] == profile]  # a profile's subsets and epochs set its overheads
+    rate = float((there["seconds"] / there["work"]).median()) if len(there) else math.nan
+    grid = experiments.grid(experiments.ALL_TABLES, profile, tuple(seeds))
+    out: dict[Side, Cost] = {}
+    for (table, row), lines in grid.groupby(["table", "row"], sort=False):
+        own = runs.loc[runs.index.intersection([c.run_id for c in lines["config"]])]
+        mine = own[own["device"] == on]
+        if len(mine):
+            out[(table, row)] = Cost(float(mine["seconds"].mean()), on)
+        elif not math.isnan(rate):
+            config = lines["config"].iloc[0]
+            out[(table, row)] = Cost(rate * _work(macs(config), config.dataset, config.subset, config.epochs), on, True)
+        elif len(own):
+            out[(table, row)] = Cost(float(own["seconds"].mean()), "/".join(dict.fromkeys(own["device"])))
+        else:
+            out[(table, row)] = UNKNOWN
+    return out
