@@ -15,6 +15,9 @@ one before) and hands the chains to an executor. An executor trains chains and r
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -81,13 +84,14 @@ class LocalExecutor:
             max_workers=min(self.jobs, len(chains)),
             mp_context=context,
             initializer=_start_worker,
-            initargs=(threads, slots),
+            initargs=(threads, slots, os.getpid()),
         ) as pool:
             futures = [pool.submit(train_chain, chain, options) for chain in chains]
             try:
                 for future in as_completed(futures):
                     yield future.result()
-            except BaseException:
+            except BaseException:  # bad input, Ctrl-C, SystemExit: the grid stops now, not after its runs
+                _stop_workers(pool)  # before shutdown, which forgets the pool's processes
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
 
@@ -203,12 +207,33 @@ def extension_chains(configs: list[RunConfig]) -> list[list[RunConfig]]:
 
 
 _BAR_POSITION: int | None = None  # this worker's progress-bar line
+WATCH_PARENT_S = 1.0  # how often a worker checks that the grid's process is still there
 
 
-def _start_worker(threads: int, slots: multiprocessing.Queue) -> None:
+def _start_worker(threads: int, slots: multiprocessing.Queue, parent: int) -> None:
     global _BAR_POSITION
     runtime.configure("auto", threads)
     _BAR_POSITION = slots.get()
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="exit-with-parent").start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when the grid's process is gone (killed, SIGTERM): an orphan would train on for
+    an hour, holding its run's lock and a core, with nobody to collect its outcome. Its run keeps its
+    last checkpoint; running the grid again resumes it."""
+    while os.getppid() == parent:
+        time.sleep(WATCH_PARENT_S)
+    os._exit(1)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's workers mid-run (each run keeps its last checkpoint)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((pool._processes or {}).values()):  # noqa: SLF001 (no public way before 3.14)
+        process.terminate()
 
 
 def train_chain(chain: Chain, options: Options) -> list[Outcome]:

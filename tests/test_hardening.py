@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -598,3 +599,66 @@ def test_a_failed_download_leaves_no_folders(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(DataError, match="download failed"):
         load_dataset("mnist", tmp_path / "new" / "data")
     assert list(tmp_path.iterdir()) == []
+
+
+GRID_OF_TWO = """
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background shell ignores it)
+from deepcls import runner
+from deepcls.config import RunConfig
+configs = [RunConfig(**{**json.loads(sys.argv[2]), "seed": seed}) for seed in (0, 1)]
+runner.run_grid(configs, results_dir=sys.argv[1], data_dir=sys.argv[3], jobs=2, progress=False)
+"""
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:  # gone meanwhile
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc (Linux)")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_a_grid_stops_its_worker_processes(stop: signal.Signals, data_dir: Path, tmp_path: Path) -> None:
+    """SIGTERM kills the grid's process (its workers see they are orphans and end); SIGINT to it
+    alone, as a scheduler may send, ends the grid, which terminates its workers. Either way no run
+    trains on unseen, holding a core and its lock."""
+    long = RunConfig(**FAST, epochs=1000, subset=2000, test_subset=200, batch_size=50)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-c", GRID_OF_TWO, str(tmp_path), json.dumps(long.to_dict()), str(data_dir)]
+    grid = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    locks = [RunStore(tmp_path)._lock_path(long.replace(seed=s)) for s in (0, 1)]  # noqa: SLF001
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not all(lock.exists() for lock in locks):  # both workers have claimed their runs: training
+            assert grid.poll() is None and time.monotonic() < deadline, grid.stderr.read() if grid.stderr else ""
+            time.sleep(0.2)
+        workers = children(grid.pid)
+        assert len(workers) >= 2
+        grid.send_signal(stop)
+        assert grid.wait(timeout=60) != 0
+        deadline = time.monotonic() + 30
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(alive(w) for w in workers)
+    finally:  # a failing run of this test leaves no training behind
+        for pid in [grid.pid, *workers]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        grid.wait()
+    assert list((tmp_path / "runs").glob("*")) == []  # nothing stored half-way
