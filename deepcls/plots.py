@@ -153,33 +153,52 @@ VERDICT_COLOURS = {
 
 def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
     """One line per conclusion measured in accuracy points: our difference (dot) and its 95%
-    interval (bar), coloured by verdict; the report's own margin as a cross; zero marked."""
+    interval (bar), coloured by verdict; the report's own margin as a cross; zero marked. The axis
+    spans most margins; a value beyond it is drawn at the edge as an arrowhead with its number, so a
+    huge margin (MNIST vs CIFAR-10, a collapsed run) neither hides the rest nor disappears."""
     lines = ledger[(ledger["metric"] == metric) & ledger["measure"].str.contains("(points)", regex=False)]
     lines = lines.iloc[::-1]  # first conclusion on top
     if lines.empty:
         return pending("no conclusion measured in accuracy points")
-    fig, (ax,) = _figure(width=8.0, height=0.32 * len(lines) + 1.2)
+    fig, (ax,) = _figure(width=9.0, height=0.32 * len(lines) + 1.2)
     y = np.arange(len(lines))
     colours = [VERDICT_COLOURS[v] for v in lines["verdict"]]
-    ax.hlines(y, lines["low"], lines["high"], colors=colours, lw=2)
-    ax.scatter(lines["difference"], y, c=colours, s=22, zorder=3, label="ours (mean difference, 95% interval)")
-    ax.scatter(lines["reported"], y, marker="x", c="black", s=24, zorder=4, label="the report's margin")
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, lines["id"].str.replace("_", " "), fontsize=8)
     values = pd.concat([lines["low"], lines["high"], lines["difference"], lines["reported"]]).dropna()
-    span = float(np.clip(values.abs().quantile(0.9) if len(values) else 5.0, 2.0, 25.0))
-    ax.set_xlim(-span, span)  # a few huge margins (collapsed runs, MNIST vs CIFAR) would hide the rest
+    span = float(np.clip(values.abs().quantile(0.9) * 1.1 if len(values) else 5.0, 2.0, 25.0))
+    edge = 0.97 * span
+    ax.hlines(y, lines["low"].clip(-edge, edge), lines["high"].clip(-edge, edge), colors=colours, lw=2)
+    ours, theirs = lines["difference"].to_numpy(float), lines["reported"].to_numpy(float)
+    inside = ~(np.abs(ours) > edge)
+    label = "ours (mean difference, 95% interval)"
+    ax.scatter(ours[inside], y[inside], c=np.array(colours)[inside], s=22, zorder=3, label=label)
+    ax.scatter(theirs.clip(-edge, edge), y, marker="x", c="black", s=24, zorder=4, label="the report's margin")
+    for row, (our, their, colour) in enumerate(zip(ours, theirs, colours)):
+        off = [f"{who} {value:+.1f}" for who, value in (("ours", our), ("report", their)) if abs(value) > edge]
+        if not off:
+            continue
+        side = 1.0 if (our if abs(our) > edge else their) > 0 else -1.0
+        if abs(our) > edge:
+            ax.scatter([side * edge], [row], marker=">" if side > 0 else "<", c=[colour], s=40, zorder=5)
+        right = side > 0  # the numbers go in the right margin; a negative one inside the left edge
+        ax.annotate(
+            ", ".join(off),
+            (1.0 if right else 0.0, row),
+            xycoords=("axes fraction", "data"),
+            xytext=(4 if right else 12, 0),
+            textcoords="offset points",
+            ha="left",
+            va="center",
+            fontsize=7,
+        )
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, lines["conclusion"], fontsize=8)
+    ax.set_xlim(-span, span)
     ax.set_xlabel(
         f"margin in the claimed direction, points ({'final epoch' if metric == 'honest' else 'report metric'})"
     )
     handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in VERDICT_COLOURS.items()]
-    ax.legend(
-        handles=[*ax.get_legend_handles_labels()[0], *handles],
-        fontsize=7,
-        ncol=4,
-        loc="upper center",
-        bbox_to_anchor=(0.4, -0.6 / (0.32 * len(lines) + 1.2)),
-    )
+    height = fig.get_figheight()
+    fig.legend(handles=[*ax.get_legend_handles_labels()[0], *handles], fontsize=7, ncol=4, loc="lower center")
     ax.set_title(f"Which of the report's conclusions hold ({lines['profile'].iloc[0]} profile)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.5 / height, 1, 1))  # room for the legend below the axis
     return fig

@@ -184,3 +184,24 @@ def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run
     assert list(plan["conclusions"].iloc[:4]) == [["cheap", "shared"]] * 4  # trained once, for both
     assert plan["seconds"].iloc[0] == 10.0 and plan["seconds"].iloc[-1] != plan["seconds"].iloc[-1]  # NaN: never run
     assert all(c.seed == s for c, s in zip(plan["config"], plan["seed"]))
+
+
+def test_the_forest_plot_keeps_a_margin_beyond_its_axis_visible_with_its_number() -> None:
+    """The axis spans most margins; a huge one (MNIST vs CIFAR-10) is an arrowhead at the edge with
+    its value written beside it, not a point outside the picture."""
+    import matplotlib.pyplot as plt
+
+    from deepcls import plots
+
+    small = [(f"claim {i}", "holds", 0.5 + i / 10, 0.2, 0.9, 0.4) for i in range(9)]
+    rows = [*small, ("MNIST is far easier", "holds", 51.2, 39.3, 63.2, 18.0)]
+    frame = pd.DataFrame(rows, columns=["conclusion", "verdict", "difference", "low", "high", "reported"])
+    frame = frame.assign(metric="honest", measure="test accuracy (points)", profile="quick")
+    seconds = frame.iloc[:1].assign(conclusion="slower per epoch", measure="seconds of its fastest epoch")
+    fig = plots.forest(pd.concat([frame, seconds], ignore_index=True))
+    (ax,) = fig.axes
+    low, high = ax.get_xlim()
+    assert high < 51.2 and high == -low
+    assert [t.get_text() for t in ax.get_yticklabels()][::-1] == frame["conclusion"].tolist()  # points only
+    assert [t.get_text() for t in ax.texts] == ["ours +51.2, report +18.0"]
+    plt.close(fig)
