@@ -8,7 +8,9 @@ call returns 1 at the end.
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from nbconvert import HTMLExporter
 from deepcls import ledger, plots, tables
 from deepcls.errors import ConfigError, StoreError
 from deepcls.experiments import ALL_TABLES, grid
-from deepcls.fileio import write_text
+from deepcls.fileio import write_text, write_with
 from deepcls.profiles import get_profile
 from deepcls.reading import results_table
 from deepcls.readme import profile_summary
@@ -150,6 +152,7 @@ def build_report(
     return 1 if failed else 0
 
 
+FOREST = "forest.png"  # the ledger's forest plot, beside index.html (the README links the paper one)
 OUTCOMES = "outcomes.json"  # beside index.html: {notebook: null if it ran, else its error}, kept across builds
 
 
@@ -188,10 +191,12 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
         overview = f"<p>{html.escape(profile_summary(profile, store))}</p>\n{tables.to_html(results)}"
         conclusions = ledger.ledger(profile, store)
         shown = tables.format_ledger(conclusions).drop(columns=["id"])
+        forest = _png(plots.forest(conclusions))
+        write_with(html_dir / FOREST, lambda tmp: tmp.write_bytes(forest.getvalue()))  # for the README
         conclusions_html = (
             f"<p>{html.escape(ledger.summary(conclusions))}</p>\n"
             f'<img id="forest-plot" alt="forest plot: our margin and 95% interval per conclusion, the report\'s '
-            f'margin marked" src="data:image/png;base64,{_png(plots.forest(conclusions))}">\n'
+            f'margin marked" src="data:image/png;base64,{base64.b64encode(forest.getvalue()).decode()}">\n'
             + shown.to_html(index=False, classes="results ledger", border=0, escape=True)
         )
     except Exception as err:  # the index must still render and say why, in one line
@@ -216,17 +221,14 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
     write_text(html_dir / "index.html", page)
 
 
-def _png(figure: plots.plt.Figure) -> str:
-    """A matplotlib figure as base64 PNG for an inline <img> (the index stays one file)."""
-    import base64
-    import io
-
+def _png(figure: plots.plt.Figure) -> io.BytesIO:
+    """A matplotlib figure as PNG bytes (closed: a report renders many)."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
+    figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return buffer
 
 
 def _title(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +49,11 @@ def test_readme_results_are_the_committed_store(tmp_path: Path) -> None:
     readme.write_text((REPO / "README.md").read_text())
     assert main(["readme", "--path", str(readme), "--results-dir", str(REPO / "results")]) == 0
     assert readme.read_text() == (REPO / "README.md").read_text(), "README results are stale: run `make readme`"
+
+
+def test_every_file_the_readme_links_is_committed() -> None:
+    """Relative links and images of the README (the ledger's forest plot among them) resolve."""
+    targets = re.findall(r"\]\((?!https?:|#)([^)\s]+)\)", (REPO / "README.md").read_text())
+    assert "results/report/paper/forest.png" in targets
+    missing = [t for t in targets if not (REPO / t).is_file()]
+    assert not missing, f"README links to missing files: {missing}"

@@ -3,6 +3,7 @@ the rendered HTML opened in headless Chromium, and the overview's reported numbe
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from deepcls import ledger, tables
 from deepcls.findings import NOISE_ROW, NOISE_SEEDS
 from deepcls.ledger import CONCLUSIONS
 from deepcls.reading import results_table
-from deepcls.report import NOTEBOOKS_DIR, build_report, notebook_names, write_index
+from deepcls.report import FOREST, NOTEBOOKS_DIR, build_report, notebook_names, write_index
 from deepcls.runtime import resolve_device, threads_per_job
 from deepcls.store import RunStore
 
@@ -152,6 +153,8 @@ def test_browser_renders_index_with_overview_and_working_links(smoke_report: Pat
     assert index.tags.count("table") == 2 and index.tags.count("tr") > 2 * len(CONCLUSIONS)  # ledger, overview
     assert index.ids.get("forest-plot") == "img" and index.ids.get("conclusions") == "h2"
     assert any(src.startswith("data:image/png;base64,") for src in index.images)
+    forest = next(src for src in index.images if src.startswith("data:image/png;base64,"))
+    assert base64.b64decode(forest.split(",", 1)[1]) == (report / FOREST).read_bytes()  # the README's copy
     targets = [link for link in index.links if not link.startswith(("http", "#"))]
     assert sorted(targets) == sorted(f"{n}.html" for n in notebook_names())
     for target in targets:
