@@ -33,6 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from deepcls import experiments
+from deepcls.config import RunConfig
 from deepcls.costs import UNKNOWN, Cost, row_costs
 from deepcls.data import DATASETS
 from deepcls.findings import CHANCE_CEILING
@@ -376,13 +377,25 @@ def plan(
 ) -> pd.DataFrame:
     """The runs that would decide the undecided conclusions: each side's lowest missing seeds up to
     :func:`seeds_needed`, one line per run (``table``, ``row``, ``seed``, ``config``, ``conclusions``
-    it serves, ``seconds`` it should cost from the row's stored wall times, NaN if never run, and
-    ``timed_on``, the device of those times, ``estimated`` where they come from the row's MACs:
-    see deepcls.costs; ``on`` is the device the runs would train on, deepcls.costs.target_device).
+    it serves, ``seconds`` it should still cost from the row's stored wall times, less the epochs in
+    its resume checkpoint, NaN if never run, ``timed_on``, the device of those times, ``estimated``
+    where they come from the row's MACs: see deepcls.costs; ``on`` is the device the runs would train
+    on, deepcls.costs.target_device; ``progress``, how far an interrupted or running one has got).
     Cheapest conclusion first, counting runs already planned as free, so that each hour of
     training decides as many conclusions as it can; never-run rows go last."""
     found = side_records(conclusions, profile, store)
     costs = row_costs(profile, store, LEDGER_SEEDS, on)
+    done: dict[tuple[Side, int], float] = {}  # share of a run its resume checkpoint already holds
+
+    def config_of(side: Side, seed: int) -> RunConfig:
+        return experiments.grid(side[0], profile, (seed,), rows=[side[1]])["config"].iloc[0]
+
+    def run_cost(side: Side, seed: int) -> float:
+        if (side, seed) not in done:
+            config = config_of(side, seed)
+            done[side, seed] = store.checkpointed_epochs(config) / config.epochs
+        return costs.get(side, UNKNOWN).seconds * (1 - done[side, seed])
+
     missing: dict[str, list[tuple[Side, int]]] = {}
     for conclusion in conclusions:
         runs = []
@@ -395,7 +408,7 @@ def plan(
     planned: dict[tuple[Side, int], list[str]] = {}
 
     def cost(cid: str) -> float:  # what the conclusion adds to the runs planned so far
-        seconds = [costs.get(side, UNKNOWN).seconds for side, seed in missing[cid] if (side, seed) not in planned]
+        seconds = [run_cost(side, seed) for side, seed in missing[cid] if (side, seed) not in planned]
         return math.inf if any(math.isnan(s) for s in seconds) else sum(seconds)
 
     while missing:
@@ -404,13 +417,13 @@ def plan(
             planned.setdefault(run, []).append(cheapest)
     lines = []
     for (side, seed), ids in planned.items():
-        config = experiments.grid(side[0], profile, (seed,), rows=[side[1]])["config"].iloc[0]
-        cost = costs.get(side, UNKNOWN)
+        config, cost = config_of(side, seed), costs.get(side, UNKNOWN)
         lines.append(
             {"table": side[0], "row": side[1], "seed": seed, "config": config, "conclusions": ids}
-            | {"seconds": cost.seconds, "timed_on": cost.device, "estimated": cost.estimated}
+            | {"seconds": run_cost(side, seed), "timed_on": cost.device, "estimated": cost.estimated}
+            | {"progress": store.progress(config) or ""}
         )
-    columns = ["table", "row", "seed", "config", "conclusions", "seconds", "timed_on", "estimated"]
+    columns = ["table", "row", "seed", "config", "conclusions", "seconds", "timed_on", "estimated", "progress"]
     return pd.DataFrame(lines, columns=columns)
 
 

@@ -348,6 +348,12 @@ class RunStore:
             fcntl.flock(handle, fcntl.LOCK_UN)
             return False
 
+    def checkpointed_epochs(self, config: RunConfig) -> int:
+        """Epochs an unfinished run has in its resume checkpoint (0 without one, or a damaged one)."""
+        path = self.checkpoint_path(config)
+        state = _read_checkpoint(path, mmap=True) if path.exists() else None
+        return len(state["history"]) if state else 0
+
     def progress(self, config: RunConfig) -> str | None:
         """How far an unfinished run has got: epochs in its resume checkpoint, and whether it
         is training now; None when there is neither."""

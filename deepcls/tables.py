@@ -151,9 +151,10 @@ def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
-    """The runs :func:`deepcls.ledger.plan` lists, with what each should cost and the running total."""
+    """The runs :func:`deepcls.ledger.plan` lists, with what each should still cost and the running
+    total; a ``progress`` column only while some run is interrupted or training."""
     hours = plan["seconds"].cumsum() / 3600
-    return pd.DataFrame(
+    shown = pd.DataFrame(
         {
             "table": plan["table"],
             "row": plan["row"],
@@ -167,6 +168,9 @@ def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
             "decides": [", ".join(ids) for ids in plan["conclusions"]],
         }
     )
+    if plan["progress"].astype(bool).any():
+        shown.insert(5, "progress", plan["progress"])
+    return shown
 
 
 def plan_summary(plan: pd.DataFrame, profile: str) -> str:

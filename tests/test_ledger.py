@@ -186,6 +186,22 @@ def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run
     assert all(c.seed == s for c, s in zip(plan["config"], plan["seed"]))
 
 
+def test_the_plan_counts_what_an_interrupted_run_has_checkpointed(tmp_path: Path) -> None:
+    """A run stopped after k of E epochs resumes there: it still costs (1 - k/E) of a run, and says so."""
+    store = RunStore(tmp_path)
+    for row in (0, 1):
+        store_run(tmp_path, config("resnet_se", row, 0), [30.0, 30.0])  # 20 s a run
+    interrupted = config("resnet_se", 0, 2)
+    store.save_checkpoint(interrupted, {"history": [{"epoch": 1}]})
+    plan = ledger.plan(PROFILE, store, [SE])
+    assert [(r, s) for r, s in zip(plan["row"], plan["seed"])] == [(1, 1), (1, 2), (0, 1), (0, 2)]
+    assert list(plan["seconds"]) == pytest.approx([20.0, 20.0, 20.0, 20.0 * (1 - 1 / interrupted.epochs)])
+    assert list(plan["progress"]) == ["", "", "", f"1/{interrupted.epochs} epochs checkpointed"]
+    shown = tables.format_plan(plan)
+    assert shown["progress"].iloc[-1] == f"1/{interrupted.epochs} epochs checkpointed"
+    assert "progress" not in tables.format_plan(plan.iloc[:3]).columns  # only while a run is under way
+
+
 def test_the_forest_plot_keeps_a_margin_beyond_its_axis_visible_with_its_number() -> None:
     """The axis spans most margins; a huge one (MNIST vs CIFAR-10) is an arrowhead at the edge with
     its value written beside it, not a point outside the picture."""
