@@ -184,7 +184,9 @@ def add_gpu_parser(sub: argparse._SubParsersAction) -> None:
     window.add_argument("--out", required=True, help="folder for the archive and the timing table ($OUT)")
     window.add_argument("--profile", default="paper", choices=PROFILE_NAMES)
     window.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
-    window.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
+    window.add_argument(
+        "--tables", default=None, help="comma-separated table names, trained in this order (default: all)"
+    )
     window.add_argument("--rows", default=None, help="comma-separated row numbers (default: all)")
     window.add_argument("--budget-s", type=float, default=None, help="stop cleanly after this many seconds")
     window.add_argument("--runs-at-once", type=int, default=None, help="runs in flight (default: 8)")

@@ -48,7 +48,10 @@ def configure(device: str | torch.device = "auto", threads: int | None = None) -
 
     ``threads`` sets torch's intra-op thread count (None leaves it). On the CPU, freed memory is
     kept inside the process (deepcls.allocator); on CUDA, cuDNN times its kernels once for the
-    fixed batch shapes.
+    fixed batch shapes, and convolutions and matmuls stay in fp32: cuDNN's default TF32 would round
+    GPU runs differently from the CPU runs the ledger compares them with (a different seed of the
+    same row may have trained on either), while the report's small models are bound by kernel
+    launches, not arithmetic.
     """
     resolved = resolve_device(device) if isinstance(device, str) else device
     if threads:
@@ -57,4 +60,6 @@ def configure(device: str | torch.device = "auto", threads: int | None = None) -
         keep_freed_memory()
     if resolved.type == "cuda":
         torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     return resolved

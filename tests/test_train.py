@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from deepcls import runtime
 from deepcls.cli import build_parser, config_from_args
 from deepcls.config import RunConfig
 from deepcls.data import balanced_subset
@@ -338,3 +339,15 @@ def test_progress_bars_refresh_every_30_s_into_a_log_file(monkeypatch: pytest.Mo
         monkeypatch.setattr(sys, "stderr", log)
         monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
         assert bar_timing() == {"mininterval": LOG_BAR_INTERVAL, "maxinterval": LOG_BAR_INTERVAL}
+
+
+def test_cuda_runs_compute_in_fp32_like_the_cpu_runs_they_are_compared_with():
+    """cuDNN convolves in TF32 by default; a GPU seed of a row would then round differently from
+    its CPU seeds. Setting the flags needs no GPU."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        assert runtime.configure(torch.device("cuda")).type == "cuda"
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark = saved

@@ -85,3 +85,17 @@ def test_merge_refuses_an_archive_whose_run_does_not_hash_to_its_folder(
     assert main(["gpu", "merge", str(archive), "--results-dir", str(tmp_path / "here")]) == 2
     assert f"it hashes to {config.run_id}" in capsys.readouterr().err
     assert RunStore(tmp_path / "here").run_ids() == []
+
+
+def test_the_window_trains_the_tables_in_the_order_named() -> None:
+    """``--tables`` is a priority: a short window spends itself on the first tables named."""
+    from deepcls import experiments
+    from deepcls.ledger import conclusions_first
+    from deepcls.window import tables_first
+
+    named = ["resnet_mnist", "vgg_mnist", "resnet_cifar10"]
+    grid = tables_first(conclusions_first(experiments.grid(named, "paper", [0, 1])), named)
+    first = grid.drop_duplicates("config", keep="first")["table"].tolist()  # a shared config goes with its first
+    assert first == sorted(first, key=named.index)
+    assert set(first) == set(named)
+    assert tables_first(grid, None) is grid
