@@ -19,7 +19,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Protocol
@@ -103,11 +103,16 @@ class ConcurrentExecutor:
     grid again resumes them)."""
 
     def __init__(
-        self, runs: int = RUNS_AT_ONCE, budget_s: float | None = None, checkpoint_every_s: float = 0.0
+        self,
+        runs: int = RUNS_AT_ONCE,
+        budget_s: float | None = None,
+        checkpoint_every_s: float = 0.0,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         if runs < 1:
             raise ConfigError(f"runs at once must be >= 1, got {runs}")
         self.runs, self.budget_s, self.checkpoint_every_s = runs, budget_s, checkpoint_every_s
+        self.log = log  # with a budget: a line per scheduling decision (deepcls.concurrent)
 
     def run(self, chains: list[Chain], options: Options) -> Iterator[list[Outcome]]:
         if chains:
@@ -116,6 +121,7 @@ class ConcurrentExecutor:
             chains,
             runs=self.runs,
             budget_s=self.budget_s,
+            log=self.log,
             checkpoint_every_s=self.checkpoint_every_s,
             **asdict(options),  # results_dir, data_dir, force, progress: fit_steps' options
         ):

@@ -55,7 +55,7 @@ SYNC_EVERY = 50  # steps between host reads of the running loss (and divergence 
 EVAL_BATCH = 1000
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
 T = TypeVar("T")
-Steps = Generator[None, None, T]  # yields after every training step, returns its result
+Steps = Generator[tuple[int, int], None, T]  # yields (steps done, steps in all) after every training step
 
 
 def fit(config: RunConfig, **options: Any) -> RunRecord:
@@ -350,7 +350,7 @@ class Trainer:
                     img_s=f"{seen / (time.perf_counter() - start):.0f}",
                     refresh=False,
                 )
-            yield
+            yield epoch * steps + i + 1, cfg.epochs * steps
         return (loss_sum / seen).item(), 100.0 * correct.item() / seen
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

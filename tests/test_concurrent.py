@@ -95,6 +95,46 @@ def test_a_time_budget_stops_cleanly_and_the_next_call_resumes(
     pd.testing.assert_frame_equal(results(store.load(config).history), results(alone[config.run_id]), **EXACT)
 
 
+def test_runs_that_fit_take_the_fewest_steps_first_with_a_margin() -> None:
+    assert concurrent.runs_that_fit([700, 100, 300], seconds_per_step=0.1, time_left=1e6) == 3
+    # 100 + 300 steps at 0.1 s: 40 s, x1.5 = 60 s <= 60; 1,100 steps would be 165 s
+    assert concurrent.runs_that_fit([700, 100, 300], seconds_per_step=0.1, time_left=60) == 2
+    assert concurrent.runs_that_fit([700], seconds_per_step=0.1, time_left=60) == 0
+    assert concurrent.runs_that_fit([], seconds_per_step=0.1, time_left=60) == 0
+
+
+def test_a_short_budget_finishes_the_runs_that_fit_instead_of_none(
+    alone: dict[str, pd.DataFrame], data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three 8-step runs taking turns, every step 1 s, 20 s budget: in lockstep all three would end
+    at ~27 s and none would be stored. Measured after 3 s, two are parked; the first finishes at
+    11 s, then the next steps on alone (its 7 steps x 1.5 exceed the 9 s left, but it is the one
+    closest to the end) and finishes at 19 s; the third is stopped at the budget."""
+    configs = [TOGETHER[0], TOGETHER[1], TOGETHER[4]]
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(concurrent, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    monkeypatch.setattr(concurrent, "PLAN_EVERY_S", 3.0)
+    turn = concurrent._Slot.turn
+
+    def one_second_turn(slot: Any) -> bool:
+        clock.now += 1.0
+        return turn(slot)
+
+    monkeypatch.setattr(concurrent._Slot, "turn", one_second_turn)
+    lines: list[str] = []
+    options: dict[str, Any] = dict(results_dir=str(tmp_path), data_dir=str(data_dir), progress=False)
+    chains = [[c] for c in configs]
+    finished = list(concurrent.train_together(chains, runs=3, budget_s=20, log=lines.append, **options))
+
+    assert finished == [[(configs[0].run_id, None)], [(configs[1].run_id, None)]]
+    store = RunStore(tmp_path)
+    for config in configs[:2]:
+        pd.testing.assert_frame_equal(results(store.load(config).history), results(alone[config.run_id]), **EXACT)
+    assert store.status(configs[2]) is None and not store.training(configs[2])
+    assert sum("parked" in line and "will not fit" in line for line in lines) == 2
+    assert any("1 running, 2 parked, 0 waiting" in line for line in lines)
+
+
 def test_the_executor_is_chosen_by_device(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = [RunConfig(**TINY, **VGG, device="cpu")]
     assert isinstance(default_executor(cpu), LocalExecutor)
