@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -61,8 +62,8 @@ def gpu_window(
     device = runtime.configure(configs[0].device if configs else "auto")
     train_start = time.monotonic()
     budget = None if budget_s is None else max(0.0, budget_s - (train_start - start))
-    concurrent = ConcurrentExecutor(runs=runs, budget_s=budget, checkpoint_every_s=CHECKPOINT_EVERY_S, log=_print)
-    executor = _Logged(concurrent)
+    log = partial(print, flush=True)
+    executor = _Logged(ConcurrentExecutor(runs=runs, budget_s=budget, checkpoint_every_s=CHECKPOINT_EVERY_S, log=log))
     outcomes = run_grid(configs, store=store, data_dir=data_dir, executor=executor, progress=progress)
     trained = time.monotonic() - train_start
     new = sorted(set(store.run_ids()) - before)
@@ -106,10 +107,6 @@ def tables_first(grid: pd.DataFrame, tables: Sequence[str] | None) -> pd.DataFra
         rank[config] = min(place.get(table, len(place)), rank.get(config, len(place)))
     order = sorted(range(len(grid)), key=lambda i: rank[grid["config"].iloc[i]])
     return grid.iloc[order].reset_index(drop=True)
-
-
-def _print(line: str) -> None:
-    print(line, flush=True)
 
 
 class _Logged:
