@@ -23,6 +23,7 @@ of its last three epochs (in place of the report's highest-over-epochs).
 from __future__ import annotations
 
 import csv
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -378,23 +379,38 @@ def plan(
     """The runs that would decide the undecided conclusions: each side's lowest missing seeds up to
     :func:`seeds_needed`, one line per run (``table``, ``row``, ``seed``, ``config``, ``conclusions``
     it serves, ``seconds`` it should still cost from the row's stored wall times, less the epochs in
-    its resume checkpoint, NaN if never run, ``timed_on``, the device of those times, ``estimated``
-    where they come from the row's MACs: see deepcls.costs; ``on`` is the device the runs would train
-    on, deepcls.costs.target_device; ``progress``, how far an interrupted or running one has got).
+    its resume checkpoint or in a shorter run of its chain that is kept or planned before it (a
+    30-epoch run continues into the 50-epoch one), NaN if never run, ``timed_on``, the device of
+    those times, ``estimated`` where they come from the row's MACs: see deepcls.costs; ``on`` is the
+    device the runs would train on, deepcls.costs.target_device; ``progress``, how far an
+    interrupted or running one has got).
     Cheapest conclusion first, counting runs already planned as free, so that each hour of
     training decides as many conclusions as it can; never-run rows go last."""
     found = side_records(conclusions, profile, store)
     costs = row_costs(profile, store, LEDGER_SEEDS, on)
-    done: dict[tuple[Side, int], float] = {}  # share of a run its resume checkpoint already holds
 
+    @functools.cache
     def config_of(side: Side, seed: int) -> RunConfig:
         return experiments.grid(side[0], profile, (seed,), rows=[side[1]])["config"].iloc[0]
 
-    def run_cost(side: Side, seed: int) -> float:
-        if (side, seed) not in done:
-            config = config_of(side, seed)
-            done[side, seed] = store.checkpointed_epochs(config) / config.epochs
-        return costs.get(side, UNKNOWN).seconds * (1 - done[side, seed])
+    @functools.cache
+    def epochs_held(config: RunConfig) -> int:  # what its resume checkpoint or a kept shorter run holds
+        prefix = store.prefix_run(config)
+        return max(store.checkpointed_epochs(config), prefix.epochs if prefix else 0)
+
+    def chain_cost(runs: Iterable[tuple[Side, int]]) -> float:
+        """The runs of one config and seed at several lengths train as one chain (deepcls.runner): it
+        costs its longest run, less the epochs already held by a checkpoint or a kept shorter run."""
+        chains: dict[RunConfig, list[tuple[Side, int]]] = {}
+        for side, seed in runs:
+            chains.setdefault(config_of(side, seed).lineage, []).append((side, seed))
+        total = 0.0
+        for members in chains.values():
+            configs = [config_of(*run) for run in members]
+            longest = max(range(len(members)), key=lambda i: configs[i].epochs)
+            held = max(epochs_held(c) for c in configs)
+            total += costs.get(members[longest][0], UNKNOWN).seconds * (1 - held / configs[longest].epochs)
+        return total
 
     missing: dict[str, list[tuple[Side, int]]] = {}
     for conclusion in conclusions:
@@ -406,21 +422,29 @@ def plan(
         if runs:
             missing[conclusion.id] = runs
     planned: dict[tuple[Side, int], list[str]] = {}
+    seconds: dict[tuple[Side, int], float] = {}  # what each run adds to the runs planned before it
+
+    def added(runs: list[tuple[Side, int]]) -> float:
+        lineages = {config_of(*run).lineage for run in runs}
+        touched = [run for run in planned if config_of(*run).lineage in lineages]
+        return chain_cost(touched + runs) - chain_cost(touched)
 
     def cost(cid: str) -> float:  # what the conclusion adds to the runs planned so far
-        seconds = [run_cost(side, seed) for side, seed in missing[cid] if (side, seed) not in planned]
-        return math.inf if any(math.isnan(s) for s in seconds) else sum(seconds)
+        more = added([run for run in missing[cid] if run not in planned])
+        return math.inf if math.isnan(more) else more
 
     while missing:
         cheapest = min(missing, key=cost)  # ties keep the ledger's order
         for run in missing.pop(cheapest):
+            if run not in planned:
+                seconds[run] = added([run])
             planned.setdefault(run, []).append(cheapest)
     lines = []
     for (side, seed), ids in planned.items():
         config, cost = config_of(side, seed), costs.get(side, UNKNOWN)
         lines.append(
             {"table": side[0], "row": side[1], "seed": seed, "config": config, "conclusions": ids}
-            | {"seconds": run_cost(side, seed), "timed_on": cost.device, "estimated": cost.estimated}
+            | {"seconds": seconds[side, seed], "timed_on": cost.device, "estimated": cost.estimated}
             | {"progress": store.progress(config) or ""}
         )
     columns = ["table", "row", "seed", "config", "conclusions", "seconds", "timed_on", "estimated", "progress"]

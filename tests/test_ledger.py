@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from deepcls import experiments as ex
-from deepcls import ledger, tables
+from deepcls import ledger, runner, tables
 from deepcls.config import RunConfig
 from deepcls.ledger import CONCLUSIONS, Conclusion
 from deepcls.store import RunStore
@@ -201,6 +201,29 @@ def test_the_plan_counts_what_an_interrupted_run_has_checkpointed(tmp_path: Path
     assert shown["progress"].iloc[-1] == f"1/{interrupted.epochs} epochs checkpointed"
     assert "progress" not in tables.format_plan(plan.iloc[:3]).columns  # only while a run is under way
 
+
+
+def test_the_plan_charges_a_longer_run_only_the_epochs_beyond_a_shorter_one_of_its_chain(tmp_path: Path) -> None:
+    """Rows 3, 4 and 5 of Table 2 are one config at 2, 3 and 5 epochs (quick): a seed's 5-epoch run
+    continues its 3-epoch run when both are planned (deepcls.runner trains them as one chain), and
+    its 2-epoch run when that one's final state is kept; it costs only the epochs beyond."""
+    store = RunStore(tmp_path)
+    for row, epochs in ((3, 2), (4, 3), (5, 5)):
+        store_run(tmp_path, config("resnet_cifar10", row, 0), [30.0] * epochs)  # 10 s per epoch
+    kept = config("resnet_cifar10", 3, 2)  # seed 2's 2-epoch run is stored with its final state
+    store_run(tmp_path, kept, [30.0, 30.0])
+    store.checkpoints.mkdir(parents=True, exist_ok=True)
+    store.final_path(kept).write_bytes(b"")  # prefix_run only asks that the file exists
+    thirty = Conclusion("thirty", "3 epochs beat 2", "epochs", ("resnet_cifar10", 4), ("resnet_cifar10", 3))
+    fifty = Conclusion("fifty", "5 epochs beat 3", "epochs", ("resnet_cifar10", 5), ("resnet_cifar10", 4))
+    plan = ledger.plan(PROFILE, store, [fifty, thirty])
+    runs = [(r, s) for r, s in zip(plan["row"], plan["seed"])]
+    assert runs == [(4, 1), (4, 2), (5, 1), (5, 2)]  # the 3-epoch runs first: then the 5-epoch ones are cheap
+    assert list(plan["seconds"]) == pytest.approx([30.0, 10.0, 20.0, 20.0])
+    assert runner.extension_chains(list(plan["config"])) == [
+        [plan["config"].iloc[0], plan["config"].iloc[2]],
+        [plan["config"].iloc[1], plan["config"].iloc[3]],
+    ]
 
 def test_the_forest_plot_keeps_a_margin_beyond_its_axis_visible_with_its_number() -> None:
     """The axis spans most margins; a huge one (MNIST vs CIFAR-10) is an arrowhead at the edge with
