@@ -202,7 +202,6 @@ def test_the_plan_counts_what_an_interrupted_run_has_checkpointed(tmp_path: Path
     assert "progress" not in tables.format_plan(plan.iloc[:3]).columns  # only while a run is under way
 
 
-
 def test_the_plan_charges_a_longer_run_only_the_epochs_beyond_a_shorter_one_of_its_chain(tmp_path: Path) -> None:
     """Rows 3, 4 and 5 of Table 2 are one config at 2, 3 and 5 epochs (quick): a seed's 5-epoch run
     continues its 3-epoch run when both are planned (deepcls.runner trains them as one chain), and
@@ -224,6 +223,7 @@ def test_the_plan_charges_a_longer_run_only_the_epochs_beyond_a_shorter_one_of_i
         [plan["config"].iloc[0], plan["config"].iloc[2]],
         [plan["config"].iloc[1], plan["config"].iloc[3]],
     ]
+
 
 def test_the_forest_plot_keeps_a_margin_beyond_its_axis_visible_with_its_number() -> None:
     """The axis spans most margins; a huge one (MNIST vs CIFAR-10) is an arrowhead at the edge with
