@@ -46,6 +46,8 @@ MIN_SEEDS = 3  # runs per side before a difference is decided
 MIN_COLLAPSE_SEEDS = 5  # runs before a collapse rate is decided
 LEDGER_SEEDS = tuple(range(10))  # seeds looked up in the store
 CONFIDENCE = 0.95
+POWER = 0.8  # how often a margin of the report's size should show, for "seeds to show it"
+MOST_SEEDS = 100  # beyond this many seeds per side the ledger says "over 100"
 METRICS = ("report", "honest")
 VERDICTS = ("holds", "reversed", "no detectable difference", "undecided", "not comparable")
 
@@ -191,6 +193,10 @@ def ledger(
             line = answer(conclusion, found, metric, profile)
             if line["verdict"] == "undecided":
                 line["reading"] += _cost_note(conclusion, found, costs)
+            if line["verdict"] == "no detectable difference" and line.get("seeds_to_show") is not None:
+                line["reading"] = "; ".join(
+                    filter(None, [line["reading"], _power_note(conclusion, found, costs, line)])
+                )
             if " | " in line["devices"]:  # float rounding differs: not one trajectory per setting
                 mixed = "/".join(dict.fromkeys(short_device(d) for d in line["devices"].split(" | ")))
                 line["reading"] = "; ".join(filter(None, [line["reading"], f"runs on mixed devices ({mixed})"]))
@@ -297,10 +303,31 @@ def _difference(
     else:
         line.update(verdict="no detectable difference", reading="")
     reported = reported_margin(conclusion)
+    if line["verdict"] == "no detectable difference" and reported:
+        if one_sided or paired:
+            spread, samples = float(np.std(np.subtract(a, b) if paired else a, ddof=1)), 1
+        else:
+            spread, samples = math.sqrt((std_a**2 + std_b**2) / 2), 2
+        if spread > 0:
+            line["seeds_to_show"] = seeds_to_show(reported, spread, samples) or math.inf
     line["report_inside"] = (
         bool(line["low"] <= reported <= line["high"]) if reported is not None and not math.isnan(line["low"]) else None
     )
     return line
+
+
+def seeds_to_show(effect: float, spread: float, samples: int, power: float = POWER) -> int | None:
+    """Seeds per side that show a true difference ``effect`` (its interval excludes 0) with
+    probability ``power``, when runs spread by ``spread``: the power of the two-sided t-test at
+    CONFIDENCE from the noncentral t distribution; ``samples`` is 2 for two sides (``spread`` their
+    pooled std), 1 for a paired or one-sample test. None beyond MOST_SEEDS."""
+    for n in range(2, MOST_SEEDS + 1):
+        df = samples * (n - 1)
+        shift = abs(effect) / spread * math.sqrt(n / samples)
+        critical = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, df)
+        if stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift) >= power:
+            return n
+    return None
 
 
 def _collapse(conclusion: Conclusion, a_runs: list[RunRecord], b_runs: list[RunRecord]) -> dict:
@@ -362,8 +389,10 @@ def trained_sides(conclusion: Conclusion) -> list[Side]:
     return [conclusion.a] if conclusion.kind == "epochs" or conclusion.b is None else [conclusion.a, conclusion.b]
 
 
-def _cost_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], costs: dict[Side, Cost]) -> str:
-    need = seeds_needed(conclusion)
+def _cost_note(
+    conclusion: Conclusion, found: dict[Side, list[RunRecord]], costs: dict[Side, Cost], need: int | None = None
+) -> str:
+    need = need or seeds_needed(conclusion)
     parts = []
     for side in trained_sides(conclusion):
         more = need - len(found.get(side, []))
@@ -371,6 +400,19 @@ def _cost_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], costs
             continue
         parts.append(f"{side[0]} {side[1]}: {more} more, {costs.get(side, UNKNOWN).text(more)}")
     return ("; needs " + "; ".join(parts)) if parts else ""
+
+
+def _power_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], costs: dict[Side, Cost], line: dict) -> str:
+    """What it would take to show the report's margin if it were true: a line with no detectable
+    difference may lack seeds, or may speak against a margin that large."""
+    need, have = line["seeds_to_show"], min(line["n_a"], line["n_b"] or line["n_a"])
+    per = " per side" if conclusion.b is not None and conclusion.kind != "epochs" else ""
+    to_show = f"to show the report's {line['reported']:+.2f} {POWER:.0%} of the time"
+    if math.isinf(need):
+        return f"{to_show} takes over {MOST_SEEDS} seeds{per}"
+    if need <= have:
+        return f"{to_show} takes {need} seeds{per}: a margin that large would likely have shown"
+    return f"{to_show} takes {need} seeds{per}" + _cost_note(conclusion, found, costs, need).replace("; needs", ":")
 
 
 def plan(

@@ -145,9 +145,26 @@ def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
             "report (in our interval?)": [_reported(m, inside) for m, inside in zip(r["reported"], r["report_inside"])],
             "verdict (final epoch)": h["verdict"],
             "verdict (report's metric)": r["verdict"],
-            "note": [" ".join(filter(None, (a, b if b != a else ""))) for a, b in zip(h["reading"], r["reading"])],
+            "note": [_note(a, b) for a, b in zip(h["reading"], r["reading"])],
         }
     ).reset_index(names="id")
+
+
+def _note(honest: str, report: str) -> str:
+    """One note for both metrics: where they differ each is named, and what ends both (the devices)
+    is said once."""
+    if honest == report:
+        return honest
+    h, r = honest.split("; ") if honest else [], report.split("; ") if report else []
+    shared = 0
+    while shared < min(len(h), len(r)) and h[len(h) - 1 - shared] == r[len(r) - 1 - shared]:
+        shared += 1
+    named = [
+        f"{name}: {'; '.join(parts[: len(parts) - shared])}"
+        for name, parts in (("final epoch", h), ("report's metric", r))
+        if len(parts) > shared
+    ]
+    return "; ".join(named + h[len(h) - shared :])
 
 
 def format_plan(plan: pd.DataFrame) -> pd.DataFrame:

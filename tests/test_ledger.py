@@ -85,6 +85,46 @@ def test_each_verdict(tmp_path: Path, with_se: list[float], without: list[float]
         assert (line["low"] > 0) == (expected == "holds") and line["report_inside"] in (False,)
 
 
+@pytest.mark.parametrize(
+    ("effect", "spread", "samples", "seeds"),
+    [(1.0, 1.0, 2, 17), (0.5, 1.0, 2, 64), (0.5, 1.0, 1, 34), (0.01, 1.0, 2, None)],
+)
+def test_seeds_to_show_a_margin_match_the_textbook_power_of_the_t_test(
+    effect: float, spread: float, samples: int, seeds: int | None
+) -> None:
+    """Cohen's tables (two-sided, 5%, 80% power): d = 1 needs 17 per group, d = 0.5 needs 64, and
+    34 pairs for a paired test; a tiny effect is beyond the ledger's 100 seeds."""
+    assert ledger.seeds_to_show(effect, spread, samples) == seeds
+
+
+@pytest.mark.parametrize(
+    ("margin", "note"),
+    [
+        (5.0, "to show the report's +5.00 80% of the time takes 2 seeds per side: a margin that large would"),
+        (1.0, "to show the report's +1.00 80% of the time takes 9 seeds per side: resnet_se 1: 6 more, ≈ 2.0 min"),
+        (0.15, "to show the report's +0.15 80% of the time takes over 100 seeds per side"),
+    ],
+)
+def test_no_detectable_difference_says_what_showing_the_reports_margin_would_take(
+    tmp_path: Path, margin: float, note: str
+) -> None:
+    """Too few seeds, or evidence against a margin that large: the note tells which, and the price."""
+    for seed, (with_se, without) in enumerate(zip([40.5, 39.5, 41.0], [40.0, 40.6, 39.4])):
+        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
+    line = verdict(
+        tmp_path, Conclusion("se_test", "SE blocks help", "compare", ("resnet_se", 1), ("resnet_se", 0), margin)
+    )
+    assert line["verdict"] == "no detectable difference" and line["reading"].startswith(note)
+
+
+def test_a_note_that_differs_between_the_metrics_names_each_and_says_the_shared_end_once() -> None:
+    mixed = "runs on mixed devices (CPU x1/CPU x2)"
+    assert tables._note(f"a; {mixed}", f"b; {mixed}") == f"final epoch: a; report's metric: b; {mixed}"
+    assert tables._note(f"a; {mixed}", mixed) == f"final epoch: a; {mixed}"
+    assert tables._note("a", "a") == "a" and tables._note("", "b") == "report's metric: b"
+
+
 def test_an_epoch_conclusion_reads_both_lengths_from_the_longer_runs_own_trajectory(tmp_path: Path) -> None:
     """Quick profile: Table 2 row 4 (3 epochs) continues row 3 (2 epochs). Its 2-epoch prefix peaks
     above its final epoch; the stored 2-epoch runs (which would win on a max) are never read."""
