@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--train", action="store_true", help="train those runs, cheapest conclusion first")
     add_training_arguments(ledger)
     ledger.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
+    ledger.add_argument(
+        "--csv", default=None, metavar="PATH", help="write the numbers (both metrics, full precision) to PATH; - prints"
+    )
 
     readme = sub.add_parser("readme", help="rewrite the README's results section from the run store")
     readme.add_argument("--profiles", default="paper,best,quick", help="comma-separated (default: paper,best,quick)")
@@ -330,6 +333,7 @@ def _ledger(args: argparse.Namespace) -> int:
 
     from deepcls import ledger, tables
     from deepcls.costs import target_device
+    from deepcls.fileio import write_text
     from deepcls.runtime import threads_per_job
     from deepcls.store import RunStore
 
@@ -350,6 +354,13 @@ def _ledger(args: argparse.Namespace) -> int:
             return 0
         _train_grid(args, plan["config"], store)
     table = ledger.ledger(args.profile, store, conclusions, on)
+    if args.csv == "-":
+        print(ledger.to_csv(table), end="")
+        return 0
+    if args.csv:
+        write_text(args.csv, ledger.to_csv(table))
+        print(f"wrote {args.csv}: {ledger.summary(table)}")
+        return 0
     shown = tables.format_ledger(table).drop(columns=["id"])
     if args.markdown:
         print(tables.frame_to_markdown(shown))

@@ -521,6 +521,18 @@ def verdict_counts(table: pd.DataFrame, metric: str = "honest") -> dict[str, int
     return {v: int(counts.get(v, 0)) for v in VERDICTS}
 
 
+CSV_COLUMNS = [
+    "profile", "id", "metric", "conclusion", "measure", "n_a", "mean_a", "std_a", "n_b", "mean_b", "std_b",
+    "difference", "low", "high", "p_value", "reported", "report_inside", "verdict", "seeds_to_show", "devices",
+    "reading",
+]  # fmt: skip
+
+
+def to_csv(table: pd.DataFrame) -> str:
+    """The ledger's numbers for other tools: one line per conclusion and metric, full precision."""
+    return table.reindex(columns=CSV_COLUMNS).to_csv(index=False)
+
+
 def summary(table: pd.DataFrame) -> str:
     """One sentence: how many conclusions hold, reverse, show no detectable difference... on the final
     epoch and on the report's metric."""

@@ -314,6 +314,28 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
     assert len(list((tmp_path / "runs").iterdir())) == 6
 
 
+def test_ledger_csv_holds_every_conclusion_under_both_metrics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty store: every line undecided, written atomically; `-` prints the same; a folder as the
+    path is one error line and leaves nothing behind."""
+    import pandas as pd
+
+    from deepcls.ledger import CONCLUSIONS, CSV_COLUMNS
+
+    path = tmp_path / "out" / "ledger.csv"
+    args = ["ledger", "--profile", "paper", "--results-dir", str(tmp_path / "store")]
+    code, out, _ = run_cli([*args, "--csv", str(path)], capsys)
+    assert code == 0 and out.startswith(f"wrote {path}: 38 conclusions")
+    frame = pd.read_csv(path)
+    assert list(frame.columns) == CSV_COLUMNS and len(frame) == 2 * len(CONCLUSIONS)
+    assert set(frame["verdict"]) == {"undecided"} and set(frame["metric"]) == {"report", "honest"}
+    assert run_cli([*args, "--csv", "-"], capsys)[1] == path.read_text()
+    code, out, err = run_cli([*args, "--csv", str(tmp_path / "out")], capsys)
+    assert code == 1 and out == "" and err.startswith("deepcls: error: ") and err.count("\n") == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ledger.csv"]
+
+
 def test_ledger_unknown_conclusion_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(["ledger", "--conclusions", "se_helps,nope", "--results-dir", str(tmp_path)], capsys)
     assert (
