@@ -50,6 +50,7 @@ POWER = 0.8  # how often a margin of the report's size should show, for "seeds t
 MOST_SEEDS = 100  # beyond this many seeds per side the ledger says "over 100"
 METRICS = ("report", "honest")
 VERDICTS = ("holds", "reversed", "no detectable difference", "undecided", "not comparable")
+DECIDED = VERDICTS[:3]  # the verdicts of a test with enough seeds
 
 Side = tuple[str, int]  # (table, row)
 
@@ -210,7 +211,28 @@ def ledger(
                     **line,
                 }
             )
-    return pd.DataFrame(lines)
+    return _false_discoveries(pd.DataFrame(lines))
+
+
+def _false_discoveries(table: pd.DataFrame) -> pd.DataFrame:
+    """Benjamini-Hochberg over the lines each metric tested (decided, with a p-value): at 95% about one
+    line in twenty would hold or reverse by chance alone, so a verdict the control does not keep says so."""
+    table = table.assign(q_value=math.nan)
+    if "p_value" not in table:
+        return table
+    for metric in METRICS:
+        tested = table.index[(table["metric"] == metric) & table["verdict"].isin(DECIDED) & table["p_value"].notna()]
+        if len(tested) < 2:
+            continue
+        table.loc[tested, "q_value"] = stats.false_discovery_control(table.loc[tested, "p_value"].to_numpy(float))
+        for i in tested:
+            if table.at[i, "verdict"] in ("holds", "reversed") and table.at[i, "q_value"] >= 1 - CONFIDENCE:
+                note = (
+                    f"not kept by the false-discovery control over the {len(tested)} tested lines "
+                    f"(Benjamini-Hochberg q = {table.at[i, 'q_value']:.3f})"
+                )
+                table.at[i, "reading"] = "; ".join(filter(None, [table.at[i, "reading"], note]))
+    return table
 
 
 def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: str, profile: str) -> dict:
@@ -278,13 +300,14 @@ def _difference(
     if one_sided and a:  # the margin over the threshold, positive in the claimed direction
         line["difference"] = conclusion.sign * (mean_a - conclusion.threshold)
     if one_sided and len(a) >= 2:
-        ci = stats.ttest_1samp(a, conclusion.threshold).confidence_interval(CONFIDENCE)
+        test = stats.ttest_1samp(a, conclusion.threshold)
+        ci = test.confidence_interval(CONFIDENCE)
         low, high = sorted(conclusion.sign * (x - conclusion.threshold) for x in (ci.low, ci.high))
-        line.update(low=low, high=high)
+        line.update(low=low, high=high, p_value=float(test.pvalue))
     elif not one_sided and len(a) >= 2 and len(b) >= 2:
         test = stats.ttest_rel(a, b) if paired else stats.ttest_ind(a, b, equal_var=False)
         ci = test.confidence_interval(CONFIDENCE)
-        line.update(difference=mean_a - mean_b, low=ci.low, high=ci.high)
+        line.update(difference=mean_a - mean_b, low=ci.low, high=ci.high, p_value=float(test.pvalue))
     elif not one_sided and a and b:
         line["difference"] = mean_a - mean_b
     n = min(len(a), len(b)) if not one_sided else len(a)
@@ -523,8 +546,8 @@ def verdict_counts(table: pd.DataFrame, metric: str = "honest") -> dict[str, int
 
 CSV_COLUMNS = [
     "profile", "id", "metric", "conclusion", "measure", "n_a", "mean_a", "std_a", "n_b", "mean_b", "std_b",
-    "difference", "low", "high", "p_value", "reported", "report_inside", "verdict", "seeds_to_show", "devices",
-    "reading",
+    "difference", "low", "high", "p_value", "q_value", "reported", "report_inside", "verdict", "seeds_to_show",
+    "devices", "reading",
 ]  # fmt: skip
 
 
@@ -539,7 +562,15 @@ def summary(table: pd.DataFrame) -> str:
     parts = []
     for metric, name in (("honest", "on the final epoch"), ("report", "on the report's highest-over-epochs")):
         counts = verdict_counts(table, metric)
-        parts.append(f"{name}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
+        lines = table[table["metric"] == metric]
+        shown = lines["verdict"].isin(("holds", "reversed"))
+        q_values = lines["q_value"] if "q_value" in lines else pd.Series(math.nan, index=lines.index)
+        doubtful = int((shown & (q_values >= 1 - CONFIDENCE)).sum())
+        items = [f"{n} {v}" for v, n in counts.items() if n]
+        if doubtful:  # said after the holds and reversals it is about
+            last, both = sum(1 for v in ("holds", "reversed") if counts[v]) - 1, counts["holds"] + counts["reversed"]
+            items[last] += f" ({doubtful} of these {both} not kept by the false-discovery control)"
+        parts.append(f"{name}: " + ", ".join(items))
     n = table["id"].nunique()
     return (
         f"{n} conclusion{'s' if n != 1 else ''}, 95% intervals over seeds (at least {MIN_SEEDS} per side to decide; "

@@ -125,6 +125,25 @@ def test_a_note_that_differs_between_the_metrics_names_each_and_says_the_shared_
     assert tables._note("a", "a") == "a" and tables._note("", "b") == "report's metric: b"
 
 
+def test_a_verdict_the_false_discovery_control_does_not_keep_says_so(tmp_path: Path) -> None:
+    """Two tested lines: SE at p just under 0.05 holds, but Benjamini-Hochberg over both lines puts its
+    q at twice its p (the other line's p is larger), so its note and the summary flag it."""
+    other = Conclusion("other", "SGD beats lr 0.01", "compare", ("resnet_cifar10", 2), ("resnet_cifar10", 9))
+    for seed, (with_se, without) in enumerate(zip([41.3, 41.8, 42.3], [40.0, 40.5, 41.0])):
+        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
+    for seed, (a, b) in enumerate(zip([40.5, 39.5, 41.0], [40.0, 40.6, 39.4])):
+        store_run(tmp_path, config("resnet_cifar10", 2, seed), [30.0, a])
+        store_run(tmp_path, config("resnet_cifar10", 9, seed), [30.0, b])
+    table = ledger.ledger(PROFILE, RunStore(tmp_path), [SE, other])
+    se, rest = (table[(table["id"] == i) & (table["metric"] == "honest")].iloc[0] for i in ("se_test", "other"))
+    assert se["verdict"] == "holds" and 0.025 < se["p_value"] < 0.05 < rest["p_value"]
+    assert se["q_value"] == pytest.approx(2 * se["p_value"]) and rest["q_value"] == pytest.approx(rest["p_value"])
+    assert se["reading"].endswith(f"not kept by the false-discovery control over the 2 tested lines "
+                                  f"(Benjamini-Hochberg q = {se['q_value']:.3f})")  # fmt: skip
+    assert "1 holds (1 of these 1 not kept by the false-discovery control)" in ledger.summary(table)
+
+
 def test_an_epoch_conclusion_reads_both_lengths_from_the_longer_runs_own_trajectory(tmp_path: Path) -> None:
     """Quick profile: Table 2 row 4 (3 epochs) continues row 3 (2 epochs). Its 2-epoch prefix peaks
     above its final epoch; the stored 2-epoch runs (which would win on a max) are never read."""
