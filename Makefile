@@ -27,9 +27,9 @@ runs: $(STAMP)
 	$(VENV)/bin/deepcls results --profile $(PROFILE) --train --jobs $(JOBS) $(if $(TABLES),--tables $(TABLES))
 
 # Train the seeds that decide the ledger's undecided conclusions, cheapest first (resumable;
-# e.g. PROFILE=paper JOBS=2 CONCLUSIONS=batch32_beats_128,se_helps; see `deepcls ledger --plan`).
+# e.g. PROFILE=paper JOBS=2 CONCLUSIONS=batch32_beats_128,se_helps RUNS=2; see `deepcls ledger --plan`).
 seeds: $(STAMP)
-	$(VENV)/bin/deepcls ledger --profile $(PROFILE) --train --jobs $(JOBS) $(if $(CONCLUSIONS),--conclusions $(CONCLUSIONS))
+	$(VENV)/bin/deepcls ledger --profile $(PROFILE) --train --jobs $(JOBS) $(if $(CONCLUSIONS),--conclusions $(CONCLUSIONS)) $(if $(RUNS),--runs $(RUNS))
 
 report: $(STAMP)
 	$(VENV)/bin/deepcls report --profile $(PROFILE) --jobs $(JOBS)

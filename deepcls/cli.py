@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     action = ledger.add_mutually_exclusive_group()
     action.add_argument("--plan", action="store_true", help="list the runs that would decide the undecided lines")
     action.add_argument("--train", action="store_true", help="train those runs, cheapest conclusion first")
+    ledger.add_argument(
+        "--runs", type=int, default=None, metavar="N", help="with --plan or --train: only the plan's first N runs"
+    )
     add_training_arguments(ledger)
     ledger.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
     ledger.add_argument(
@@ -343,14 +346,19 @@ def _ledger(args: argparse.Namespace) -> int:
     if unknown:
         raise DeepclsError(f"unknown conclusion(s) {', '.join(unknown)}; known: {', '.join(known)}")
     conclusions = [known[i] for i in ids]
+    if args.runs is not None and args.runs < 1:
+        raise DeepclsError(f"--runs must be >= 1, got {args.runs}")
+    if args.runs is not None and not (args.plan or args.train):
+        raise DeepclsError("--runs needs --plan or --train")
     store = RunStore(args.results_dir)
     on = target_device(threads=threads_per_job(args.jobs))  # where --train would train (Ray: where its driver is)
     if args.plan or args.train:
-        plan = ledger.plan(args.profile, store, conclusions, on)
+        whole = ledger.plan(args.profile, store, conclusions, on)
+        plan, later = whole.iloc[: args.runs], whole.iloc[len(whole[: args.runs]) :]
         if args.plan:
             if len(plan):
                 print(tables.format_plan(plan).to_string(index=False) + "\n")
-            print(tables.plan_summary(plan, args.profile))
+            print(tables.plan_summary(plan, args.profile, later))
             return 0
         _train_grid(args, plan["config"], store)
     table = ledger.ledger(args.profile, store, conclusions, on)

@@ -190,9 +190,11 @@ def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def plan_summary(plan: pd.DataFrame, profile: str) -> str:
-    """One sentence: how many runs :func:`deepcls.ledger.plan` lists, what they should cost, the command."""
-    if plan.empty:
+def plan_summary(plan: pd.DataFrame, profile: str, later: pd.DataFrame | None = None) -> str:
+    """One sentence: how many runs :func:`deepcls.ledger.plan` lists, what they should cost, the command;
+    with ``later`` (the plan's runs left out, ``--runs``), which conclusions the listed ones complete."""
+    later = later if later is not None else plan.iloc[:0]
+    if plan.empty and later.empty:
         return f"Every conclusion has its seeds at `{profile}`: nothing to train."
     n = len({i for ids in plan["conclusions"] for i in ids})
     never = int(plan["seconds"].isna().sum())
@@ -204,6 +206,14 @@ def plan_summary(plan: pd.DataFrame, profile: str) -> str:
         notes = [f"{estimated} estimated from their MACs"] if estimated else []
         notes += [f"{never} runs of rows never run not counted"] if never else []
         cost = f"≈ {duration(plan['seconds'].sum())} on {devices}" + (f" ({'; '.join(notes)})" if notes else "")
+    if len(later):
+        waiting = {i for ids in later["conclusions"] for i in ids}
+        done = sorted({i for ids in plan["conclusions"] for i in ids} - waiting)
+        return (
+            f"The first {len(plan)} of {len(plan) + len(later)} runs that would decide the conclusions still short "
+            f"of seeds: {cost}. They complete {len(done)}{': ' + ', '.join(done) if done else ''}. "
+            f"`deepcls ledger --profile {profile} --train --jobs 2 --runs {len(plan)}` trains them."
+        )
     return (
         f"{len(plan)} runs would decide the {n} conclusion{'s' if n != 1 else ''} still short of seeds: {cost}. "
         f"`deepcls ledger --profile {profile} --train --jobs 2` trains them, cheapest conclusion first."

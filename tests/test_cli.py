@@ -336,6 +336,24 @@ def test_ledger_csv_holds_every_conclusion_under_both_metrics(
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ledger.csv"]
 
 
+def test_ledger_runs_takes_the_plans_first_runs_and_says_what_they_complete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["ledger", "--profile", "smoke", "--conclusions", "first_kernel_5_beats_3,vgg7_batch128_beats_32"]
+    args += ["--results-dir", str(tmp_path), "--plan"]
+    whole = [line.split()[:4] for line in run_cli(args, capsys)[1].splitlines() if "never run" in line]
+    code, out, _ = run_cli([*args, "--runs", "3"], capsys)
+    assert code == 0 and [line.split()[:4] for line in out.splitlines() if "never run" in line] == whole[:3]
+    assert f"The first 3 of {len(whole)} runs that would decide the conclusions still short of seeds" in out
+    assert "They complete 0. `deepcls ledger --profile smoke --train --jobs 2 --runs 3` trains them." in out
+    for bad, message in (("0", "--runs must be >= 1, got 0"), ("x", "argument --runs: invalid int value: 'x'")):
+        code, out, err = run_cli([*args, "--runs", bad], capsys)
+        assert code == 2 and out == "" and err == f"deepcls: error: {message}\n"
+    code, out, err = run_cli([*args[:-1], "--runs", "3"], capsys)
+    assert code == 2 and err == "deepcls: error: --runs needs --plan or --train\n"
+    assert not (tmp_path / "runs").exists()
+
+
 def test_ledger_unknown_conclusion_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(["ledger", "--conclusions", "se_helps,nope", "--results-dir", str(tmp_path)], capsys)
     assert (
