@@ -552,8 +552,13 @@ CSV_COLUMNS = [
 
 
 def to_csv(table: pd.DataFrame) -> str:
-    """The ledger's numbers for other tools: one line per conclusion and metric, full precision."""
-    return table.reindex(columns=CSV_COLUMNS).to_csv(index=False)
+    """The ledger's numbers for other tools: one line per conclusion and metric, full precision
+    (counts as integers; ``seeds_to_show`` is ``inf`` beyond MOST_SEEDS)."""
+    frame = table.reindex(columns=CSV_COLUMNS)
+    for column in ("n_a", "n_b", "seeds_to_show"):
+        values = [v if v is None or not math.isfinite(v) else int(v) for v in frame[column]]
+        frame[column] = pd.Series(values, index=frame.index, dtype=object)
+    return frame.to_csv(index=False)
 
 
 def summary(table: pd.DataFrame) -> str:
