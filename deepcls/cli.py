@@ -354,7 +354,8 @@ def _ledger(args: argparse.Namespace) -> int:
     on = target_device(threads=threads_per_job(args.jobs))  # where --train would train (Ray: where its driver is)
     if args.plan or args.train:
         whole = ledger.plan(args.profile, store, conclusions, on)
-        plan, later = whole.iloc[: args.runs], whole.iloc[len(whole[: args.runs]) :]
+        plan = whole.iloc[: args.runs]
+        later = whole.iloc[len(plan) :]
         if args.plan:
             if len(plan):
                 print(tables.format_plan(plan).to_string(index=False) + "\n")

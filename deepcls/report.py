@@ -201,7 +201,7 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
             f'margin marked" src="data:image/png;base64,{base64.b64encode(forest.getvalue()).decode()}">\n'
             + shown.to_html(index=False, classes="results ledger", border=0, escape=True)
             + f'\n<p><a id="ledger-csv" href="{LEDGER_CSV}">The numbers as CSV</a>: both metrics, full precision, '
-            "p-values (<code>deepcls ledger --csv PATH</code> writes the same).</p>"
+            "p-values (<code>deepcls ledger --csv PATH</code> writes the same numbers).</p>"
         )
     except Exception as err:  # the index must still render and say why, in one line
         reason = html.escape(f"{type(err).__name__}: {err}")

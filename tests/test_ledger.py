@@ -92,8 +92,8 @@ def test_each_verdict(tmp_path: Path, with_se: list[float], without: list[float]
 def test_seeds_to_show_a_margin_match_the_textbook_power_of_the_t_test(
     effect: float, spread: float, samples: int, seeds: int | None
 ) -> None:
-    """Cohen's tables (two-sided, 5%, 80% power): d = 1 needs 17 per group, d = 0.5 needs 64, and
-    34 pairs for a paired test; a tiny effect is beyond the ledger's 100 seeds."""
+    """Standard power tables (two-sided, 5%, 80% power; Cohen, G*Power): d = 1 needs 17 per group,
+    d = 0.5 needs 64, and 34 pairs for a paired test; a tiny effect is beyond the ledger's 100 seeds."""
     assert ledger.seeds_to_show(effect, spread, samples) == seeds
 
 
