@@ -20,6 +20,8 @@ from deepcls.errors import DeepclsError
 from deepcls.profiles import PROFILE_NAMES
 
 if typing.TYPE_CHECKING:
+    import pandas as pd
+
     from deepcls.store import RunStore
 
 EXIT_USAGE = 2
@@ -136,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     action = ledger.add_mutually_exclusive_group()
     action.add_argument("--plan", action="store_true", help="list the runs that would decide the undecided lines")
     action.add_argument("--train", action="store_true", help="train those runs, cheapest conclusion first")
+    action.add_argument(
+        "--evidence",
+        action="store_true",
+        help="the runs behind each line instead: one row per conclusion, side and run (seed, run id, device, "
+        "the value each metric reads)",
+    )
     ledger.add_argument(
         "--runs", type=int, default=None, metavar="N", help="with --plan or --train: only the plan's first N runs"
     )
@@ -362,6 +370,8 @@ def _ledger(args: argparse.Namespace) -> int:
             print(tables.plan_summary(plan, args.profile, later))
             return 0
         _train_grid(args, plan["config"], store)
+    if args.evidence:
+        return _evidence(args, ledger.evidence(args.profile, store, conclusions))
     table = ledger.ledger(args.profile, store, conclusions, on)
     if args.csv == "-":
         print(ledger.to_csv(table), end="")
@@ -388,6 +398,23 @@ def _ledger(args: argparse.Namespace) -> int:
     left = {c: f"{{:<{shown[c].str.len().max()}}}".format for c in ("conclusion", "note")}  # text reads left to right
     with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 200):
         print(shown.to_string(index=False, formatters=left, justify="left"))
+    return 0
+
+
+def _evidence(args: argparse.Namespace, runs: pd.DataFrame) -> int:
+    """``deepcls ledger --evidence``: the per-run values behind the ledger, as CSV, Markdown or a terminal table."""
+    from deepcls import tables
+    from deepcls.fileio import write_text
+
+    if args.csv == "-":
+        print(runs.to_csv(index=False), end="")
+    elif args.csv:
+        write_text(args.csv, runs.to_csv(index=False))
+        print(f"wrote {args.csv}: {len(runs)} runs behind {runs['id'].nunique()} conclusions")
+    elif args.markdown:
+        print(tables.frame_to_markdown(tables.format_evidence(runs)))
+    else:
+        print(tables.format_evidence(runs).to_string(index=False))
     return 0
 
 

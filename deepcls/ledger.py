@@ -235,6 +235,34 @@ def _false_discoveries(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def run_values(
+    conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: str, profile: str
+) -> dict[str, list[tuple[RunRecord, float | None]]]:
+    """Each side's runs (``a``, ``b``) with the value the line reads from them under ``metric``: None
+    for a run that collapsed to chance (left out of a difference, counted in a rate), NaN where the run
+    lacks it (no confusion matrix). An epoch line's side b is side a's runs read at b's length."""
+    a_runs, b_runs = found.get(conclusion.a, []), found.get(conclusion.b, []) if conclusion.b else []
+    if conclusion.kind == "collapse":
+        return {"a": [(r, float(collapsed(r))) for r in a_runs], "b": [(r, float(collapsed(r))) for r in b_runs]}
+    if conclusion.kind == "epochs":  # both lengths from the longer run's trajectory, paired by seed
+        k = shorter_epochs(conclusion, profile)
+        return {
+            "a": [(r, test_accuracy(r, metric, r.config.epochs)) for r in a_runs],
+            "b": [(r, test_accuracy(r, metric, k)) for r in a_runs],
+        }
+    value = QUANTITIES[conclusion.quantity] if conclusion.kind == "quantity" else test_accuracy
+
+    def read(record: RunRecord) -> float | None:
+        return None if collapsed(record) else value(record, metric)
+
+    return {"a": [(r, read(r)) for r in a_runs], "b": [(r, read(r)) for r in b_runs]}
+
+
+def shorter_epochs(conclusion: Conclusion, profile: str) -> int:
+    """An epoch conclusion's shorter length: side b's epochs in the profile."""
+    return experiments.grid(conclusion.b[0], profile, rows=[conclusion.b[1]])["config"].iloc[0].epochs
+
+
 def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: str, profile: str) -> dict:
     """The numbers and the verdict of one conclusion under one metric, from the runs of its sides."""
     a_runs, b_runs = found.get(conclusion.a, []), found.get(conclusion.b, []) if conclusion.b else []
@@ -248,23 +276,44 @@ def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: s
     }
     if conclusion.kind == "collapse":
         return {**base, **_collapse(conclusion, a_runs, b_runs)}
-    if conclusion.kind == "epochs":  # both lengths from the longer run's trajectory, paired by seed
-        k = experiments.grid(conclusion.b[0], profile, rows=[conclusion.b[1]])["config"].iloc[0].epochs
-        a = [test_accuracy(r, metric, r.config.epochs) for r in a_runs]
-        b = [test_accuracy(r, metric, k) for r in a_runs]
+    values = run_values(conclusion, found, metric, profile)
+    if conclusion.kind == "epochs":
+        a, b = [v for _, v in values["a"]], [v for _, v in values["b"]]
         return {**base, "n_b": len(b), **_difference(conclusion, a, b, paired=True, collapsed=(0, 0))}
-    value = QUANTITIES[conclusion.quantity] if conclusion.kind == "quantity" else test_accuracy
-    trained_a = [r for r in a_runs if not collapsed(r)]
-    trained_b = [r for r in b_runs if not collapsed(r)]
-    a = _known(value(r, metric) for r in trained_a)  # a run without a confusion matrix has no count
-    b = _known(value(r, metric) for r in trained_b) if conclusion.b else None
-    gone = (len(a_runs) - len(trained_a), len(b_runs) - len(trained_b))
+    a = _known(v for _, v in values["a"] if v is not None)  # a run without a confusion matrix has no count
+    b = _known(v for _, v in values["b"] if v is not None) if conclusion.b else None
+    gone = tuple(sum(v is None for _, v in values[s]) for s in ("a", "b"))
     line = _difference(conclusion, a, b, paired=False, collapsed=gone)
     if conclusion.quantity == "seconds" and len(devices) > 1:
         line.update(verdict="not comparable", reading="sides timed on different devices or thread counts")
     elif conclusion.quantity == "seconds":
         line["reading"] = "; ".join(filter(None, (line["reading"], _disturbed({"side a": a, "side b": b or []}))))
     return {**base, **line}
+
+
+def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS) -> pd.DataFrame:
+    """The runs behind every ledger line, so a verdict can be checked seed by seed: one row per
+    conclusion, side and run — its table row, seed, the epochs read (an epoch line reads side b at the
+    shorter length of side a's runs), run id, device, whether it collapsed, and the value each metric
+    reads (empty for a collapsed run left out of a difference; 1/0 for a collapse rate)."""
+    found = side_records(conclusions, profile, store)
+    rows = []
+    for conclusion in conclusions:
+        values = {metric: run_values(conclusion, found, metric, profile) for metric in METRICS}
+        for name, side in (("a", conclusion.a), ("b", conclusion.b)):
+            if side is None:
+                continue
+            for i, (record, _) in enumerate(values["honest"][name]):
+                shorter = conclusion.kind == "epochs" and name == "b"
+                rows.append(
+                    {"profile": profile, "id": conclusion.id, "side": name, "table": side[0], "row": side[1]}
+                    | {"seed": record.config.seed, "epochs": record.config.epochs, "run_id": record.run_id}
+                    | ({"epochs": shorter_epochs(conclusion, profile)} if shorter else {})
+                    | {"device": record.metrics.get("device", "?"), "collapsed": collapsed(record)}
+                    | {metric: values[metric][name][i][1] for metric in METRICS}
+                )
+    columns = ["profile", "id", "side", "table", "row", "seed", "epochs", "run_id", "device", "collapsed", *METRICS]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _disturbed(sides: dict[str, list[float]]) -> str:

@@ -154,6 +154,7 @@ def build_report(
 
 FOREST = "forest.png"  # the ledger's forest plot, beside index.html (the README links the paper one)
 LEDGER_CSV = "ledger.csv"  # the ledger's numbers, beside index.html
+LEDGER_RUNS_CSV = "ledger_runs.csv"  # the runs behind them (deepcls.ledger.evidence), beside index.html
 OUTCOMES = "outcomes.json"  # beside index.html: {notebook: null if it ran, else its error}, kept across builds
 
 
@@ -195,13 +196,17 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
         forest = _png(plots.forest(conclusions))
         write_with(html_dir / FOREST, lambda tmp: tmp.write_bytes(forest.getvalue()))  # for the README
         write_text(html_dir / LEDGER_CSV, ledger.to_csv(conclusions))
+        write_text(html_dir / LEDGER_RUNS_CSV, ledger.evidence(profile, store).to_csv(index=False))
         conclusions_html = (
             f"<p>{html.escape(ledger.summary(conclusions))}</p>\n"
             f'<img id="forest-plot" alt="forest plot: our margin and 95% interval per conclusion, the report\'s '
             f'margin marked" src="data:image/png;base64,{base64.b64encode(forest.getvalue()).decode()}">\n'
             + shown.to_html(index=False, classes="results ledger", border=0, escape=True)
             + f'\n<p><a id="ledger-csv" href="{LEDGER_CSV}">The numbers as CSV</a>: both metrics, full precision, '
-            "p-values (<code>deepcls ledger --csv PATH</code> writes the same numbers).</p>"
+            "p-values (<code>deepcls ledger --csv PATH</code> writes the same numbers); "
+            f'<a id="ledger-runs" href="{LEDGER_RUNS_CSV}">the runs behind them</a>: per conclusion, side and '
+            "seed, the run id, its device and the value each metric reads (<code>deepcls ledger --evidence</code>)."
+            "</p>"
         )
     except Exception as err:  # the index must still render and say why, in one line
         reason = html.escape(f"{type(err).__name__}: {err}")

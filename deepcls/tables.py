@@ -167,6 +167,32 @@ def _note(honest: str, report: str) -> str:
     return "; ".join(named + h[len(h) - shared :])
 
 
+def format_evidence(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs behind the ledger (deepcls.ledger.evidence), one display line each: the value each
+    metric reads to two decimals ("collapsed" where a collapsed run is left out, "—" where a run lacks
+    it), the device short."""
+
+    def value(v: float | None, gone: bool) -> str:
+        if v is None or math.isnan(v):
+            return "collapsed" if gone else "—"
+        return f"{v:.2f}"
+
+    return pd.DataFrame(
+        {
+            "conclusion": runs["id"],
+            "side": runs["side"],
+            "table": runs["table"],
+            "row": runs["row"],
+            "seed": runs["seed"],
+            "epochs": runs["epochs"],
+            "run id": runs["run_id"],
+            "device": [short_device(d) for d in runs["device"]],
+            "final epoch": [value(v, g) for v, g in zip(runs["honest"], runs["collapsed"])],
+            "report's metric": [value(v, g) for v, g in zip(runs["report"], runs["collapsed"])],
+        }
+    )
+
+
 def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
     """The runs :func:`deepcls.ledger.plan` lists, with what each should still cost and the running
     total; a ``progress`` column only while some run is interrupted or training."""

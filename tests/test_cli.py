@@ -312,6 +312,16 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
     assert code == 0 and "undecided" not in line  # at smoke the VGGs may collapse: "not comparable" is decided
     assert run_cli([*ledger_args, "--plan"], capsys)[1].endswith("at `smoke`: nothing to train.\n")
     assert len(list((tmp_path / "runs").iterdir())) == 6
+    code, out, _ = run_cli([*ledger_args, "--evidence"], capsys)  # the runs behind the decided line
+    lines = out.splitlines()[1:]
+    assert (
+        code == 0
+        and len(lines) == 6
+        and sorted(line.split()[1:5:3] for line in lines) == sorted([side, seed] for side in "ab" for seed in "012")
+    )
+    assert {line.split()[6] for line in lines} == {p.name for p in (tmp_path / "runs").iterdir()}
+    code, out, err = run_cli([*ledger_args, "--evidence", "--train"], capsys)
+    assert code == 2 and out == "" and "not allowed with argument" in err
 
 
 def test_ledger_csv_holds_every_conclusion_under_both_metrics(

@@ -158,6 +158,31 @@ def test_an_epoch_conclusion_reads_both_lengths_from_the_longer_runs_own_traject
     assert report["difference"] == pytest.approx(bump / 6) and report["verdict"] == "no detectable difference"
 
 
+def test_the_runs_behind_a_line_give_its_means_seed_by_seed(tmp_path: Path) -> None:
+    """deepcls ledger --evidence: each run's value under each metric; a collapsed run is named and left
+    out of the difference; an epoch line reads side b from side a's runs at the shorter length."""
+    for seed, (with_se, without) in enumerate([(42.0, 40.0), (42.2, 40.1), (41.9, 10.0)]):
+        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(tmp_path, config("resnet_se", 0, seed), [45.0, without])
+    epochs = Conclusion("e", "3 epochs beat 2", "epochs", ("resnet_cifar10", 4), ("resnet_cifar10", 3))
+    store_run(tmp_path, config("resnet_cifar10", 4, 0), [80.0, 70.0, 75.0])
+    store = RunStore(tmp_path)
+    runs = ledger.evidence(PROFILE, store, [SE, epochs])
+    se = runs[runs["id"] == "se_test"]
+    assert list(se["side"]) == ["a"] * 3 + ["b"] * 3 and list(se["seed"]) == [0, 1, 2, 0, 1, 2]
+    assert list(se["collapsed"]) == [False] * 5 + [True] and se["honest"].iloc[-1] != se["honest"].iloc[-1]
+    assert list(se["report"].iloc[:5]) == [42.0, 42.2, 41.9, 45.0, 45.0]  # highest over epochs
+    line = verdict(tmp_path)
+    assert line["mean_a"] == pytest.approx(se["honest"].iloc[:3].mean())
+    assert line["mean_b"] == pytest.approx(se["honest"].iloc[3:].mean())  # the collapsed seed left out
+    assert set(se["run_id"]) == {config(t, r, s).run_id for t, r in (SE.a, SE.b) for s in range(3)}
+    e = runs[runs["id"] == "e"]
+    assert list(e["side"]) == ["a", "b"] and list(e["epochs"]) == [3, 2] and e["run_id"].nunique() == 1
+    assert list(e["honest"]) == [75.0, 70.0] and list(e["report"]) == [75.0, 75.0]  # last-3 means
+    shown = tables.format_evidence(runs)
+    assert shown["final epoch"].iloc[5] == "collapsed" and shown["device"].iloc[0] == "CPU x1"
+
+
 def test_a_collapse_rate_has_an_exact_interval_and_needs_five_seeds(tmp_path: Path) -> None:
     fails = next(c for c in CONCLUSIONS if c.id == "vgg16_fails_mnist")
     for seed, acc in enumerate([11.35, 11.35, 99.0, 11.35]):

@@ -20,7 +20,7 @@ from deepcls import ledger, tables
 from deepcls.findings import NOISE_ROW, NOISE_SEEDS
 from deepcls.ledger import CONCLUSIONS
 from deepcls.reading import results_table
-from deepcls.report import FOREST, LEDGER_CSV, NOTEBOOKS_DIR, build_report, notebook_names, write_index
+from deepcls.report import FOREST, LEDGER_CSV, LEDGER_RUNS_CSV, NOTEBOOKS_DIR, build_report, notebook_names, write_index
 from deepcls.runtime import resolve_device, threads_per_job
 from deepcls.store import RunStore
 
@@ -156,7 +156,7 @@ def test_browser_renders_index_with_overview_and_working_links(smoke_report: Pat
     forest = next(src for src in index.images if src.startswith("data:image/png;base64,"))
     assert base64.b64decode(forest.split(",", 1)[1]) == (report / FOREST).read_bytes()  # the README's copy
     targets = [link for link in index.links if not link.startswith(("http", "#"))]
-    assert sorted(targets) == sorted([*(f"{n}.html" for n in notebook_names()), LEDGER_CSV])
+    assert sorted(targets) == sorted([*(f"{n}.html" for n in notebook_names()), LEDGER_CSV, LEDGER_RUNS_CSV])
     for target in targets:
         assert (report / target).is_file(), target
 
@@ -211,5 +211,7 @@ def test_the_index_ledger_is_what_the_store_gives(tmp_path: Path, stored_run) ->
     table = ledger.ledger("paper", RunStore(tmp_path))
     expected = tables.format_ledger(table).drop(columns=["id"])
     assert (tmp_path / LEDGER_CSV).read_text() == ledger.to_csv(table) and f'href="{LEDGER_CSV}"' in page
+    runs = ledger.evidence("paper", RunStore(tmp_path)).to_csv(index=False)
+    assert (tmp_path / LEDGER_RUNS_CSV).read_text() == runs and f'href="{LEDGER_RUNS_CSV}"' in page
     assert expected.to_html(index=False, classes="results ledger", border=0, escape=True) in page
     assert "SE blocks raise test accuracy" in page and "1 reversed" in page  # 80.8 vs 81.37 over 3 seeds each
