@@ -153,7 +153,8 @@ VERDICT_COLOURS = {
 
 def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
     """One line per conclusion measured in accuracy points: our difference (dot) and its 95%
-    interval (bar), coloured by verdict; the report's own margin as a cross; zero marked. The axis
+    interval (bar), coloured by verdict; the report's own margin as a cross; zero marked; each label
+    ends with the seeds per side (n=a/b). The axis
     spans most margins; a value beyond it is drawn at the edge as an arrowhead with its number, so a
     huge margin (MNIST vs CIFAR-10, a collapsed run) neither hides the rest nor disappears."""
     lines = ledger[(ledger["metric"] == metric) & ledger["measure"].str.contains("(points)", regex=False)]
@@ -191,7 +192,10 @@ def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
             fontsize=7,
         )
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, lines["conclusion"], fontsize=8)
+    seeds = [
+        f"n={int(a)}" + (f"/{int(b)}" if b == b and b is not None else "") for a, b in zip(lines["n_a"], lines["n_b"])
+    ]
+    ax.set_yticks(y, [f"{c} ({n})" for c, n in zip(lines["conclusion"], seeds)], fontsize=8)  # seeds per side
     ax.set_xlim(-span, span)
     ax.set_xlabel(
         f"margin in the claimed direction, points ({'final epoch' if metric == 'honest' else 'report metric'})"

@@ -319,12 +319,14 @@ def test_the_forest_plot_keeps_a_margin_beyond_its_axis_visible_with_its_number(
     small = [(f"claim {i}", "holds", 0.5 + i / 10, 0.2, 0.9, 0.4) for i in range(9)]
     rows = [*small, ("MNIST is far easier", "holds", 51.2, 39.3, 63.2, 18.0)]
     frame = pd.DataFrame(rows, columns=["conclusion", "verdict", "difference", "low", "high", "reported"])
-    frame = frame.assign(metric="honest", measure="test accuracy (points)", profile="quick")
+    frame = frame.assign(metric="honest", measure="test accuracy (points)", profile="quick", n_a=3, n_b=2)
+    frame.loc[0, "n_b"] = None  # a quantity against a threshold has one side
     seconds = frame.iloc[:1].assign(conclusion="slower per epoch", measure="seconds of its fastest epoch")
     fig = plots.forest(pd.concat([frame, seconds], ignore_index=True))
     (ax,) = fig.axes
     low, high = ax.get_xlim()
     assert high < 51.2 and high == -low
-    assert [t.get_text() for t in ax.get_yticklabels()][::-1] == frame["conclusion"].tolist()  # points only
+    labels = [t.get_text() for t in ax.get_yticklabels()][::-1]  # points only, each with its seeds per side
+    assert labels == ["claim 0 (n=3)", *(f"{c} (n=3/2)" for c in frame["conclusion"].iloc[1:])]
     assert [t.get_text() for t in ax.texts] == ["ours +51.2, report +18.0"]
     plt.close(fig)
