@@ -367,7 +367,8 @@ def _ledger(args: argparse.Namespace) -> int:
         if args.plan:
             if len(plan):
                 print(tables.format_plan(plan).to_string(index=False) + "\n")
-            print(tables.plan_summary(plan, args.profile, later))
+            wall_s = ledger.wall_seconds(plan, args.jobs)
+            print(tables.plan_summary(plan, args.profile, later, jobs=args.jobs, wall_s=wall_s))
             return 0
         _train_grid(args, plan["config"], store)
     if args.evidence:

@@ -565,6 +565,19 @@ def plan(
     return pd.DataFrame(lines, columns=columns)
 
 
+def wall_seconds(plan: pd.DataFrame, jobs: int) -> float:
+    """How long :func:`plan`'s runs should take with ``jobs`` trained at once (``--jobs``): the runner
+    hands each chain (the lengths of one config and seed) to the first free worker in plan order, so
+    chains are placed greedily on the worker that frees first. Runs of unknown cost count as 0."""
+    chains: dict[RunConfig, float] = {}
+    for config, seconds in zip(plan["config"], plan["seconds"]):
+        chains[config.lineage] = chains.get(config.lineage, 0.0) + (0.0 if math.isnan(seconds) else seconds)
+    free_at = [0.0] * max(1, jobs)
+    for seconds in chains.values():
+        free_at[free_at.index(min(free_at))] += seconds
+    return max(free_at)
+
+
 def conclusions_first(grid: pd.DataFrame) -> pd.DataFrame:
     """The grid (deepcls.experiments.grid) ordered for training so that the conclusions fill first:
     the runs of the first conclusion's sides (every seed), then the next's, then the runs no

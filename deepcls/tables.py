@@ -216,9 +216,12 @@ def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def plan_summary(plan: pd.DataFrame, profile: str, later: pd.DataFrame | None = None) -> str:
-    """One sentence: how many runs :func:`deepcls.ledger.plan` lists, what they should cost, the command;
-    with ``later`` (the plan's runs left out, ``--runs``), which conclusions the listed ones complete."""
+def plan_summary(
+    plan: pd.DataFrame, profile: str, later: pd.DataFrame | None = None, *, jobs: int = 1, wall_s: float | None = None
+) -> str:
+    """One sentence: how many runs :func:`deepcls.ledger.plan` lists, what they should cost (with ``jobs``
+    at once, ``--jobs``: also ``wall_s``, deepcls.ledger.wall_seconds), the command; with ``later`` (the
+    plan's runs left out, ``--runs``), which conclusions the listed ones complete."""
     later = later if later is not None else plan.iloc[:0]
     if plan.empty and later.empty:
         return f"Every conclusion has its seeds at `{profile}`: nothing to train."
@@ -231,18 +234,21 @@ def plan_summary(plan: pd.DataFrame, profile: str, later: pd.DataFrame | None = 
         estimated = int(plan["estimated"].sum())
         notes = [f"{estimated} estimated from their MACs"] if estimated else []
         notes += [f"{never} runs of rows never run not counted"] if never else []
+        if jobs > 1 and wall_s is not None:
+            notes.insert(0, f"about {duration(wall_s)} of wall time with {jobs} at once")
         cost = f"≈ {duration(plan['seconds'].sum())} on {devices}" + (f" ({'; '.join(notes)})" if notes else "")
+    command = f"`deepcls ledger --profile {profile} --train" + (f" --jobs {jobs}" if jobs > 1 else "")
     if len(later):
         waiting = {i for ids in later["conclusions"] for i in ids}
         done = sorted({i for ids in plan["conclusions"] for i in ids} - waiting)
         return (
             f"The first {len(plan)} of {len(plan) + len(later)} runs that would decide the conclusions still short "
             f"of seeds: {cost}. They complete {len(done)}{': ' + ', '.join(done) if done else ''}. "
-            f"`deepcls ledger --profile {profile} --train --jobs 2 --runs {len(plan)}` trains them."
+            f"{command} --runs {len(plan)}` trains them."
         )
     return (
         f"{len(plan)} runs would decide the {n} conclusion{'s' if n != 1 else ''} still short of seeds: {cost}. "
-        f"`deepcls ledger --profile {profile} --train --jobs 2` trains them, cheapest conclusion first."
+        f"{command}` trains them, cheapest conclusion first."
     )
 
 

@@ -301,7 +301,7 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
     plan = [line for line in out.splitlines()[1:] if "never run" in line]
     assert out.endswith(
         "6 runs would decide the 1 conclusion still short of seeds: none of their rows has been run, so no cost is"
-        " known yet. `deepcls ledger --profile smoke --train --jobs 2` trains them, cheapest conclusion first.\n"
+        " known yet. `deepcls ledger --profile smoke --train` trains them, cheapest conclusion first.\n"
     )
     assert (
         code == 0 and len(plan) == 6 and all("never run" in line and "first_kernel_5_beats_3" in line for line in plan)
@@ -355,7 +355,7 @@ def test_ledger_runs_takes_the_plans_first_runs_and_says_what_they_complete(
     code, out, _ = run_cli([*args, "--runs", "3"], capsys)
     assert code == 0 and [line.split()[:4] for line in out.splitlines() if "never run" in line] == whole[:3]
     assert f"The first 3 of {len(whole)} runs that would decide the conclusions still short of seeds" in out
-    assert "They complete 0. `deepcls ledger --profile smoke --train --jobs 2 --runs 3` trains them." in out
+    assert "They complete 0. `deepcls ledger --profile smoke --train --runs 3` trains them." in out
     for bad, message in (("0", "--runs must be >= 1, got 0"), ("x", "argument --runs: invalid int value: 'x'")):
         code, out, err = run_cli([*args, "--runs", bad], capsys)
         assert code == 2 and out == "" and err == f"deepcls: error: {message}\n"

@@ -307,6 +307,10 @@ def test_the_plan_charges_a_longer_run_only_the_epochs_beyond_a_shorter_one_of_i
         [plan["config"].iloc[0], plan["config"].iloc[2]],
         [plan["config"].iloc[1], plan["config"].iloc[3]],
     ]
+    # two at once (--jobs 2): each chain on its own worker, seed 1's 30 + 20 s the longer
+    assert (ledger.wall_seconds(plan, 1), ledger.wall_seconds(plan, 2), ledger.wall_seconds(plan, 3)) == (80, 50, 50)
+    said = tables.plan_summary(plan, PROFILE, jobs=2, wall_s=ledger.wall_seconds(plan, 2))
+    assert "≈ 80 s on CPU x1 (about 50 s of wall time with 2 at once)" in said and "--train --jobs 2`" in said
 
 
 def test_the_forest_plot_keeps_a_margin_beyond_its_axis_visible_with_its_number() -> None:
