@@ -412,6 +412,8 @@ def _evidence(args: argparse.Namespace, runs: pd.DataFrame) -> int:
     elif args.csv:
         write_text(args.csv, runs.to_csv(index=False))
         print(f"wrote {args.csv}: {len(runs)} runs behind {runs['id'].nunique()} conclusions")
+    elif runs.empty:
+        print(f"No stored run is behind these conclusions at `{args.profile}` yet.")
     elif args.markdown:
         print(tables.frame_to_markdown(tables.format_evidence(runs)))
     else:

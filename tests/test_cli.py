@@ -297,6 +297,10 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
         "--results-dir",
         str(tmp_path),
     ]
+    assert run_cli([*ledger_args, "--evidence"], capsys)[:2] == (
+        0,
+        "No stored run is behind these conclusions at `smoke` yet.\n",
+    )
     code, out, _ = run_cli([*ledger_args, "--plan"], capsys)
     plan = [line for line in out.splitlines()[1:] if "never run" in line]
     assert out.endswith(
