@@ -300,17 +300,25 @@ def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = 
     rows = []
     for conclusion in conclusions:
         values = {metric: run_values(conclusion, found, metric, profile) for metric in METRICS}
+        shorter = shorter_epochs(conclusion, profile) if conclusion.kind == "epochs" else None
         for name, side in (("a", conclusion.a), ("b", conclusion.b)):
             if side is None:
                 continue
             for i, (record, _) in enumerate(values["honest"][name]):
-                shorter = conclusion.kind == "epochs" and name == "b"
                 rows.append(
-                    {"profile": profile, "id": conclusion.id, "side": name, "table": side[0], "row": side[1]}
-                    | {"seed": record.config.seed, "epochs": record.config.epochs, "run_id": record.run_id}
-                    | ({"epochs": shorter_epochs(conclusion, profile)} if shorter else {})
-                    | {"device": record.metrics.get("device", "?"), "collapsed": collapsed(record)}
-                    | {metric: values[metric][name][i][1] for metric in METRICS}
+                    {
+                        "profile": profile,
+                        "id": conclusion.id,
+                        "side": name,
+                        "table": side[0],
+                        "row": side[1],
+                        "seed": record.config.seed,
+                        "epochs": shorter if name == "b" and shorter else record.config.epochs,
+                        "run_id": record.run_id,
+                        "device": record.metrics.get("device", "?"),
+                        "collapsed": collapsed(record),
+                        **{metric: values[metric][name][i][1] for metric in METRICS},
+                    }
                 )
     columns = ["profile", "id", "side", "table", "row", "seed", "epochs", "run_id", "device", "collapsed", *METRICS]
     return pd.DataFrame(rows, columns=columns)

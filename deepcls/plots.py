@@ -192,8 +192,9 @@ def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
             fontsize=7,
         )
     ax.axvline(0, color="black", lw=0.8)
+    one_side = lines["n_b"].isna()  # a quantity against a threshold
     seeds = [
-        f"n={int(a)}" + (f"/{int(b)}" if b == b and b is not None else "") for a, b in zip(lines["n_a"], lines["n_b"])
+        f"n={int(a)}" + ("" if alone else f"/{int(b)}") for a, b, alone in zip(lines["n_a"], lines["n_b"], one_side)
     ]
     ax.set_yticks(y, [f"{c} ({n})" for c, n in zip(lines["conclusion"], seeds)], fontsize=8)  # seeds per side
     ax.set_xlim(-span, span)
