@@ -343,9 +343,9 @@ def _ledger(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from deepcls import ledger, tables
-    from deepcls.costs import target_device
+    from deepcls.costs import target_device, this_machine
     from deepcls.fileio import write_text
-    from deepcls.runtime import threads_per_job
+    from deepcls.runtime import resolve_device, threads_per_job
     from deepcls.store import RunStore
 
     known = {c.id: c for c in ledger.CONCLUSIONS}
@@ -369,6 +369,8 @@ def _ledger(args: argparse.Namespace) -> int:
                 print(tables.format_plan(plan).to_string(index=False) + "\n")
             wall_s = ledger.wall_seconds(plan, args.jobs)
             print(tables.plan_summary(plan, args.profile, later, jobs=args.jobs, wall_s=wall_s))
+            if len(plan) and (said := this_machine(store, on, resolve_device("auto"), threads_per_job(args.jobs))):
+                print(said)
             return 0
         _train_grid(args, plan["config"], store)
     if args.evidence:

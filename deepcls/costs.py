@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+import torch
 
 from deepcls import experiments, runtime
 from deepcls.config import RunConfig
 from deepcls.data import get_spec
+from deepcls.machine import probe_seconds
 from deepcls.metrics import device_name
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.store import RunStore
@@ -75,12 +77,12 @@ def _work(macs: float, dataset: str, subset: float | None, epochs: float) -> flo
 
 def _runs(store: RunStore) -> pd.DataFrame:
     """Every stored complete run with its wall time: index run_id; profile, device (short), seconds,
-    work (NaN where metrics.json predates the MAC count)."""
+    work (NaN where metrics.json predates the MAC count), probe_s (NaN where it predates deepcls.machine)."""
     frame = store.frame()
     if frame.empty:
-        return pd.DataFrame(columns=["profile", "device", "seconds", "work"])
+        return pd.DataFrame(columns=["profile", "device", "seconds", "work", "probe_s"])
     frame = frame[frame["status"] == "complete"].copy()
-    for column in ("macs", "epochs_run", "wall_time_s"):
+    for column in ("macs", "epochs_run", "wall_time_s", "probe_s"):
         if column not in frame:
             frame[column] = math.nan
     work = [
@@ -93,6 +95,7 @@ def _runs(store: RunStore) -> pd.DataFrame:
             "device": frame["device"].map(short_device).to_numpy(),
             "seconds": frame["wall_time_s"].astype(float).to_numpy(),
             "work": work,
+            "probe_s": frame["probe_s"].astype(float).to_numpy(),
         },
         index=frame["run_id"].to_numpy(),
     ).dropna(subset=["seconds"])
@@ -122,3 +125,18 @@ def row_costs(profile: str, store: RunStore, seeds: Sequence[int], on: str | Non
         else:
             out[(table, row)] = UNKNOWN
     return out
+
+
+def this_machine(store: RunStore, on: str, device: torch.device, threads: int) -> str:
+    """How this machine compares with those the stored costs on device ``on`` were timed on: its probe
+    (deepcls.machine, on ``device`` with ``threads``) over the median probe the stored runs there carry;
+    empty when none carries one. Machines of one device name differ: this project's CPU threads 2.5x."""
+    runs = _runs(store)
+    probes = runs.loc[runs["device"] == on, "probe_s"].dropna()
+    if probes.empty:
+        return ""
+    here, stored = probe_seconds(device, threads), float(probes.median())
+    return (
+        f"This machine's probe took {here:.3f} s on {on}; the {len(probes)} stored {on} runs that carry a probe "
+        f"took a median {stored:.3f} s: expect about {here / stored:.1f}x their costs here."
+    )

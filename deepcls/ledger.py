@@ -154,10 +154,34 @@ def _pair_share(record: RunRecord) -> float:
     return float(100 * pairs / errors) if errors else math.nan
 
 
+def probed(record: RunRecord) -> bool:
+    """Whether the run timed its machine (deepcls.machine): runs trained before the probe did not."""
+    return "probe_s" in record.history and bool(record.history["probe_s"].notna().any())
+
+
+def machine_scale(records: Sequence[RunRecord]) -> float | None:
+    """The probe seconds the runs' epoch times are put on: the median over the runs; None when no run
+    timed its machine (their seconds are then read as measured, as if on one machine)."""
+    probes = [float(r.history["probe_s"].median()) for r in records if probed(r)]
+    return float(np.median(probes)) if probes else None
+
+
+def fastest_epoch(record: RunRecord, scale: float | None = None) -> float:
+    """Seconds of the run's fastest epoch: other load on a shared machine only ever adds time (timeit's
+    reasoning). With ``scale``, each epoch's seconds × scale / its probe: on a machine whose probe takes
+    ``scale`` seconds (NaN for a run that never timed its machine)."""
+    h = record.history
+    if scale is None:
+        return float(h["seconds"].min())
+    if not probed(record):
+        return math.nan
+    timed = h.dropna(subset=["probe_s"])
+    return float((timed["seconds"] / timed["probe_s"]).min() * scale)
+
+
 QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
     "gap": _gap,
-    # the fastest epoch: other load on a shared machine only ever adds time (timeit's reasoning)
-    "seconds": lambda r, m: float(r.history["seconds"].min()),
+    "seconds": lambda r, m: fastest_epoch(r),  # one machine's runs; run_values scales mixed machines
     "swing": lambda r, m: float(r.history["test_acc"].diff().abs().iloc[1:].mean()),
     "bird_airplane": lambda r, m: _per_10k(r, "bird", "airplane"),
     "other_classes": lambda r, m: _other_classes(r),
@@ -180,6 +204,22 @@ def side_records(conclusions: Sequence[Conclusion], profile: str, store: RunStor
     return {s: records(results, *s, store) if s in set(zip(results["table"], results["row"])) else [] for s in sides}
 
 
+def counted(conclusion: Conclusion, found: dict[Side, list[RunRecord]]) -> dict[Side, list[RunRecord]]:
+    """The runs that count for ``conclusion``: all its sides' runs, except that a seconds line, once
+    any of its runs timed its machine (deepcls.machine), counts only such runs: the others' machines
+    are unknown, and the 2.5x between this project's CPU machines is no model's doing."""
+    sides = [s for s in (conclusion.a, conclusion.b) if s is not None]
+    if conclusion.quantity != "seconds" or not any(probed(r) for s in sides for r in found.get(s, [])):
+        return found
+    return {**found, **{s: [r for r in found.get(s, []) if probed(r)] for s in sides}}
+
+
+def _left_out(conclusion: Conclusion, found: dict[Side, list[RunRecord]], kept: dict[Side, list[RunRecord]]) -> str:
+    sides = [s for s in (conclusion.a, conclusion.b) if s is not None]
+    left = sum(len(found.get(s, [])) - len(kept.get(s, [])) for s in sides)
+    return f"{left} run{'s' * (left != 1)} timed before the machine probe left out" if left else ""
+
+
 def ledger(
     profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS, on: str | None = None
 ) -> pd.DataFrame:
@@ -190,14 +230,14 @@ def ledger(
     costs = row_costs(profile, store, LEDGER_SEEDS, on)
     lines = []
     for conclusion in conclusions:
+        mine = counted(conclusion, found)
         for metric in METRICS:
-            line = answer(conclusion, found, metric, profile)
+            line = answer(conclusion, mine, metric, profile)
+            line["reading"] = "; ".join(filter(None, [line["reading"], _left_out(conclusion, found, mine)]))
             if line["verdict"] == "undecided":
-                line["reading"] += _cost_note(conclusion, found, costs)
+                line["reading"] += _cost_note(conclusion, mine, costs)
             if line["verdict"] == "no detectable difference" and line.get("seeds_to_show") is not None:
-                line["reading"] = "; ".join(
-                    filter(None, [line["reading"], _power_note(conclusion, found, costs, line)])
-                )
+                line["reading"] = "; ".join(filter(None, [line["reading"], _power_note(conclusion, mine, costs, line)]))
             if " | " in line["devices"]:  # float rounding differs: not one trajectory per setting
                 mixed = "/".join(dict.fromkeys(short_device(d) for d in line["devices"].split(" | ")))
                 line["reading"] = "; ".join(filter(None, [line["reading"], f"runs on mixed devices ({mixed})"]))
@@ -251,6 +291,9 @@ def run_values(
             "b": [(r, test_accuracy(r, metric, k)) for r in a_runs],
         }
     value = QUANTITIES[conclusion.quantity] if conclusion.kind == "quantity" else test_accuracy
+    if conclusion.quantity == "seconds":
+        scale = machine_scale([*a_runs, *b_runs])
+        value = lambda record, metric: fastest_epoch(record, scale)  # noqa: E731
 
     def read(record: RunRecord) -> float | None:
         return None if collapsed(record) else value(record, metric)
@@ -284,10 +327,8 @@ def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: s
     b = _known(v for _, v in values["b"] if v is not None) if conclusion.b else None
     gone = tuple(sum(v is None for _, v in values[s]) for s in ("a", "b"))
     line = _difference(conclusion, a, b, paired=False, collapsed=gone)
-    if conclusion.quantity == "seconds" and len(devices) > 1:
-        line.update(verdict="not comparable", reading="sides timed on different devices or thread counts")
-    elif conclusion.quantity == "seconds":
-        line["reading"] = "; ".join(filter(None, (line["reading"], _disturbed({"side a": a, "side b": b or []}))))
+    if conclusion.quantity == "seconds":
+        line = _timed(line, devices, [*a_runs, *b_runs], {"side a": a, "side b": b or []})
     return {**base, **line}
 
 
@@ -299,7 +340,8 @@ def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = 
     found = side_records(conclusions, profile, store)
     rows = []
     for conclusion in conclusions:
-        values = {metric: run_values(conclusion, found, metric, profile) for metric in METRICS}
+        mine = counted(conclusion, found)
+        values = {metric: run_values(conclusion, mine, metric, profile) for metric in METRICS}
         shorter = shorter_epochs(conclusion, profile) if conclusion.kind == "epochs" else None
         for name, side in (("a", conclusion.a), ("b", conclusion.b)):
             if side is None:
@@ -322,6 +364,16 @@ def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = 
                 )
     columns = ["profile", "id", "side", "table", "row", "seed", "epochs", "run_id", "device", "collapsed", *METRICS]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _timed(line: dict, devices: list[str], runs: list[RunRecord], sides: dict[str, list[float]]) -> dict:
+    """A seconds line compares one device and thread count on one machine's scale: runs that timed
+    their machine are scaled by it (deepcls.machine); runs that did not are read as measured."""
+    if len(devices) > 1:
+        return line | {"verdict": "not comparable", "reading": "sides timed on different devices or thread counts"}
+    scale = machine_scale(runs)  # deepcls.ledger.counted: all runs timed their machine, or none did
+    scaled = f"on the scale of a machine whose probe takes {scale:.3f} s" if scale is not None else ""
+    return line | {"reading": "; ".join(filter(None, (line["reading"], scaled, _disturbed(sides))))}
 
 
 def _disturbed(sides: dict[str, list[float]]) -> str:
@@ -536,10 +588,10 @@ def plan(
 
     missing: dict[str, list[tuple[Side, int]]] = {}
     for conclusion in conclusions:
-        runs = []
+        runs, mine = [], counted(conclusion, found)
         for side in trained_sides(conclusion):
-            have = {r.config.seed for r in found.get(side, [])}
-            free = [seed for seed in LEDGER_SEEDS if seed not in have]
+            have = {r.config.seed for r in mine.get(side, [])}
+            free = [seed for seed in LEDGER_SEEDS if seed not in {r.config.seed for r in found.get(side, [])}]
             runs += [(side, seed) for seed in free[: max(0, seeds_needed(conclusion) - len(have))]]
         if runs:
             missing[conclusion.id] = runs

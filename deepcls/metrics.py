@@ -27,6 +27,12 @@ def accuracy_summary(history: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def median_or_none(values: pd.Series) -> float | None:
+    """The median of the known values; None when there are none (JSON has no NaN)."""
+    known = values.dropna()
+    return float(known.median()) if len(known) else None
+
+
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
     """Counts of (true, predicted) pairs: rows are true classes."""
     return np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(classes, classes)

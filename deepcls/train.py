@@ -45,6 +45,7 @@ from deepcls.data import (
 )
 from deepcls.errors import ConfigError, DataError
 from deepcls.graphs import Graphed, state_kept, use_graphs
+from deepcls.machine import probe_seconds
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.optim import lr_factor, make_optimizer
 from deepcls.progress import bar_timing, show_progress
@@ -53,7 +54,18 @@ from deepcls.store import FINISHED, RunRecord, RunStore
 
 SYNC_EVERY = 50  # steps between host reads of the running loss (and divergence checks)
 EVAL_BATCH = 1000
-HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
+HISTORY_COLUMNS = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "seconds",
+    "images_per_s",
+    "probe_s",  # the machine's speed while the epoch trained (deepcls.machine)
+]
+TIMING_COLUMNS = ["seconds", "images_per_s", "probe_s"]  # measured by the clock: differ between reruns
 T = TypeVar("T")
 Steps = Generator[tuple[int, int], None, T]  # yields (steps done, steps in all) after every training step
 
@@ -264,6 +276,7 @@ class Trainer:
             **bar_timing(),
         )
         status, diverged_epoch, predictions = "complete", None, None
+        probe_s = probe_seconds(self.device) if len(self.history) < cfg.epochs else math.nan
         try:
             for epoch in range(len(self.history), cfg.epochs):
                 bar.set_description(f"{cfg.model} {cfg.dataset} epoch {epoch + 1}/{cfg.epochs}")
@@ -288,6 +301,7 @@ class Trainer:
                         "test_acc": test_acc,
                         "seconds": time.perf_counter() - start,
                         "images_per_s": self.train_loader.num_samples / train_seconds,
+                        "probe_s": probe_s,
                     }
                 )
                 if self.checkpoint_due(epoch):
@@ -412,6 +426,7 @@ class Trainer:
             **metrics.accuracy_summary(history),
             "wall_time_s": float(history["seconds"].sum()),
             "images_per_s": float(history["images_per_s"].mean()) if len(history) else None,
+            "probe_s": metrics.median_or_none(history["probe_s"]),
             "params": self.size["params"],
             "macs": self.size["macs"],
             "device": metrics.device_name(self.device),

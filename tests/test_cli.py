@@ -316,6 +316,9 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
     assert code == 0 and "undecided" not in line  # at smoke the VGGs may collapse: "not comparable" is decided
     assert run_cli([*ledger_args, "--plan"], capsys)[1].endswith("at `smoke`: nothing to train.\n")
     assert len(list((tmp_path / "runs").iterdir())) == 6
+    other = [a if a != "first_kernel_5_beats_3" else "vgg7_batch128_beats_32" for a in ledger_args]
+    out = run_cli([*other, "--plan"], capsys)[1]  # costed from the stored runs, which timed this machine
+    assert "This machine's probe took" in out and "the 6 stored CPU x" in out and "x their costs here." in out
     code, out, _ = run_cli([*ledger_args, "--evidence"], capsys)  # the runs behind the decided line
     lines = out.splitlines()[1:]
     assert (

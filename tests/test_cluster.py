@@ -34,13 +34,13 @@ from deepcls.config import RunConfig
 from deepcls.errors import ConfigError, DataError
 from deepcls.runner import Outcome, make_executor, run_grid
 from deepcls.store import RunStore
+from deepcls.train import TIMING_COLUMNS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).with_name("cluster_driver.py")
 PORT = 6380  # the namespace is ours: no other process can hold its ports
 NODE_OPTIONS = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=100000000", "--disable-usage-stats"]
-TIMING = ["seconds", "images_per_s"]  # history columns that are wall-clock measurements
-METRICS_TIMING = {"wall_time_s", "images_per_s", "finished_at"}
+METRICS_TIMING = {"wall_time_s", "images_per_s", "probe_s", "finished_at"}
 # Smoke-sized VGG-7 runs on real MNIST, one torch thread each, whichever executor trains them.
 BASE = RunConfig(**SMALL_VGG7, batch_size=32, epochs=2, subset=256, test_subset=256, threads=1)
 
@@ -170,7 +170,9 @@ def assert_same_runs(cluster_root: Path, local_root: Path, ids: set[str]) -> Non
         x, y = a.load(run_id), b.load(run_id)
         assert sorted(p.name for p in x.path.iterdir()) == sorted(p.name for p in y.path.iterdir())
         assert (x.path / "config.json").read_bytes() == (y.path / "config.json").read_bytes()
-        pd.testing.assert_frame_equal(x.history.drop(columns=TIMING), y.history.drop(columns=TIMING), check_exact=True)
+        pd.testing.assert_frame_equal(
+            x.history.drop(columns=TIMING_COLUMNS), y.history.drop(columns=TIMING_COLUMNS), check_exact=True
+        )
         timing_free = [{k: v for k, v in r.metrics.items() if k not in METRICS_TIMING} for r in (x, y)]
         assert timing_free[0] == timing_free[1]
         np.testing.assert_array_equal(x.confusion, y.confusion)

@@ -21,7 +21,7 @@ from deepcls.graphs import state_kept, use_graphs
 from deepcls.optim import lr_factor
 from deepcls.runner import ConcurrentExecutor, LocalExecutor, default_executor, run_grid
 from deepcls.store import RunStore
-from deepcls.train import Trainer, fit
+from deepcls.train import TIMING_COLUMNS, Trainer, fit
 
 TINY = dict(dataset="mnist", epochs=2, subset=200, test_subset=100, batch_size=64)  # 3 full batches + 8
 VGG = dict(model="vgg7", width="reduced", classifier_width=64)  # its classifier has dropout
@@ -38,7 +38,7 @@ EXACT = {"check_exact": True}  # tolerance on the CPU: none, the histories are e
 
 
 def results(history: pd.DataFrame) -> pd.DataFrame:
-    return history.drop(columns=["seconds", "images_per_s"])
+    return history.drop(columns=TIMING_COLUMNS)
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from deepcls import costs, ledger
 from deepcls import experiments as ex
 from deepcls.config import RunConfig
 from deepcls.costs import Cost
 from deepcls.ledger import Conclusion
+from deepcls.machine import probe_seconds
 from deepcls.store import RunStore
 
 PROFILE = "quick"
@@ -25,12 +27,13 @@ def config(table: str, row: int, seed: int = 0) -> RunConfig:
     return grid.loc[grid["row"] == row, "config"].iloc[0]
 
 
-def store_run(root: Path, cfg: RunConfig, seconds: float, device: str) -> None:
-    """A complete run of ``cfg`` that took ``seconds`` on ``device``, with its MACs as training records them."""
+def store_run(root: Path, cfg: RunConfig, seconds: float, device: str, probe_s: float | None = None) -> None:
+    """A complete run of ``cfg`` that took ``seconds`` on ``device`` (whose probe took ``probe_s``), with its
+    MACs as training records them."""
     history = pd.DataFrame({"epoch": [1], "train_acc": [50.0], "test_acc": [45.0], "seconds": [seconds]})
     metrics = {"status": "complete", "final_test_acc": 45.0, "highest_test_acc": 45.0, "highest_train_acc": 50.0}
     metrics |= {"wall_time_s": seconds, "device": device, "macs": costs.macs(cfg), "epochs_run": cfg.epochs}
-    RunStore(root).save(cfg, history, metrics, None)
+    RunStore(root).save(cfg, history, metrics | ({"probe_s": probe_s} if probe_s else {}), None)
 
 
 def work(cfg: RunConfig) -> float:
@@ -82,3 +85,16 @@ def test_the_cli_names_the_device_it_plans_for(tmp_path: Path, capsys: pytest.Ca
     assert main([*args, "--jobs", "2"]) == 0
     out = capsys.readouterr().out
     assert "110 s on CPU x1" in out and "on CPU x1" in out.splitlines()[-1]
+
+
+def test_this_machine_is_compared_with_the_probes_the_stored_runs_carry(tmp_path: Path) -> None:
+    """Runs timed before the probe say nothing of their machine; without a probed run there is no line."""
+    store_run(tmp_path, config("resnet_cifar10", 3), 100.0, CPU)
+    assert costs.this_machine(RunStore(tmp_path), "CPU x1", torch.device("cpu"), 1) == ""
+    for seed, probe in ((1, 0.02), (2, 0.04), (3, 0.03)):
+        store_run(tmp_path, config("resnet_cifar10", 3, seed), 100.0, CPU, probe)
+    said = costs.this_machine(RunStore(tmp_path), "CPU x1", torch.device("cpu"), 1)
+    here = probe_seconds(torch.device("cpu"), 1)  # measured once per process: the same number
+    assert f"took {here:.3f} s on CPU x1; the 3 stored CPU x1 runs that carry a probe took a median 0.030 s" in said
+    assert f"expect about {here / 0.03:.1f}x their costs here" in said
+    assert costs.this_machine(RunStore(tmp_path), "H100", torch.device("cpu"), 1) == ""  # none timed there

@@ -50,6 +50,7 @@ def store_run(root: Path, cfg: RunConfig, test_acc: list[float], device: str = "
 
 
 SE = Conclusion("se_test", "SE blocks help", "compare", ("resnet_se", 1), ("resnet_se", 0), 0.15)
+SLOWER = next(c for c in CONCLUSIONS if c.id == "resnet34_slower_per_epoch")
 
 
 def verdict(root: Path, conclusion: Conclusion = SE, metric: str = "honest") -> pd.Series:
@@ -238,15 +239,50 @@ def test_the_table_says_whether_the_reports_margin_is_inside_our_interval(
 
 def test_seconds_per_epoch_reads_each_runs_fastest_epoch(tmp_path: Path) -> None:
     """Other load on a shared machine only adds time: one disturbed epoch does not move the measure."""
-    slower = next(c for c in CONCLUSIONS if c.id == "resnet34_slower_per_epoch")
     for seed in range(3):
         for row, fastest in ((6, 20.0), (3, 10.0)):
             store_run(tmp_path, config("resnet_cifar10", row, seed), [30.0, 40.0])
             history = RunStore(tmp_path).run_dir(config("resnet_cifar10", row, seed)) / "history.csv"
             frame = pd.read_csv(history).assign(seconds=[fastest + 0.1 * seed, 900.0])
             frame.to_csv(history, index=False)
-    line = verdict(tmp_path, slower)
+    line = verdict(tmp_path, SLOWER)
     assert line["difference"] == pytest.approx(10.0) and line["verdict"] == "holds"
+
+
+def time_runs(root: Path, row: int, seeds: range, seconds_on_fast: float, probes: list[float | None]) -> None:
+    """Runs of resnet_cifar10 ``row`` whose epochs took ``seconds_on_fast`` on a machine whose probe
+    takes 0.1 s, trained on machines whose probes took ``probes`` (None: timed before the probe)."""
+    for seed, probe in zip(seeds, probes):
+        cfg = config("resnet_cifar10", row, seed)
+        store_run(root, cfg, [30.0, 40.0])
+        history = RunStore(root).run_dir(cfg) / "history.csv"
+        slow = (probe or 0.1) / 0.1
+        frame = pd.read_csv(history).assign(seconds=(seconds_on_fast + 0.1 * seed) * slow, probe_s=probe)
+        frame.to_csv(history, index=False)
+
+
+def test_seconds_from_machines_of_different_speed_are_put_on_one_scale(tmp_path: Path) -> None:
+    """The same epoch takes 2.5x as long on a slower machine: its probe takes 2.5x as long too."""
+    time_runs(tmp_path, 6, range(3), 20.0, [0.1, 0.25, 0.1])
+    time_runs(tmp_path, 3, range(3), 10.0, [0.25, 0.1, 0.25])
+    line = verdict(tmp_path, SLOWER)
+    assert line["difference"] == pytest.approx(10.0 * 0.175 / 0.1, abs=0.5)  # on the median probe, 0.175 s
+    assert line["verdict"] == "holds" and "probe takes 0.175 s" in line["reading"]
+
+
+def test_runs_timed_before_the_probe_are_left_out_once_a_run_has_one(tmp_path: Path) -> None:
+    """A run without a probe says nothing of its machine: the line counts the others and the plan
+    asks for a new seed of that side, not the stored one."""
+    time_runs(tmp_path, 6, range(3), 20.0, [0.1, 0.25, 0.1])
+    time_runs(tmp_path, 3, range(3), 10.0, [None, 0.1, 0.25])
+    line = verdict(tmp_path, SLOWER)
+    assert (line["n_a"], line["n_b"], line["verdict"]) == (3, 2, "undecided")
+    assert "1 run timed before the machine probe left out" in line["reading"]
+    assert "resnet_cifar10 3: 1 more" in line["reading"]
+    plan = ledger.plan(PROFILE, RunStore(tmp_path), [SLOWER])
+    assert list(zip(plan["row"], plan["seed"])) == [(3, 3)]
+    evidence = ledger.evidence(PROFILE, RunStore(tmp_path), [SLOWER])
+    assert sorted(evidence.loc[evidence["side"] == "b", "seed"]) == [1, 2]
 
 
 def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run_once(tmp_path: Path) -> None:

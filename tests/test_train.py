@@ -26,9 +26,8 @@ from deepcls.progress import LOG_BAR_INTERVAL, bar_timing
 from deepcls.runner import extension_chains, run_grid
 from deepcls.runtime import threads_per_job
 from deepcls.store import RunRecord, RunStore
-from deepcls.train import Trainer, fit
+from deepcls.train import TIMING_COLUMNS, Trainer, fit
 
-TIMING_COLUMNS = ["seconds", "images_per_s"]
 FAST = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
 SMALL = RunConfig(**FAST, batch_norm=True, epochs=3, subset=1000, test_subset=200, batch_size=50)
 # One epoch on all 60000 real training images, scored on all 10000 test images: 98.76% in ~6 s on
@@ -120,6 +119,7 @@ def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], data_d
     assert m["wall_time_s"] == pytest.approx(h["seconds"].sum()) and m["wall_time_s"] > 0
     assert m["device"].startswith(("cpu", "cuda")) and m["torch_version"] == torch.__version__
     assert m["params"] > 0 and m["macs"] > 0
+    assert h["probe_s"].nunique() == 1 and m["probe_s"] == h["probe_s"].iloc[0] > 0  # one process: one probe
 
     confusion = record.confusion
     assert confusion is not None and confusion.shape == (10, 10)
@@ -312,6 +312,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(
     monkeypatch.setattr(Trainer, "train_epoch", recording_train_epoch)
     resumed = train(config, killed_root, data_dir)
     assert epochs_trained == list(range(done, config.epochs))  # resumed, not restarted
+    killed_probe = {row["probe_s"] for row in state["history"]}  # each process times its own machine
+    assert len(killed_probe) == 1 and resumed.history["probe_s"].iloc[:done].tolist() == [*killed_probe] * done
+    assert (resumed.history["probe_s"].iloc[done:] > 0).all()
     assert resumed.status == "complete" and not resumed.reused
     assert not checkpoint.exists()
 
