@@ -154,15 +154,20 @@ def _pair_share(record: RunRecord) -> float:
     return float(100 * pairs / errors) if errors else math.nan
 
 
+def run_probe(record: RunRecord) -> float:
+    """The run's machine probe (deepcls.machine), the median over its epochs; NaN for a run trained
+    before the probe."""
+    return float(record.history["probe_s"].median()) if "probe_s" in record.history else math.nan
+
+
 def probed(record: RunRecord) -> bool:
-    """Whether the run timed its machine (deepcls.machine): runs trained before the probe did not."""
-    return "probe_s" in record.history and bool(record.history["probe_s"].notna().any())
+    return not math.isnan(run_probe(record))
 
 
 def machine_scale(records: Sequence[RunRecord]) -> float | None:
     """The probe seconds the runs' epoch times are put on: the median over the runs; None when no run
     timed its machine (their seconds are then read as measured, as if on one machine)."""
-    probes = [float(r.history["probe_s"].median()) for r in records if probed(r)]
+    probes = [run_probe(r) for r in records if probed(r)]
     return float(np.median(probes)) if probes else None
 
 
@@ -335,8 +340,9 @@ def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: s
 def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS) -> pd.DataFrame:
     """The runs behind every ledger line, so a verdict can be checked seed by seed: one row per
     conclusion, side and run — its table row, seed, the epochs read (an epoch line reads side b at the
-    shorter length of side a's runs), run id, device, whether it collapsed, and the value each metric
-    reads (empty for a collapsed run left out of a difference; 1/0 for a collapse rate)."""
+    shorter length of side a's runs), run id, device, its machine's probe seconds (deepcls.machine; empty
+    for a run trained before the probe), whether it collapsed, and the value each metric reads (empty
+    for a collapsed run left out of a difference; 1/0 for a collapse rate)."""
     found = side_records(conclusions, profile, store)
     rows = []
     for conclusion in conclusions:
@@ -358,11 +364,13 @@ def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = 
                         "epochs": shorter if name == "b" and shorter else record.config.epochs,
                         "run_id": record.run_id,
                         "device": record.metrics.get("device", "?"),
+                        "probe_s": run_probe(record),
                         "collapsed": collapsed(record),
                         **{metric: values[metric][name][i][1] for metric in METRICS},
                     }
                 )
-    columns = ["profile", "id", "side", "table", "row", "seed", "epochs", "run_id", "device", "collapsed", *METRICS]
+    columns = ["profile", "id", "side", "table", "row", "seed", "epochs", "run_id", "device", "probe_s", "collapsed"]
+    columns += METRICS
     return pd.DataFrame(rows, columns=columns)
 
 

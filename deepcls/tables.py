@@ -170,7 +170,7 @@ def _note(honest: str, report: str) -> str:
 def format_evidence(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs behind the ledger (deepcls.ledger.evidence), one display line each: the value each
     metric reads to two decimals ("collapsed" where a collapsed run is left out, "—" where a run lacks
-    it), the device short."""
+    it), the device short, the machine's probe ("—": trained before the probe)."""
 
     def value(v: float | None, gone: bool) -> str:
         if v is None or math.isnan(v):
@@ -187,6 +187,7 @@ def format_evidence(runs: pd.DataFrame) -> pd.DataFrame:
             "epochs": runs["epochs"],
             "run id": runs["run_id"],
             "device": [short_device(d) for d in runs["device"]],
+            "probe": ["—" if math.isnan(p) else f"{p:.3f} s" for p in runs["probe_s"]],
             "final epoch": [value(v, g) for v, g in zip(runs["honest"], runs["collapsed"])],
             "report's metric": [value(v, g) for v, g in zip(runs["report"], runs["collapsed"])],
         }

@@ -182,6 +182,7 @@ def test_the_runs_behind_a_line_give_its_means_seed_by_seed(tmp_path: Path) -> N
     assert list(e["honest"]) == [75.0, 70.0] and list(e["report"]) == [75.0, 75.0]  # last-3 means
     shown = tables.format_evidence(runs)
     assert shown["final epoch"].iloc[5] == "collapsed" and shown["device"].iloc[0] == "CPU x1"
+    assert set(shown["probe"]) == {"—"}  # these runs predate the machine probe
 
 
 def test_a_collapse_rate_has_an_exact_interval_and_needs_five_seeds(tmp_path: Path) -> None:
@@ -283,6 +284,7 @@ def test_runs_timed_before_the_probe_are_left_out_once_a_run_has_one(tmp_path: P
     assert list(zip(plan["row"], plan["seed"])) == [(3, 3)]
     evidence = ledger.evidence(PROFILE, RunStore(tmp_path), [SLOWER])
     assert sorted(evidence.loc[evidence["side"] == "b", "seed"]) == [1, 2]
+    assert list(tables.format_evidence(evidence)["probe"])[-2:] == ["0.100 s", "0.250 s"]
 
 
 def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run_once(tmp_path: Path) -> None:
