@@ -485,7 +485,9 @@ def _info() -> int:
     import torchvision
 
     import deepcls
+    from deepcls.costs import target_device
     from deepcls.data import DATASETS, dataset_path, resolve_data_dir
+    from deepcls.machine import probe_seconds
     from deepcls.models import list_models, model_info
     from deepcls.runtime import resolve_device
 
@@ -496,6 +498,8 @@ def _info() -> int:
     device = resolve_device("auto")
     bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else torch.backends.mkldnn.is_available()
     print(f"device: {device}  threads: {torch.get_num_threads()}  bf16: {'yes' if bf16 else 'no'}")
+    probe = f"{probe_seconds(device, 1):.3f} s on {target_device(threads=1)}"
+    print(f"machine probe: {probe} (deepcls.machine: how this machine compares with those of the stored runs)")
     print(f"data dir: {resolve_data_dir()}")
     for name, spec in DATASETS.items():
         path = dataset_path(name)

@@ -88,6 +88,7 @@ def test_info_lists_models_and_datasets(capsys: pytest.CaptureFixture[str]) -> N
     assert out.startswith("deepcls ")
     for name in ("mnist", "cifar10", *list_models()):
         assert f"  {name} " in out
+    assert re.search(r"^machine probe: \d+\.\d{3} s on (CPU x1|\S+) ", out, re.MULTILINE)
 
 
 def subcommands() -> list[str]:
