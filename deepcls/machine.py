@@ -41,8 +41,10 @@ def _workload(device: torch.device) -> nn.Module:
 
 @functools.cache
 def _measure(device: torch.device, threads: int) -> float:
-    model = _workload(device)
-    x = torch.randn(PROBE_BATCH, 3, 32, 32, device=device)
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # the runs' global RNG (dropout masks) stays untouched
+        model = _workload(device)
+        x = torch.randn(PROBE_BATCH, 3, 32, 32, device=device)
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
