@@ -138,5 +138,6 @@ def this_machine(store: RunStore, on: str, device: torch.device, threads: int) -
     here, stored = probe_seconds(device, threads), float(probes.median())
     return (
         f"This machine's probe took {here:.3f} s on {on}; the {len(probes)} stored {on} runs that carry a probe "
-        f"took a median {stored:.3f} s: expect about {here / stored:.1f}x their costs here."
+        f"took a median {stored:.3f} s: a cost timed on their machines takes about {here / stored:.1f}x here. "
+        "Costs timed before the probe come from machines of unknown speed."
     )
