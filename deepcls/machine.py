@@ -1,8 +1,8 @@
 """How fast the machine a run trains on is: the seconds one fixed workload takes there.
 
-Wall times do not compare across machines: the one-thread CPU runs of this project took 111 s and
-285 s for the same epoch of the same config on two machines that both call themselves
-``cpu: x86_64 x1 threads``. A run therefore times one forward and backward pass of a small fixed
+Wall times do not compare across machines: the fastest epoch of one config (brightness/contrast
+jitter, one CPU thread) took 111 s for seed 0 and 282-285 s for seeds 1 and 2 on two machines that
+both call themselves ``cpu: x86_64 x1 threads``. A run therefore times one forward and backward pass of a small fixed
 convolution net on its own device and threads, once per training process (a resumed run times the
 machine it resumed on), and keeps it beside each epoch's seconds in ``history.csv`` (``probe_s``).
 Seconds divided by the probe compare across machines; deepcls.ledger puts a seconds-per-epoch

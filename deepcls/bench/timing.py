@@ -3,16 +3,12 @@ work before reading its clock)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 
 import torch
 
 from deepcls.data import BatchLoader
-
-# torch.utils.benchmark imports cpp_extension, which warns on every CPU-only machine
-logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-from torch.utils import benchmark  # noqa: E402
+from deepcls.machine import benchmark  # torch.utils.benchmark, imported there without its CPU-only warning
 
 WARMUP = 3
 
