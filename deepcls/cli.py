@@ -345,6 +345,7 @@ def _ledger(args: argparse.Namespace) -> int:
     from deepcls import ledger, tables
     from deepcls.costs import target_device, this_machine
     from deepcls.fileio import write_text
+    from deepcls.machine import probe_seconds
     from deepcls.runtime import resolve_device, threads_per_job
     from deepcls.store import RunStore
 
@@ -361,7 +362,8 @@ def _ledger(args: argparse.Namespace) -> int:
     store = RunStore(args.results_dir)
     on = target_device(threads=threads_per_job(args.jobs))  # where --train would train (Ray: where its driver is)
     if args.plan or args.train:
-        whole = ledger.plan(args.profile, store, conclusions, on)
+        probe = probe_seconds(resolve_device("auto"), threads_per_job(args.jobs)) if args.plan else None
+        whole = ledger.plan(args.profile, store, conclusions, on, probe)  # costs on this machine's scale
         plan = whole.iloc[: args.runs]
         later = whole.iloc[len(plan) :]
         if args.plan:
@@ -369,7 +371,7 @@ def _ledger(args: argparse.Namespace) -> int:
                 print(tables.format_plan(plan).to_string(index=False) + "\n")
             wall_s = ledger.wall_seconds(plan, args.jobs)
             print(tables.plan_summary(plan, args.profile, later, jobs=args.jobs, wall_s=wall_s))
-            if len(plan) and (said := this_machine(store, on, resolve_device("auto"), threads_per_job(args.jobs))):
+            if len(plan) and (said := this_machine(store, args.profile, on, probe)):
                 print(said)
             return 0
         _train_grid(args, plan["config"], store)

@@ -6,6 +6,11 @@ wall time of its runs there; a row with none there is estimated from its size �
 per image × training images × epochs — times the seconds per such unit that the device took,
 median over the profile's runs on it (any profile's, where this one has none). Where the device
 has no runs at all, the row's own times stand, named with the device they were measured on.
+
+Machines of one device name differ too (this project's CPU threads by 2.5x), so once the profile's
+runs on the device time their machine (deepcls.machine), only those count, each put on one
+machine's scale by its probe: this machine's, when it is given, else their median probe. Runs
+timed before the probe come from machines of unknown speed and are left out.
 """
 
 from __future__ import annotations
@@ -16,12 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-import torch
 
 from deepcls import experiments, runtime
 from deepcls.config import RunConfig
 from deepcls.data import get_spec
-from deepcls.machine import probe_seconds
 from deepcls.metrics import device_name
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.store import RunStore
@@ -101,11 +104,29 @@ def _runs(store: RunStore) -> pd.DataFrame:
     ).dropna(subset=["seconds"])
 
 
-def row_costs(profile: str, store: RunStore, seeds: Sequence[int], on: str | None = None) -> dict[Side, Cost]:
+def _one_machine(runs: pd.DataFrame, profile: str, on: str, probe: float | None) -> pd.DataFrame:
+    """``runs`` with the profile's runs on ``on`` that carry a probe put on one machine's scale (the
+    one whose probe took ``probe`` s; their median probe when None) and the other runs there dropped;
+    ``runs`` as they are when none of the profile's runs there carries a probe."""
+    there = runs["device"] == on
+    probed = there & (runs["profile"] == profile) & runs["probe_s"].notna()
+    if not probed.any():
+        return runs
+    scale = probe or float(runs.loc[probed, "probe_s"].median())
+    kept = runs[~there | probed].copy()
+    mine = kept["device"] == on
+    kept.loc[mine, "seconds"] *= scale / kept.loc[mine, "probe_s"]
+    return kept
+
+
+def row_costs(
+    profile: str, store: RunStore, seeds: Sequence[int], on: str | None = None, probe: float | None = None
+) -> dict[Side, Cost]:
     """One more seed's cost of every row of every table at ``profile`` on device ``on`` (a short
-    name; :func:`target_device` by default), from the row's stored ``seeds``."""
+    name; :func:`target_device` by default), from the row's stored ``seeds``; once the profile's runs
+    there carry a machine probe, on the machine whose probe took ``probe`` s (see the module)."""
     on = on or target_device()
-    runs = _runs(store)
+    runs = _one_machine(_runs(store), profile, on, probe)
     there = runs[(runs["device"] == on) & runs["work"].notna()]
     if (there["profile"] == profile).any():
         there = there[there["profile"] == profile]  # a profile's subsets and epochs set its overheads
@@ -127,17 +148,25 @@ def row_costs(profile: str, store: RunStore, seeds: Sequence[int], on: str | Non
     return out
 
 
-def this_machine(store: RunStore, on: str, device: torch.device, threads: int) -> str:
-    """How this machine compares with those the stored costs on device ``on`` were timed on: its probe
-    (deepcls.machine, on ``device`` with ``threads``) over the median probe the stored runs there carry;
-    empty when none carries one. Machines of one device name differ: this project's CPU threads 2.5x."""
+def this_machine(store: RunStore, profile: str, on: str, probe: float) -> str:
+    """What the costs of ``profile`` on device ``on`` were put on: this machine, whose probe took
+    ``probe`` s, beside the median probe of the stored runs there that carry one, and how many runs
+    were left out as timed before the probe; empty when none carries one (costs as timed)."""
     runs = _runs(store)
-    probes = runs.loc[runs["device"] == on, "probe_s"].dropna()
+    there = runs[(runs["device"] == on) & (runs["profile"] == profile)]
+    probes = there["probe_s"].dropna()
     if probes.empty:
         return ""
-    here, stored = probe_seconds(device, threads), float(probes.median())
-    return (
-        f"This machine's probe took {here:.3f} s on {on}; the {len(probes)} stored {on} runs that carry a probe "
-        f"took a median {stored:.3f} s: a cost timed on their machines takes about {here / stored:.1f}x here. "
-        "Costs timed before the probe come from machines of unknown speed."
+    stored, left = float(probes.median()), len(there) - len(probes)
+    said = (
+        f"Costs are put on this machine: its probe took {probe:.3f} s on {on}; the {len(probes)} stored {profile} "
+        f"{on} runs that carry a probe took a median {stored:.3f} s (about {probe / stored:.1f}x)."
     )
+    if left:
+        were = (
+            "runs timed before the probe (machines of unknown speed) are"
+            if left > 1
+            else "run timed before the probe (a machine of unknown speed) is"
+        )
+        said += f" The {left} {profile} {on} {were} left out."
+    return said

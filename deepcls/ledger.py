@@ -556,7 +556,11 @@ def _power_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], cost
 
 
 def plan(
-    profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS, on: str | None = None
+    profile: str,
+    store: RunStore,
+    conclusions: Sequence[Conclusion] = CONCLUSIONS,
+    on: str | None = None,
+    probe: float | None = None,
 ) -> pd.DataFrame:
     """The runs that would decide the undecided conclusions: each side's lowest missing seeds up to
     :func:`seeds_needed`, one line per run (``table``, ``row``, ``seed``, ``config``, ``conclusions``
@@ -564,12 +568,13 @@ def plan(
     its resume checkpoint or in a shorter run of its chain that is kept or planned before it (a
     30-epoch run continues into the 50-epoch one), NaN if never run, ``timed_on``, the device of
     those times, ``estimated`` where they come from the row's MACs: see deepcls.costs; ``on`` is the
-    device the runs would train on, deepcls.costs.target_device; ``progress``, how far an
-    interrupted or running one has got).
+    device the runs would train on, deepcls.costs.target_device, ``probe`` the probe seconds of the
+    machine they would train on, deepcls.machine; ``progress``, how far an interrupted or running
+    one has got).
     Cheapest conclusion first, counting runs already planned as free, so that each hour of
     training decides as many conclusions as it can; never-run rows go last."""
     found = side_records(conclusions, profile, store)
-    costs = row_costs(profile, store, LEDGER_SEEDS, on)
+    costs = row_costs(profile, store, LEDGER_SEEDS, on, probe)
 
     @functools.cache
     def config_of(side: Side, seed: int) -> RunConfig:

@@ -319,8 +319,8 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
     assert len(list((tmp_path / "runs").iterdir())) == 6
     other = [a if a != "first_kernel_5_beats_3" else "vgg7_batch128_beats_32" for a in ledger_args]
     out = run_cli([*other, "--plan"], capsys)[1]  # costed from the stored runs, which timed this machine
-    assert "This machine's probe took" in out and "the 6 stored CPU x" in out
-    assert "x here. Costs timed before the probe come from machines of unknown speed." in out
+    assert "Costs are put on this machine: its probe took" in out and "the 6 stored smoke CPU x" in out
+    assert "timed before the probe" not in out  # every stored run carries one
     code, out, _ = run_cli([*ledger_args, "--evidence"], capsys)  # the runs behind the decided line
     lines = out.splitlines()[1:]
     assert (
