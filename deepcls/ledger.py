@@ -202,26 +202,57 @@ def collapsed(record: RunRecord) -> bool:
 
 # ---------------------------------------------------------------------------- the ledger
 def side_records(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> dict[Side, list[RunRecord]]:
-    """Every side's stored runs (one per seed found in :data:`LEDGER_SEEDS`)."""
-    sides = sorted({s for c in conclusions for s in (c.a, c.b) if s is not None})
+    """Every side's stored runs (one per seed found in :data:`LEDGER_SEEDS`); for a seconds line also
+    those of the longer rows of its sides' chains (:func:`longer_rows`)."""
+    sides = {s for c in conclusions for s in (c.a, c.b) if s is not None}
+    timed = [s for c in conclusions if c.quantity == "seconds" for s in (c.a, c.b) if s is not None]
+    sides = sorted(sides | {longer for s in timed for longer in longer_rows(s, profile)})
     grid = experiments.grid(sorted({t for t, _ in sides}), profile, LEDGER_SEEDS)
     results = results_table(grid, store)
     return {s: records(results, *s, store) if s in set(zip(results["table"], results["row"])) else [] for s in sides}
 
 
-def counted(conclusion: Conclusion, found: dict[Side, list[RunRecord]]) -> dict[Side, list[RunRecord]]:
+@functools.cache
+def longer_rows(side: Side, profile: str) -> tuple[Side, ...]:
+    """The rows of ``side``'s table that train its config for more epochs, shortest first: one chain
+    (deepcls.runner). Epoch k of a run does not depend on its length, so their epochs time its work."""
+    grid = experiments.grid(side[0], profile, (0,))
+    lineage = {row: config.lineage for row, config in zip(grid["row"], grid["config"])}
+    epochs = {row: config.epochs for row, config in zip(grid["row"], grid["config"])}
+    chain = [row for row in lineage if lineage[row] == lineage[side[1]] and epochs[row] > epochs[side[1]]]
+    return tuple((side[0], row) for row in sorted(chain, key=epochs.get))
+
+
+def _timing_runs(side: Side, found: dict[Side, list[RunRecord]], profile: str) -> list[RunRecord]:
+    """One run per seed whose epochs time ``side``'s config: its own, or where that one never timed its
+    machine, the shortest run of its chain that did (its epochs are those of one config and seed)."""
+    runs = {r.config.seed: r for r in found.get(side, [])}
+    for longer in longer_rows(side, profile):
+        for record in found.get(longer, []):
+            held = runs.get(record.config.seed)
+            if probed(record) and (held is None or not probed(held)):
+                runs[record.config.seed] = record
+    return [runs[seed] for seed in sorted(runs)]
+
+
+def counted(conclusion: Conclusion, found: dict[Side, list[RunRecord]], profile: str) -> dict[Side, list[RunRecord]]:
     """The runs that count for ``conclusion``: all its sides' runs, except that a seconds line, once
-    any of its runs timed its machine (deepcls.machine), counts only such runs: the others' machines
-    are unknown, and the 2.5x between this project's CPU machines is no model's doing."""
+    any of its runs timed its machine (deepcls.machine), counts only such runs — a side's own, or a
+    longer run of its chain (:func:`longer_rows`) where its own never timed its machine: the others'
+    machines are unknown, and the 2.5x between this project's CPU machines is no model's doing."""
     sides = [s for s in (conclusion.a, conclusion.b) if s is not None]
-    if conclusion.quantity != "seconds" or not any(probed(r) for s in sides for r in found.get(s, [])):
+    if conclusion.quantity != "seconds":
         return found
-    return {**found, **{s: [r for r in found.get(s, []) if probed(r)] for s in sides}}
+    timed = {s: _timing_runs(s, found, profile) for s in sides}
+    if not any(probed(r) for runs in timed.values() for r in runs):
+        return found
+    return {**found, **{s: [r for r in runs if probed(r)] for s, runs in timed.items()}}
 
 
 def _left_out(conclusion: Conclusion, found: dict[Side, list[RunRecord]], kept: dict[Side, list[RunRecord]]) -> str:
     sides = [s for s in (conclusion.a, conclusion.b) if s is not None]
-    left = sum(len(found.get(s, [])) - len(kept.get(s, [])) for s in sides)
+    seeds = {s: {r.config.seed for r in kept.get(s, [])} for s in sides}
+    left = sum(r.config.seed not in seeds[s] for s in sides for r in found.get(s, []))
     return f"{left} run{'s' * (left != 1)} timed before the machine probe left out" if left else ""
 
 
@@ -235,7 +266,7 @@ def ledger(
     costs = row_costs(profile, store, LEDGER_SEEDS, on)
     lines = []
     for conclusion in conclusions:
-        mine = counted(conclusion, found)
+        mine = counted(conclusion, found, profile)
         for metric in METRICS:
             line = answer(conclusion, mine, metric, profile)
             line["reading"] = "; ".join(filter(None, [line["reading"], _left_out(conclusion, found, mine)]))
@@ -346,7 +377,7 @@ def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = 
     found = side_records(conclusions, profile, store)
     rows = []
     for conclusion in conclusions:
-        mine = counted(conclusion, found)
+        mine = counted(conclusion, found, profile)
         values = {metric: run_values(conclusion, mine, metric, profile) for metric in METRICS}
         shorter = shorter_epochs(conclusion, profile) if conclusion.kind == "epochs" else None
         for name, side in (("a", conclusion.a), ("b", conclusion.b)):
@@ -601,10 +632,11 @@ def plan(
 
     missing: dict[str, list[tuple[Side, int]]] = {}
     for conclusion in conclusions:
-        runs, mine = [], counted(conclusion, found)
+        runs, mine = [], counted(conclusion, found, profile)
         for side in trained_sides(conclusion):
             have = {r.config.seed for r in mine.get(side, [])}
-            free = [seed for seed in LEDGER_SEEDS if seed not in {r.config.seed for r in found.get(side, [])}]
+            taken = have | {r.config.seed for r in found.get(side, [])}
+            free = [seed for seed in LEDGER_SEEDS if seed not in taken]
             runs += [(side, seed) for seed in free[: max(0, seeds_needed(conclusion) - len(have))]]
         if runs:
             missing[conclusion.id] = runs

@@ -287,6 +287,28 @@ def test_runs_timed_before_the_probe_are_left_out_once_a_run_has_one(tmp_path: P
     assert list(tables.format_evidence(evidence)["probe"])[-2:] == ["0.100 s", "0.250 s"]
 
 
+def test_a_longer_run_of_the_same_config_and_seed_times_a_side_whose_run_predates_the_probe(tmp_path: Path) -> None:
+    """ResNet-18's 20-epoch seeds were timed before the probe, the 30-epoch runs of seeds 1 and 2 (one
+    chain: epoch k does not depend on the length) after it: those count, and the plan asks for one seed."""
+    assert ledger.longer_rows(("resnet_cifar10", 3), PROFILE) == (("resnet_cifar10", 4), ("resnet_cifar10", 5))
+    time_runs(tmp_path, 6, range(3), 20.0, [0.1, 0.25, 0.1])
+    time_runs(tmp_path, 3, range(3), 10.0, [None, None, None])
+    time_runs(tmp_path, 4, range(1, 3), 10.0, [0.1, 0.25])
+    line = verdict(tmp_path, SLOWER)
+    assert (line["n_a"], line["n_b"], line["verdict"]) == (3, 2, "undecided")
+    assert "1 run timed before the machine probe left out" in line["reading"]
+    plan = ledger.plan(PROFILE, RunStore(tmp_path), [SLOWER])
+    assert list(zip(plan["row"], plan["seed"])) == [(3, 3)]
+    evidence = ledger.evidence(PROFILE, RunStore(tmp_path), [SLOWER])
+    side_b = evidence[evidence["side"] == "b"]
+    assert list(side_b["run_id"]) == [config("resnet_cifar10", 4, seed).run_id for seed in (1, 2)]
+    assert set(side_b["epochs"]) == {config("resnet_cifar10", 4, 1).epochs}
+    time_runs(tmp_path, 5, range(1), 10.0, [0.25])  # the 50-epoch run of seed 0, timed
+    line = verdict(tmp_path, SLOWER)
+    assert (line["n_b"], line["verdict"]) == (3, "holds") and "left out" not in line["reading"]
+    assert line["difference"] == pytest.approx(10.0 * 0.175 / 0.1, abs=0.5)  # on the median probe, 0.175 s
+
+
 def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run_once(tmp_path: Path) -> None:
     """Seed 0 of each row stored (its wall time is the cost of one more seed); never-run rows last."""
     cheap = Conclusion("cheap", "SE helps", "compare", ("resnet_se", 1), ("resnet_se", 0))
