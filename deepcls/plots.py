@@ -154,9 +154,10 @@ VERDICT_COLOURS = {
 def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
     """One line per conclusion measured in accuracy points: our difference (dot) and its 95%
     interval (bar), coloured by verdict; the report's own margin as a cross; zero marked; each label
-    ends with the seeds per side (n=a/b). The axis
-    spans most margins; a value beyond it is drawn at the edge as an arrowhead with its number, so a
-    huge margin (MNIST vs CIFAR-10, a collapsed run) neither hides the rest nor disappears."""
+    ends with the seeds per side (n=a/b). The axis is linear within ±1 point and logarithmic beyond
+    (symlog), so MNIST's tenths of a point and CIFAR-10's points are both readable; it spans the
+    margins up to 25 points, and a value beyond it is drawn at the edge as an arrowhead with its number, so a huge
+    margin (MNIST vs CIFAR-10, a collapsed run) neither hides the rest nor disappears."""
     lines = ledger[(ledger["metric"] == metric) & ledger["measure"].str.contains("(points)", regex=False)]
     lines = lines.iloc[::-1]  # first conclusion on top
     if lines.empty:
@@ -165,7 +166,7 @@ def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
     y = np.arange(len(lines))
     colours = [VERDICT_COLOURS[v] for v in lines["verdict"]]
     values = pd.concat([lines["low"], lines["high"], lines["difference"], lines["reported"]]).dropna()
-    span = float(np.clip(values.abs().quantile(0.9) * 1.1 if len(values) else 5.0, 2.0, 25.0))
+    span = float(np.clip(values.abs().max() * 1.1 if len(values) else 5.0, 2.0, 25.0))  # symlog: room to 25
     edge = 0.97 * span
     ax.hlines(y, lines["low"].clip(-edge, edge), lines["high"].clip(-edge, edge), colors=colours, lw=2)
     ours, theirs = lines["difference"].to_numpy(float), lines["reported"].to_numpy(float)
@@ -197,13 +198,19 @@ def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
         f"n={int(a)}" + ("" if alone else f"/{int(b)}") for a, b, alone in zip(lines["n_a"], lines["n_b"], one_side)
     ]
     ax.set_yticks(y, [f"{c} ({n})" for c, n in zip(lines["conclusion"], seeds)], fontsize=8)  # seeds per side
+    ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(-span, span)
+    ticks = [t for t in (0.5, 1, 3, 10) if t < span]
+    ticks = [-t for t in reversed(ticks)] + [0] + ticks
+    ax.set_xticks(ticks, [f"{t:+g}" if t else "0" for t in ticks], fontsize=7)
+    ax.minorticks_off()
     ax.set_xlabel(
         f"margin in the claimed direction, points ({'final epoch' if metric == 'honest' else 'report metric'})"
+        "\nlinear within ±1 point, logarithmic beyond"
     )
     handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in VERDICT_COLOURS.items()]
     height = fig.get_figheight()
     fig.legend(handles=[*ax.get_legend_handles_labels()[0], *handles], fontsize=7, ncol=4, loc="lower center")
-    ax.set_title(f"Which of the report's conclusions hold ({lines['profile'].iloc[0]} profile)")
+    fig.suptitle(f"Which of the report's conclusions hold ({lines['profile'].iloc[0]} profile)")
     fig.tight_layout(rect=(0, 0.5 / height, 1, 1))  # room for the legend below the axis
     return fig
