@@ -158,9 +158,10 @@ def this_machine(store: RunStore, profile: str, on: str, probe: float) -> str:
     if probes.empty:
         return ""
     stored, left = float(probes.median()), len(there) - len(probes)
+    carry = "runs that carry" if len(probes) != 1 else "run that carries"
     said = (
         f"Costs are put on this machine: its probe took {probe:.3f} s on {on}; the {len(probes)} stored {profile} "
-        f"{on} runs that carry a probe took a median {stored:.3f} s (about {probe / stored:.1f}x)."
+        f"{on} {carry} a probe took a median {stored:.3f} s (about {probe / stored:.1f}x)."
     )
     if left:
         were = (

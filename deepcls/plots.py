@@ -156,8 +156,8 @@ def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
     interval (bar), coloured by verdict; the report's own margin as a cross; zero marked; each label
     ends with the seeds per side (n=a/b). The axis is linear within ±1 point and logarithmic beyond
     (symlog), so MNIST's tenths of a point and CIFAR-10's points are both readable; it spans the
-    margins up to 25 points, and a value beyond it is drawn at the edge as an arrowhead with its number, so a huge
-    margin (MNIST vs CIFAR-10, a collapsed run) neither hides the rest nor disappears."""
+    margins up to 25 points, and a value beyond it is drawn at the edge as an arrowhead with its
+    number, so a huge margin (a collapsed run) neither hides the rest nor disappears."""
     lines = ledger[(ledger["metric"] == metric) & ledger["measure"].str.contains("(points)", regex=False)]
     lines = lines.iloc[::-1]  # first conclusion on top
     if lines.empty:

@@ -112,7 +112,11 @@ def test_this_machine_is_compared_with_the_probes_the_stored_runs_carry(tmp_path
     """Runs timed before the probe say nothing of their machine; without a probed run there is no line."""
     store_run(tmp_path, config("resnet_cifar10", 3), 100.0, CPU)
     assert costs.this_machine(RunStore(tmp_path), PROFILE, "CPU x1", 0.05) == ""
-    for seed, probe in ((1, 0.02), (2, 0.04), (3, 0.03)):
+    store_run(tmp_path, config("resnet_cifar10", 3, 1), 100.0, CPU, 0.02)
+    assert "the 1 stored quick CPU x1 run that carries a probe took a median 0.020 s" in costs.this_machine(
+        RunStore(tmp_path), PROFILE, "CPU x1", 0.06
+    )
+    for seed, probe in ((2, 0.04), (3, 0.03)):
         store_run(tmp_path, config("resnet_cifar10", 3, seed), 100.0, CPU, probe)
     said = costs.this_machine(RunStore(tmp_path), PROFILE, "CPU x1", 0.06)
     assert "Costs are put on this machine: its probe took 0.060 s on CPU x1; the 3 stored quick CPU x1 runs" in said
