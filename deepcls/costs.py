@@ -11,6 +11,10 @@ Machines of one device name differ too (this project's CPU threads by 2.5x), so 
 runs on the device time their machine (deepcls.machine), only those count, each put on one
 machine's scale by its probe: this machine's, when it is given, else their median probe. Runs
 timed before the probe come from machines of unknown speed and are left out.
+
+A run's seconds are its epochs at the pace of its median epoch, not its wall time: a few epochs
+slowed by other load on the machine (a CI run beside it, a paused process) are not what one more
+run costs — on this project's CPU they put the probed runs' wall times 10-29% above the undisturbed pace.
 """
 
 from __future__ import annotations
@@ -78,30 +82,35 @@ def _work(macs: float, dataset: str, subset: float | None, epochs: float) -> flo
     return macs * images * epochs
 
 
+def _typical_seconds(history: pd.DataFrame, wall_time_s: float) -> float:
+    """A run's epochs at the pace of its median epoch; its wall time where the history has no seconds."""
+    seconds = history["seconds"].dropna() if "seconds" in history else pd.Series(dtype=float)
+    return float(seconds.median() * len(seconds)) if len(seconds) else wall_time_s
+
+
 def _runs(store: RunStore) -> pd.DataFrame:
-    """Every stored complete run with its wall time: index run_id; profile, device (short), seconds,
-    work (NaN where metrics.json predates the MAC count), probe_s (NaN where it predates deepcls.machine)."""
-    frame = store.frame()
-    if frame.empty:
-        return pd.DataFrame(columns=["profile", "device", "seconds", "work", "probe_s"])
-    frame = frame[frame["status"] == "complete"].copy()
-    for column in ("macs", "epochs_run", "wall_time_s", "probe_s"):
-        if column not in frame:
-            frame[column] = math.nan
-    work = [
-        _work(m, d, s, e) if pd.notna(m) and pd.notna(e) else math.nan
-        for m, d, s, e in zip(frame["macs"], frame["dataset"], frame["subset"], frame["epochs_run"])
-    ]
-    return pd.DataFrame(
-        {
-            "profile": frame["profile"].to_numpy(),
-            "device": frame["device"].map(short_device).to_numpy(),
-            "seconds": frame["wall_time_s"].astype(float).to_numpy(),
-            "work": work,
-            "probe_s": frame["probe_s"].astype(float).to_numpy(),
-        },
-        index=frame["run_id"].to_numpy(),
-    ).dropna(subset=["seconds"])
+    """Every stored complete run with what it took: index run_id; profile, device (short), seconds (its
+    epochs at its median epoch's pace), work (NaN where metrics.json predates the MAC count), probe_s
+    (NaN where it predates deepcls.machine)."""
+    rows = {}
+    for run_id in store.run_ids():
+        record = store.record(run_id)
+        if record is None or record.metrics["status"] != "complete":
+            continue
+        m, config = record.metrics, record.config
+        wall, epochs = m.get("wall_time_s"), m.get("epochs_run")
+        if wall is None or math.isnan(float(wall)):
+            continue
+        known = m.get("macs") is not None and epochs is not None
+        rows[run_id] = {
+            "profile": config.profile,
+            "device": short_device(m.get("device")),
+            "seconds": _typical_seconds(record.history, float(wall)),
+            "work": _work(m["macs"], config.dataset, config.subset, epochs) if known else math.nan,
+            "probe_s": float(m["probe_s"]) if m.get("probe_s") is not None else math.nan,
+        }
+    columns = ["profile", "device", "seconds", "work", "probe_s"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns) if rows else pd.DataFrame(columns=columns)
 
 
 def _one_machine(runs: pd.DataFrame, profile: str, on: str, probe: float | None) -> pd.DataFrame:

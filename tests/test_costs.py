@@ -57,6 +57,20 @@ def test_a_rows_own_runs_on_the_device_give_its_cost_and_other_rows_are_scaled_b
     assert "estimated from MACs" in found[("resnet_stem", 1)].text(2)
 
 
+def test_a_run_costs_its_epochs_at_its_median_epochs_pace_not_its_wall_time(tmp_path: Path) -> None:
+    """One epoch slowed by other load (a paused process, a CI run beside it) is not what one more run
+    costs; a history without seconds (none stored so) falls back to the wall time."""
+    base = config("resnet_cifar10", 3)
+    seconds = [100.0, 101.0, 99.0, 1000.0]
+    history = pd.DataFrame({"epoch": range(1, 5), "train_acc": 50.0, "test_acc": 45.0, "seconds": seconds})
+    metrics = {"status": "complete", "final_test_acc": 45.0, "highest_test_acc": 45.0, "highest_train_acc": 50.0}
+    metrics |= {"wall_time_s": sum(seconds), "device": CPU, "macs": costs.macs(base), "epochs_run": 4}
+    RunStore(tmp_path).save(base, history, metrics, None)
+    found = costs.row_costs(PROFILE, RunStore(tmp_path), range(3), on="CPU x1")
+    assert found[("resnet_cifar10", 3)] == Cost(pytest.approx(4 * 100.5), "CPU x1")
+    assert costs._typical_seconds(history.drop(columns="seconds"), 1300.0) == 1300.0
+
+
 def test_a_device_with_no_runs_falls_back_to_the_rows_own_times(tmp_path: Path) -> None:
     store_run(tmp_path, config("resnet_stem", 1), 5.0, H200)
     found = costs.row_costs(PROFILE, RunStore(tmp_path), range(3), on="H100")
