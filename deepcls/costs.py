@@ -1,11 +1,12 @@
 """What one more run of a grid row should cost on the device it would train on.
 
-A row's stored wall times say it only for the device they were measured on: the 3x3-stem rows,
-timed at 6 minutes on an H200, take hours on a CPU thread. So a row's cost on a device is the mean
-wall time of its runs there; a row with none there is estimated from its size — multiply-accumulates
-per image × training images × epochs — times the seconds per such unit that the device took,
-median over the profile's runs on it (any profile's, where this one has none). Where the device
-has no runs at all, the row's own times stand, named with the device they were measured on.
+A row's stored times say it only for the device they were measured on: the 3x3-stem rows, timed at 6
+minutes on an H200, take hours on a CPU thread. So a row's cost on a device is the mean time of its
+runs there (each at its median epoch's pace, below); a row with none there is estimated from its
+size — multiply-accumulates per image × training images × epochs — times the seconds per such unit
+that the device took, median over the profile's runs on it (any profile's, where this one has none).
+Where the device has no runs at all, the row's own times stand, named with the device they were
+measured on.
 
 Machines of one device name differ too (this project's CPU threads by 2.5x), so once the profile's
 runs on the device time their machine (deepcls.machine), only those count, each put on one
