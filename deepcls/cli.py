@@ -303,7 +303,7 @@ def _results(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from deepcls import experiments, tables
-    from deepcls.ledger import conclusions_first
+    from deepcls.planner import conclusions_first
     from deepcls.reading import results_table
     from deepcls.store import RunStore
 
@@ -342,7 +342,7 @@ def _train_grid(args: argparse.Namespace, configs: Sequence[RunConfig], store: R
 def _ledger(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from deepcls import ledger, tables
+    from deepcls import ledger, planner, tables
     from deepcls.costs import target_device, this_machine
     from deepcls.fileio import write_text
     from deepcls.machine import probe_seconds
@@ -363,13 +363,13 @@ def _ledger(args: argparse.Namespace) -> int:
     on = target_device(threads=threads_per_job(args.jobs))  # where --train would train (Ray: where its driver is)
     if args.plan or args.train:
         probe = probe_seconds(resolve_device("auto"), threads_per_job(args.jobs)) if args.plan else None
-        whole = ledger.plan(args.profile, store, conclusions, on, probe)  # costs on this machine's scale
+        whole = planner.plan(args.profile, store, conclusions, on, probe)  # costs on this machine's scale
         plan = whole.iloc[: args.runs]
         later = whole.iloc[len(plan) :]
         if args.plan:
             if len(plan):
                 print(tables.format_plan(plan).to_string(index=False) + "\n")
-            wall_s = ledger.wall_seconds(plan, args.jobs)
+            wall_s = planner.wall_seconds(plan, args.jobs)
             print(tables.plan_summary(plan, args.profile, later, jobs=args.jobs, wall_s=wall_s))
             if len(plan) and (said := this_machine(store, args.profile, on, probe)):
                 print(said)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import functools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -34,10 +34,8 @@ import pandas as pd
 from scipy import stats
 
 from deepcls import experiments
-from deepcls.config import RunConfig
 from deepcls.costs import UNKNOWN, Cost, row_costs
-from deepcls.data import DATASETS
-from deepcls.findings import CHANCE_CEILING
+from deepcls.measures import QUANTITIES, collapsed, fastest_epoch, machine_scale, probed, run_probe, test_accuracy
 from deepcls.reading import records, results_table
 from deepcls.store import RunRecord, RunStore
 from deepcls.tables import short_device
@@ -105,99 +103,6 @@ def load_conclusions() -> tuple[Conclusion, ...]:
 
 
 CONCLUSIONS = load_conclusions()
-
-
-# ---------------------------------------------------------------------------- per-run values
-def _history(record: RunRecord, epochs: int | None) -> pd.DataFrame:
-    return record.history if epochs is None else record.history.iloc[:epochs]
-
-
-def test_accuracy(record: RunRecord, metric: str, epochs: int | None = None) -> float:
-    """The report's metric: highest test accuracy over epochs (for an epoch conclusion, the mean of
-    the last three epochs of the length); the honest one: the final epoch's."""
-    history = _history(record, epochs)
-    if metric == "honest":
-        return float(history["test_acc"].iloc[-1])
-    return float(history["test_acc"].iloc[-3:].mean() if epochs is not None else history["test_acc"].max())
-
-
-def _gap(record: RunRecord, metric: str) -> float:
-    h = record.history
-    if metric == "honest":
-        return float(h["train_acc"].iloc[-1] - h["test_acc"].iloc[-1])
-    return float(h["train_acc"].max() - h["test_acc"].max())
-
-
-def _per_10k(record: RunRecord, true: str, predicted: str) -> float:
-    names = DATASETS[record.config.dataset].classes
-    confusion = record.confusion
-    if confusion is None:
-        return math.nan
-    return float(confusion[names.index(true), names.index(predicted)] * 10_000 / confusion.sum())
-
-
-def _other_classes(record: RunRecord) -> float:
-    names = DATASETS[record.config.dataset].classes
-    c = record.confusion
-    if c is None:
-        return math.nan
-    keep = [i for i, n in enumerate(names) if n not in ("bird", "airplane")]
-    return float(np.mean([100 * c[i, i] / c[i].sum() for i in keep]))
-
-
-def _pair_share(record: RunRecord) -> float:
-    c = record.confusion
-    if c is None:
-        return math.nan
-    errors = c.sum() - np.trace(c)
-    pairs = c[2, 7] + c[7, 2] + c[3, 5] + c[5, 3]
-    return float(100 * pairs / errors) if errors else math.nan
-
-
-def run_probe(record: RunRecord) -> float:
-    """The run's machine probe (deepcls.machine), the median over its epochs; NaN for a run trained
-    before the probe."""
-    return float(record.history["probe_s"].median()) if "probe_s" in record.history else math.nan
-
-
-def probed(record: RunRecord) -> bool:
-    return not math.isnan(run_probe(record))
-
-
-def machine_scale(records: Sequence[RunRecord]) -> float | None:
-    """The probe seconds the runs' epoch times are put on: the median over the runs; None when no run
-    timed its machine (their seconds are then read as measured, as if on one machine)."""
-    probes = [run_probe(r) for r in records if probed(r)]
-    return float(np.median(probes)) if probes else None
-
-
-def fastest_epoch(record: RunRecord, scale: float | None = None) -> float:
-    """Seconds of the run's fastest epoch: other load on a shared machine only ever adds time (timeit's
-    reasoning). With ``scale``, each epoch's seconds × scale / its probe: on a machine whose probe takes
-    ``scale`` seconds (NaN for a run that never timed its machine)."""
-    h = record.history
-    if scale is None:
-        return float(h["seconds"].min())
-    if not probed(record):
-        return math.nan
-    timed = h.dropna(subset=["probe_s"])
-    return float((timed["seconds"] / timed["probe_s"]).min() * scale)
-
-
-QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
-    "gap": _gap,
-    "seconds": lambda r, m: fastest_epoch(r),  # one machine's runs; run_values scales mixed machines
-    "swing": lambda r, m: float(r.history["test_acc"].diff().abs().iloc[1:].mean()),
-    "bird_airplane": lambda r, m: _per_10k(r, "bird", "airplane"),
-    "other_classes": lambda r, m: _other_classes(r),
-    "error": lambda r, m: 100 - test_accuracy(r, m),
-    "pair_share": lambda r, m: _pair_share(r),
-}
-
-
-def collapsed(record: RunRecord) -> bool:
-    """At chance at the end: the final model predicts (nearly) one class."""
-    return float(record.history["test_acc"].iloc[-1]) <= CHANCE_CEILING
 
 
 # ---------------------------------------------------------------------------- the ledger
@@ -549,7 +454,7 @@ def _mean_std(values: list[float] | None) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
 
 
-# ---------------------------------------------------------------------------- costs
+# ---------------------------------------------------------------------------- what undecided lines need
 def seeds_needed(conclusion: Conclusion) -> int:
     """Runs per side before the conclusion is decided."""
     return MIN_COLLAPSE_SEEDS if conclusion.kind == "collapse" else MIN_SEEDS
@@ -584,119 +489,6 @@ def _power_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], cost
     if need <= have:
         return f"{to_show} takes {need} seeds{per}: a margin that large would likely have shown"
     return f"{to_show} takes {need} seeds{per}" + _cost_note(conclusion, found, costs, need).replace("; needs", ":")
-
-
-def plan(
-    profile: str,
-    store: RunStore,
-    conclusions: Sequence[Conclusion] = CONCLUSIONS,
-    on: str | None = None,
-    probe: float | None = None,
-) -> pd.DataFrame:
-    """The runs that would decide the undecided conclusions: each side's lowest missing seeds up to
-    :func:`seeds_needed`, one line per run (``table``, ``row``, ``seed``, ``config``, ``conclusions``
-    it serves, ``seconds`` it should still cost from the row's stored runs' times, less the epochs in
-    its resume checkpoint or in a shorter run of its chain that is kept or planned before it (a
-    30-epoch run continues into the 50-epoch one), NaN if never run, ``timed_on``, the device of
-    those times, ``estimated`` where they come from the row's MACs: see deepcls.costs; ``on`` is the
-    device the runs would train on, deepcls.costs.target_device, ``probe`` the probe seconds of the
-    machine they would train on, deepcls.machine; ``progress``, how far an interrupted or running
-    one has got).
-    Cheapest conclusion first, counting runs already planned as free, so that each hour of
-    training decides as many conclusions as it can; never-run rows go last."""
-    found = side_records(conclusions, profile, store)
-    costs = row_costs(profile, store, LEDGER_SEEDS, on, probe)
-
-    @functools.cache
-    def config_of(side: Side, seed: int) -> RunConfig:
-        return experiments.grid(side[0], profile, (seed,), rows=[side[1]])["config"].iloc[0]
-
-    @functools.cache
-    def epochs_held(config: RunConfig) -> int:  # what its resume checkpoint or a kept shorter run holds
-        prefix = store.prefix_run(config)
-        return max(store.checkpointed_epochs(config), prefix.epochs if prefix else 0)
-
-    def chain_cost(runs: Iterable[tuple[Side, int]]) -> float:
-        """The runs of one config and seed at several lengths train as one chain (deepcls.runner): it
-        costs its longest run, less the epochs already held by a checkpoint or a kept shorter run."""
-        chains: dict[RunConfig, list[tuple[Side, int]]] = {}
-        for side, seed in runs:
-            chains.setdefault(config_of(side, seed).lineage, []).append((side, seed))
-        total = 0.0
-        for members in chains.values():
-            configs = [config_of(*run) for run in members]
-            longest = max(range(len(members)), key=lambda i: configs[i].epochs)
-            held = max(epochs_held(c) for c in configs)
-            total += costs.get(members[longest][0], UNKNOWN).seconds * (1 - held / configs[longest].epochs)
-        return total
-
-    missing: dict[str, list[tuple[Side, int]]] = {}
-    for conclusion in conclusions:
-        runs, mine = [], counted(conclusion, found, profile)
-        for side in trained_sides(conclusion):
-            have = {r.config.seed for r in mine.get(side, [])}
-            taken = have | {r.config.seed for r in found.get(side, [])}
-            free = [seed for seed in LEDGER_SEEDS if seed not in taken]
-            runs += [(side, seed) for seed in free[: max(0, seeds_needed(conclusion) - len(have))]]
-        if runs:
-            missing[conclusion.id] = runs
-    planned: dict[tuple[Side, int], list[str]] = {}
-    seconds: dict[tuple[Side, int], float] = {}  # what each run adds to the runs planned before it
-
-    def added(runs: list[tuple[Side, int]]) -> float:
-        lineages = {config_of(*run).lineage for run in runs}
-        touched = [run for run in planned if config_of(*run).lineage in lineages]
-        return chain_cost(touched + runs) - chain_cost(touched)
-
-    def cost(cid: str) -> float:  # what the conclusion adds to the runs planned so far
-        more = added([run for run in missing[cid] if run not in planned])
-        return math.inf if math.isnan(more) else more
-
-    while missing:
-        cheapest = min(missing, key=cost)  # ties keep the ledger's order
-        for run in missing.pop(cheapest):
-            if run not in planned:
-                seconds[run] = added([run])
-            planned.setdefault(run, []).append(cheapest)
-    lines = []
-    for (side, seed), ids in planned.items():
-        config, cost = config_of(side, seed), costs.get(side, UNKNOWN)
-        lines.append(
-            {"table": side[0], "row": side[1], "seed": seed, "config": config, "conclusions": ids}
-            | {"seconds": seconds[side, seed], "timed_on": cost.device, "estimated": cost.estimated}
-            | {"progress": store.progress(config) or ""}
-        )
-    columns = ["table", "row", "seed", "config", "conclusions", "seconds", "timed_on", "estimated", "progress"]
-    return pd.DataFrame(lines, columns=columns)
-
-
-def wall_seconds(plan: pd.DataFrame, jobs: int) -> float:
-    """How long :func:`plan`'s runs should take with ``jobs`` trained at once (``--jobs``): the runner
-    hands each chain (the lengths of one config and seed) to the first free worker in plan order, so
-    chains are placed greedily on the worker that frees first. Runs of unknown cost count as 0."""
-    chains: dict[RunConfig, float] = {}
-    for config, seconds in zip(plan["config"], plan["seconds"]):
-        chains[config.lineage] = chains.get(config.lineage, 0.0) + (0.0 if math.isnan(seconds) else seconds)
-    free_at = [0.0] * max(1, jobs)
-    for seconds in chains.values():
-        free_at[free_at.index(min(free_at))] += seconds
-    return max(free_at)
-
-
-def conclusions_first(grid: pd.DataFrame) -> pd.DataFrame:
-    """The grid (deepcls.experiments.grid) ordered for training so that the conclusions fill first:
-    the runs of the first conclusion's sides (every seed), then the next's, then the runs no
-    conclusion reads; otherwise in grid order. A config several tables share takes its earliest place."""
-    rank: dict[Side, int] = {}
-    for i, conclusion in enumerate(CONCLUSIONS):
-        for side in (conclusion.a, conclusion.b):
-            if side is not None:
-                rank.setdefault(side, i)
-    config_rank: dict = {}
-    for config, t, r in zip(grid["config"], grid["table"], grid["row"]):
-        config_rank[config] = min(rank.get((t, r), len(CONCLUSIONS)), config_rank.get(config, len(CONCLUSIONS)))
-    order = sorted(range(len(grid)), key=lambda i: config_rank[grid["config"].iloc[i]])
-    return grid.iloc[order].reset_index(drop=True)
 
 
 def about(tables: Sequence[str]) -> tuple[Conclusion, ...]:

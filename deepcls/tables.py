@@ -195,7 +195,7 @@ def format_evidence(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
-    """The runs :func:`deepcls.ledger.plan` lists, with what each should still cost and the running
+    """The runs :func:`deepcls.planner.plan` lists, with what each should still cost and the running
     total; a ``progress`` column only while some run is interrupted or training."""
     hours = plan["seconds"].cumsum() / 3600
     shown = pd.DataFrame(
@@ -220,8 +220,8 @@ def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
 def plan_summary(
     plan: pd.DataFrame, profile: str, later: pd.DataFrame | None = None, *, jobs: int = 1, wall_s: float | None = None
 ) -> str:
-    """One sentence: how many runs :func:`deepcls.ledger.plan` lists, what they should cost (with ``jobs``
-    at once, ``--jobs``: also ``wall_s``, deepcls.ledger.wall_seconds), the command; with ``later`` (the
+    """One sentence: how many runs :func:`deepcls.planner.plan` lists, what they should cost (with ``jobs``
+    at once, ``--jobs``: also ``wall_s``, deepcls.planner.wall_seconds), the command; with ``later`` (the
     plan's runs left out, ``--runs``), which conclusions the listed ones complete."""
     later = later if later is not None else plan.iloc[:0]
     if plan.empty and later.empty:

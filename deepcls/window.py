@@ -22,7 +22,7 @@ import torch
 from deepcls import experiments, metrics, runtime
 from deepcls.concurrent import RUNS_AT_ONCE
 from deepcls.data import get_spec
-from deepcls.ledger import conclusions_first
+from deepcls.planner import conclusions_first
 from deepcls.runner import Chain, ConcurrentExecutor, Executor, Options, Outcome, run_grid
 from deepcls.store import RunStore
 from deepcls.tables import frame_to_markdown

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from deepcls import costs, ledger
+from deepcls import costs, planner
 from deepcls import experiments as ex
 from deepcls.config import RunConfig
 from deepcls.costs import Cost
@@ -86,10 +86,10 @@ def test_the_plan_puts_a_row_that_is_cheap_only_on_a_gpu_after_the_cpu_rows(tmp_
     store_run(tmp_path, config("resnet_se", 1), 110.0, CPU)
     for seed in range(3):
         store_run(tmp_path, config("resnet_cifar10", 3, seed), 100.0, CPU)
-    on_cpu = ledger.plan(PROFILE, RunStore(tmp_path), [stem, se], on="CPU x1")
+    on_cpu = planner.plan(PROFILE, RunStore(tmp_path), [stem, se], on="CPU x1")
     assert list(on_cpu["table"]) == ["resnet_se", "resnet_se", "resnet_stem", "resnet_stem"]
     assert list(on_cpu["estimated"]) == [False, False, True, True]
-    on_gpu = ledger.plan(PROFILE, RunStore(tmp_path), [stem, se], on="H200")  # the H200's rate, from the stem run
+    on_gpu = planner.plan(PROFILE, RunStore(tmp_path), [stem, se], on="H200")  # the H200's rate, from the stem run
     assert list(on_gpu["estimated"]) == [True, True, False, False]  # the 7x7 rows cost less there: SE first
 
 

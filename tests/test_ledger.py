@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from deepcls import experiments as ex
-from deepcls import ledger, runner, tables
+from deepcls import ledger, planner, runner, tables
 from deepcls.config import RunConfig
 from deepcls.ledger import CONCLUSIONS, Conclusion
 from deepcls.store import RunStore
@@ -280,7 +280,7 @@ def test_runs_timed_before_the_probe_are_left_out_once_a_run_has_one(tmp_path: P
     assert (line["n_a"], line["n_b"], line["verdict"]) == (3, 2, "undecided")
     assert "1 run timed before the machine probe left out" in line["reading"]
     assert "resnet_cifar10 3: 1 more" in line["reading"]
-    plan = ledger.plan(PROFILE, RunStore(tmp_path), [SLOWER])
+    plan = planner.plan(PROFILE, RunStore(tmp_path), [SLOWER])
     assert list(zip(plan["row"], plan["seed"])) == [(3, 3)]
     evidence = ledger.evidence(PROFILE, RunStore(tmp_path), [SLOWER])
     assert sorted(evidence.loc[evidence["side"] == "b", "seed"]) == [1, 2]
@@ -297,7 +297,7 @@ def test_a_longer_run_of_the_same_config_and_seed_times_a_side_whose_run_predate
     line = verdict(tmp_path, SLOWER)
     assert (line["n_a"], line["n_b"], line["verdict"]) == (3, 2, "undecided")
     assert "1 run timed before the machine probe left out" in line["reading"]
-    plan = ledger.plan(PROFILE, RunStore(tmp_path), [SLOWER])
+    plan = planner.plan(PROFILE, RunStore(tmp_path), [SLOWER])
     assert list(zip(plan["row"], plan["seed"])) == [(3, 3)]
     evidence = ledger.evidence(PROFILE, RunStore(tmp_path), [SLOWER])
     side_b = evidence[evidence["side"] == "b"]
@@ -319,7 +319,7 @@ def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run
         store_run(tmp_path, config(table, row, 0), [30.0] * int(seconds))  # 10 s per epoch
     store_run(tmp_path, config("resnet_cifar10", 8, 0), [30.0] * 5)
     store_run(tmp_path, config("resnet_cifar10", 8, 2), [30.0] * 5)  # seed 1 is the one missing below 3
-    plan = ledger.plan(PROFILE, RunStore(tmp_path), [never, dear, cheap, shared])  # a tie keeps this order
+    plan = planner.plan(PROFILE, RunStore(tmp_path), [never, dear, cheap, shared])  # a tie keeps this order
     assert [(t, r, s) for t, r, s in zip(plan["table"], plan["row"], plan["seed"])] == [
         ("resnet_se", 1, 1), ("resnet_se", 1, 2), ("resnet_se", 0, 1), ("resnet_se", 0, 2),
         ("resnet_cifar10", 3, 1), ("resnet_cifar10", 3, 2), ("resnet_cifar10", 8, 1),
@@ -337,7 +337,7 @@ def test_the_plan_counts_what_an_interrupted_run_has_checkpointed(tmp_path: Path
         store_run(tmp_path, config("resnet_se", row, 0), [30.0, 30.0])  # 20 s a run
     interrupted = config("resnet_se", 0, 2)
     store.save_checkpoint(interrupted, {"history": [{"epoch": 1}]})
-    plan = ledger.plan(PROFILE, store, [SE])
+    plan = planner.plan(PROFILE, store, [SE])
     assert [(r, s) for r, s in zip(plan["row"], plan["seed"])] == [(1, 1), (1, 2), (0, 1), (0, 2)]
     assert list(plan["seconds"]) == pytest.approx([20.0, 20.0, 20.0, 20.0 * (1 - 1 / interrupted.epochs)])
     assert list(plan["progress"]) == ["", "", "", f"1/{interrupted.epochs} epochs checkpointed"]
@@ -359,7 +359,7 @@ def test_the_plan_charges_a_longer_run_only_the_epochs_beyond_a_shorter_one_of_i
     store.final_path(kept).write_bytes(b"")  # prefix_run only asks that the file exists
     thirty = Conclusion("thirty", "3 epochs beat 2", "epochs", ("resnet_cifar10", 4), ("resnet_cifar10", 3))
     fifty = Conclusion("fifty", "5 epochs beat 3", "epochs", ("resnet_cifar10", 5), ("resnet_cifar10", 4))
-    plan = ledger.plan(PROFILE, store, [fifty, thirty])
+    plan = planner.plan(PROFILE, store, [fifty, thirty])
     runs = [(r, s) for r, s in zip(plan["row"], plan["seed"])]
     assert runs == [(4, 1), (4, 2), (5, 1), (5, 2)]  # the 3-epoch runs first: then the 5-epoch ones are cheap
     assert list(plan["seconds"]) == pytest.approx([30.0, 10.0, 20.0, 20.0])
@@ -368,8 +368,8 @@ def test_the_plan_charges_a_longer_run_only_the_epochs_beyond_a_shorter_one_of_i
         [plan["config"].iloc[1], plan["config"].iloc[3]],
     ]
     # two at once (--jobs 2): each chain on its own worker, seed 1's 30 + 20 s the longer
-    assert (ledger.wall_seconds(plan, 1), ledger.wall_seconds(plan, 2), ledger.wall_seconds(plan, 3)) == (80, 50, 50)
-    said = tables.plan_summary(plan, PROFILE, jobs=2, wall_s=ledger.wall_seconds(plan, 2))
+    assert (planner.wall_seconds(plan, 1), planner.wall_seconds(plan, 2), planner.wall_seconds(plan, 3)) == (80, 50, 50)
+    said = tables.plan_summary(plan, PROFILE, jobs=2, wall_s=planner.wall_seconds(plan, 2))
     assert "≈ 80 s on CPU x1 (about 50 s of wall time with 2 at once)" in said and "--train --jobs 2`" in said
 
 

@@ -90,7 +90,7 @@ def test_merge_refuses_an_archive_whose_run_does_not_hash_to_its_folder(
 def test_the_window_trains_the_tables_in_the_order_named() -> None:
     """``--tables`` is a priority: a short window spends itself on the first tables named."""
     from deepcls import experiments
-    from deepcls.ledger import conclusions_first
+    from deepcls.planner import conclusions_first
     from deepcls.window import tables_first
 
     named = ["resnet_mnist", "vgg_mnist", "resnet_cifar10"]
