@@ -34,8 +34,8 @@ def plan(
     probe: float | None = None,
 ) -> pd.DataFrame:
     """The runs that would decide the undecided conclusions: each side's lowest missing seeds up to
-    :func:`deepcls.ledger.seeds_needed`, one line per run (``table``, ``row``, ``seed``, ``config``, ``conclusions``
-    it serves, ``seconds`` it should still cost from the row's stored runs' times, less the epochs in
+    :func:`deepcls.ledger.seeds_needed`, one line per run (``table``, ``row``, ``seed``, ``config``,
+    ``conclusions`` it serves, ``seconds`` it should still cost from the row's stored runs' times, less the epochs in
     its resume checkpoint or in a shorter run of its chain that is kept or planned before it (a
     30-epoch run continues into the 50-epoch one), NaN if never run, ``timed_on``, the device of
     those times, ``estimated`` where they come from the row's MACs: see deepcls.costs; ``on`` is the
