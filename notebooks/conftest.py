@@ -3,20 +3,30 @@
 nbmake cannot inject papermill parameters, so the parameters cells read their defaults from the
 environment: here every notebook runs at the smoke profile against a fresh run store (never the
 committed one), on the real data (``$DEEPCLS_DATA_DIR``, else ``../shared/data``, else ``./data``).
+That store holds the smoke runs' checkpoints (about 6 GB): it is removed when the session ends,
+unless ``$DEEPCLS_NBMAKE_RESULTS_DIR`` names one to keep.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("DEEPCLS_PROFILE", "smoke")
 os.environ.setdefault("DEEPCLS_PROGRESS", "0")
-os.environ["DEEPCLS_RESULTS_DIR"] = os.environ.get("DEEPCLS_NBMAKE_RESULTS_DIR") or tempfile.mkdtemp(
-    prefix="deepcls-nbmake-"
-)
+_KEPT = os.environ.get("DEEPCLS_NBMAKE_RESULTS_DIR")
+os.environ["DEEPCLS_RESULTS_DIR"] = _KEPT or tempfile.mkdtemp(prefix="deepcls-nbmake-")
 if "DEEPCLS_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
     os.environ["DEEPCLS_DATA_DIR"] = str(REPO.parent / "shared" / "data")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the fresh store: each run of ``make test`` would otherwise leave its checkpoints in /tmp."""
+    if not _KEPT:
+        shutil.rmtree(os.environ["DEEPCLS_RESULTS_DIR"], ignore_errors=True)
