@@ -490,6 +490,7 @@ def _info() -> int:
     from deepcls.costs import target_device
     from deepcls.data import DATASETS, dataset_path, resolve_data_dir
     from deepcls.machine import probe_seconds
+    from deepcls.metrics import cpu_bf16
     from deepcls.models import list_models, model_info
     from deepcls.runtime import resolve_device
 
@@ -498,8 +499,13 @@ def _info() -> int:
         f"python {platform.python_version()}"
     )
     device = resolve_device("auto")
-    bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else torch.backends.mkldnn.is_available()
-    print(f"device: {device}  threads: {torch.get_num_threads()}  bf16: {'yes' if bf16 else 'no'}")
+    if device.type == "cuda":
+        bf16 = "yes" if torch.cuda.is_bf16_supported() else "no"
+    else:  # runs either way on the CPU; without AMX or AVX512-BF16 converted in software
+        bf16 = {"emulated": "emulated (no AMX or AVX512-BF16 on this CPU)"}.get(
+            cpu_bf16(), f"native ({cpu_bf16().upper().replace('_', '-')})"
+        )
+    print(f"device: {device}  threads: {torch.get_num_threads()}  bf16: {bf16}")
     probe = f"{probe_seconds(device, 1):.3f} s on {target_device(threads=1)}"
     print(f"machine probe: {probe} (deepcls.machine: how this machine compares with those of the stored runs)")
     print(f"data dir: {resolve_data_dir()}")

@@ -161,12 +161,21 @@ def row_costs(
 def this_machine(store: RunStore, profile: str, on: str, probe: float) -> str:
     """What the costs of ``profile`` on device ``on`` were put on: this machine, whose probe took
     ``probe`` s, beside the median probe of the stored runs there that carry one, and how many runs
-    were left out as timed before the probe; empty when none carries one (costs as timed)."""
+    were left out as timed before the probe; a warning when none carries one (costs as timed on
+    machines of unknown speed: a plan at 2 threads here once said 22 minutes for a 79-minute run);
+    empty when the profile has no runs there."""
     runs = _runs(store)
     there = runs[(runs["device"] == on) & (runs["profile"] == profile)]
     probes = there["probe_s"].dropna()
-    if probes.empty:
+    if there.empty:
         return ""
+    if probes.empty:
+        runs_do = "runs carry" if len(there) != 1 else "run carries"
+        return (
+            f"The {len(there)} stored {profile} {on} {runs_do} no machine probe: these costs are as timed "
+            f"on machines of unknown speed, which on this project's CPU have differed by 2.5x and more "
+            f"(this machine's probe took {probe:.3f} s on {on})."
+        )
     stored, left = float(probes.median()), len(there) - len(probes)
     carry = "runs that carry" if len(probes) != 1 else "run that carries"
     said = (

@@ -430,6 +430,7 @@ class Trainer:
             "params": self.size["params"],
             "macs": self.size["macs"],
             "device": metrics.device_name(self.device),
+            **({"cpu_bf16": metrics.cpu_bf16()} if self.device.type == "cpu" else {}),
             "torch_version": torch.__version__,
             "deepcls_version": deepcls.__version__,
             "data_fingerprint": self.data_fingerprint,

@@ -123,9 +123,13 @@ def test_once_runs_time_their_machine_the_costs_are_put_on_one_machines_scale(tm
 
 
 def test_this_machine_is_compared_with_the_probes_the_stored_runs_carry(tmp_path: Path) -> None:
-    """Runs timed before the probe say nothing of their machine; without a probed run there is no line."""
+    """Runs timed before the probe say nothing of their machine: without a probed run the line warns."""
     store_run(tmp_path, config("resnet_cifar10", 3), 100.0, CPU)
-    assert costs.this_machine(RunStore(tmp_path), PROFILE, "CPU x1", 0.05) == ""
+    assert costs.this_machine(RunStore(tmp_path), PROFILE, "CPU x1", 0.05) == (
+        "The 1 stored quick CPU x1 run carries no machine probe: these costs are as timed on machines of "
+        "unknown speed, which on this project's CPU have differed by 2.5x and more (this machine's probe took "
+        "0.050 s on CPU x1)."
+    )
     store_run(tmp_path, config("resnet_cifar10", 3, 1), 100.0, CPU, 0.02)
     assert "the 1 stored quick CPU x1 run that carries a probe took a median 0.020 s" in costs.this_machine(
         RunStore(tmp_path), PROFILE, "CPU x1", 0.06
