@@ -502,9 +502,8 @@ def _info() -> int:
     if device.type == "cuda":
         bf16 = "yes" if torch.cuda.is_bf16_supported() else "no"
     else:  # runs either way on the CPU; without AMX or AVX512-BF16 converted in software
-        bf16 = {"emulated": "emulated (no AMX or AVX512-BF16 on this CPU)"}.get(
-            cpu_bf16(), f"native ({cpu_bf16().upper().replace('_', '-')})"
-        )
+        kind = cpu_bf16()
+        bf16 = "emulated (no AMX or AVX512-BF16 on this CPU)" if kind == "emulated" else f"native ({kind.upper()})"
     print(f"device: {device}  threads: {torch.get_num_threads()}  bf16: {bf16}")
     probe = f"{probe_seconds(device, 1):.3f} s on {target_device(threads=1)}"
     print(f"machine probe: {probe} (deepcls.machine: how this machine compares with those of the stored runs)")

@@ -162,7 +162,7 @@ def this_machine(store: RunStore, profile: str, on: str, probe: float) -> str:
     """What the costs of ``profile`` on device ``on`` were put on: this machine, whose probe took
     ``probe`` s, beside the median probe of the stored runs there that carry one, and how many runs
     were left out as timed before the probe; a warning when none carries one (costs as timed on
-    machines of unknown speed: a plan at 2 threads here once said 22 minutes for a 79-minute run);
+    machines of unknown speed: a plan at 2 threads here once said 22 minutes for a 102-minute run);
     empty when the profile has no runs there."""
     runs = _runs(store)
     there = runs[(runs["device"] == on) & (runs["profile"] == profile)]

@@ -89,7 +89,7 @@ def test_info_lists_models_and_datasets(capsys: pytest.CaptureFixture[str]) -> N
     for name in ("mnist", "cifar10", *list_models()):
         assert f"  {name} " in out
     assert re.search(r"^machine probe: \d+\.\d{3} s on (CPU x1|\S+) ", out, re.MULTILINE)
-    assert re.search(r"  bf16: (yes|no|native \((AMX|AVX512-BF16)\)|emulated \(no AMX or AVX512-BF16)", out)
+    assert re.search(r"  bf16: (yes|no|native \((AMX|AVX512_BF16)\)|emulated \(no AMX or AVX512-BF16)", out)
 
 
 def subcommands() -> list[str]:

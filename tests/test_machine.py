@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from deepcls import machine
@@ -18,3 +19,17 @@ def test_the_probe_is_measured_once_and_leaves_the_global_rng_alone() -> None:
     assert math.isfinite(first) and first > 0
     assert machine.probe_seconds(torch.device("cpu"), 1) == first  # cached: one measurement per process
     assert machine._measure.cache_info().misses == 1
+
+
+def test_cpu_bf16_names_the_arithmetic_the_cpu_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AMX wins over AVX512-BF16; with neither, bf16 is emulated."""
+    from deepcls import metrics
+
+    for caps, kind in (
+        ({"amx_bf16": True, "avx512_bf16": True}, "amx"),
+        ({"amx_bf16": False, "avx512_bf16": True}, "avx512_bf16"),
+        ({"amx_bf16": False, "avx512_bf16": False}, "emulated"),
+        ({}, "emulated"),
+    ):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda caps=caps: caps)
+        assert metrics.cpu_bf16() == kind
