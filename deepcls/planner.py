@@ -43,7 +43,9 @@ def plan(
     machine they would train on, deepcls.machine; ``progress``, how far an interrupted or running
     one has got).
     Cheapest conclusion first, counting runs already planned as free, so that each hour of
-    training decides as many conclusions as it can; never-run rows go last."""
+    training decides as many conclusions as it can; never-run rows go last. Within a conclusion the
+    sides take turns, the one with fewer seeds first: the first runs of a plan cut short give both
+    sides the two seeds an interval needs."""
     found = side_records(conclusions, profile, store)
     costs = row_costs(profile, store, LEDGER_SEEDS, on, probe)
 
@@ -72,14 +74,15 @@ def plan(
 
     missing: dict[str, list[tuple[Side, int]]] = {}
     for conclusion in conclusions:
-        runs, mine = [], counted(conclusion, found, profile)
-        for side in trained_sides(conclusion):
+        ranked, mine = [], counted(conclusion, found, profile)
+        for i, side in enumerate(trained_sides(conclusion)):
             have = {r.config.seed for r in mine.get(side, [])}
             taken = have | {r.config.seed for r in found.get(side, [])}
             free = [seed for seed in LEDGER_SEEDS if seed not in taken]
-            runs += [(side, seed) for seed in free[: max(0, seeds_needed(conclusion) - len(have))]]
-        if runs:
-            missing[conclusion.id] = runs
+            wanted = free[: max(0, seeds_needed(conclusion) - len(have))]
+            ranked += [(len(have) + k, i, (side, seed)) for k, seed in enumerate(wanted)]
+        if ranked:  # the side with fewer seeds first, so that a plan cut short (--runs) still compares
+            missing[conclusion.id] = [run for *_, run in sorted(ranked)]
     planned: dict[tuple[Side, int], list[str]] = {}
     seconds: dict[tuple[Side, int], float] = {}  # what each run adds to the runs planned before it
 

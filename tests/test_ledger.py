@@ -321,13 +321,26 @@ def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run
     store_run(tmp_path, config("resnet_cifar10", 8, 2), [30.0] * 5)  # seed 1 is the one missing below 3
     plan = planner.plan(PROFILE, RunStore(tmp_path), [never, dear, cheap, shared])  # a tie keeps this order
     assert [(t, r, s) for t, r, s in zip(plan["table"], plan["row"], plan["seed"])] == [
-        ("resnet_se", 1, 1), ("resnet_se", 1, 2), ("resnet_se", 0, 1), ("resnet_se", 0, 2),
+        ("resnet_se", 1, 1), ("resnet_se", 0, 1), ("resnet_se", 1, 2), ("resnet_se", 0, 2),
         ("resnet_cifar10", 3, 1), ("resnet_cifar10", 3, 2), ("resnet_cifar10", 8, 1),
         *[("vgg_mnist", 3, s) for s in range(5)],
     ]  # fmt: skip
     assert list(plan["conclusions"].iloc[:4]) == [["cheap", "shared"]] * 4  # trained once, for both
     assert plan["seconds"].iloc[0] == 10.0 and plan["seconds"].iloc[-1] != plan["seconds"].iloc[-1]  # NaN: never run
     assert all(c.seed == s for c, s in zip(plan["config"], plan["seed"]))
+
+
+def test_the_plan_gives_the_side_with_fewer_seeds_the_next_run(tmp_path: Path) -> None:
+    """A plan cut short (``--runs 2``) should still compare: the sides take turns, the one with fewer
+    seeds first, so two runs give 2 seeds a side (an interval), not 3 against 1."""
+    store_run(tmp_path, config("resnet_se", 1, 0), [30.0, 30.0])  # side a: seeds 0 and 1
+    store_run(tmp_path, config("resnet_se", 1, 1), [30.0, 30.0])
+    store_run(tmp_path, config("resnet_se", 0, 0), [30.0, 30.0])  # side b: seed 0
+    plan = planner.plan(PROFILE, RunStore(tmp_path), [SE])
+    assert [(r, s) for r, s in zip(plan["row"], plan["seed"])] == [(0, 1), (1, 2), (0, 2)]  # then a tie: a first
+    store_run(tmp_path, config("resnet_se", 0, 1), [30.0, 30.0])
+    plan = planner.plan(PROFILE, RunStore(tmp_path), [SE])
+    assert [(r, s) for r, s in zip(plan["row"], plan["seed"])] == [(1, 2), (0, 2)]
 
 
 def test_the_plan_counts_what_an_interrupted_run_has_checkpointed(tmp_path: Path) -> None:
@@ -338,7 +351,7 @@ def test_the_plan_counts_what_an_interrupted_run_has_checkpointed(tmp_path: Path
     interrupted = config("resnet_se", 0, 2)
     store.save_checkpoint(interrupted, {"history": [{"epoch": 1}]})
     plan = planner.plan(PROFILE, store, [SE])
-    assert [(r, s) for r, s in zip(plan["row"], plan["seed"])] == [(1, 1), (1, 2), (0, 1), (0, 2)]
+    assert [(r, s) for r, s in zip(plan["row"], plan["seed"])] == [(1, 1), (0, 1), (1, 2), (0, 2)]
     assert list(plan["seconds"]) == pytest.approx([20.0, 20.0, 20.0, 20.0 * (1 - 1 / interrupted.epochs)])
     assert list(plan["progress"]) == ["", "", "", f"1/{interrupted.epochs} epochs checkpointed"]
     shown = tables.format_plan(plan)
