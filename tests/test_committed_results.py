@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from deepcls import ledger, tables
 from deepcls.cli import main
 from deepcls.profiles import PROFILES
+from deepcls.report import LEDGER_CSV, LEDGER_RUNS_CSV
 from deepcls.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 STORE = RunStore(REPO / "results")
+REPORTS = sorted(p.parent.name for p in (REPO / "results" / "report").glob(f"*/{LEDGER_CSV}"))
 
 
 def test_every_committed_run_loads_and_hashes_to_its_folder_name() -> None:
@@ -57,3 +62,21 @@ def test_every_file_the_readme_links_is_committed() -> None:
     assert "results/report/paper/forest.png" in targets
     missing = [t for t in targets if not (REPO / t).is_file()]
     assert not missing, f"README links to missing files: {missing}"
+
+
+@pytest.mark.parametrize("profile", REPORTS)
+def test_committed_report_shows_the_ledger_the_store_gives(profile: str) -> None:
+    """The committed report of a profile (its CSVs, index.html and the executed overview notebook the
+    HTML was rendered from) was rebuilt after the runs it reads were committed: a commit that adds
+    runs but not the re-rendered report, or the HTML but not its notebooks, fails here."""
+    conclusions = ledger.ledger(profile, STORE)
+    report = REPO / "results" / "report" / profile
+    assert (report / LEDGER_CSV).read_text() == ledger.to_csv(conclusions), "run `deepcls report --no-train`"
+    assert (report / LEDGER_RUNS_CSV).read_text() == ledger.evidence(profile, STORE).to_csv(index=False)
+    summary = ledger.summary(conclusions)
+    assert html.escape(summary) in (report / "index.html").read_text()
+    executed = json.loads((REPO / "results" / "notebooks" / profile / "00_overview.ipynb").read_text())
+    outputs = [o.get("data", {}) for cell in executed["cells"] for o in cell.get("outputs", [])]
+    shown = ["".join(data["text/html"]) for data in outputs if "text/html" in data]
+    table = tables.format_ledger(conclusions)._repr_html_()  # what Jupyter displays for the ledger cell
+    assert table in shown, "the executed overview notebook is stale: commit results/notebooks with the report"
