@@ -345,7 +345,7 @@ def _ledger(args: argparse.Namespace) -> int:
     from deepcls import ledger, planner, tables
     from deepcls.costs import target_device, this_machine
     from deepcls.fileio import write_text
-    from deepcls.machine import probe_seconds
+    from deepcls.machine import busy_note, probe_seconds
     from deepcls.runtime import resolve_device, threads_per_job
     from deepcls.store import RunStore
 
@@ -372,7 +372,7 @@ def _ledger(args: argparse.Namespace) -> int:
             wall_s = planner.wall_seconds(plan, args.jobs)
             print(tables.plan_summary(plan, args.profile, later, jobs=args.jobs, wall_s=wall_s))
             if len(plan) and (said := this_machine(store, args.profile, on, probe)):
-                print(said)
+                print(" ".join(filter(None, [said, busy_note(resolve_device("auto"), threads_per_job(args.jobs))])))
             return 0
         _train_grid(args, plan["config"], store)
     if args.evidence:
@@ -489,7 +489,7 @@ def _info() -> int:
     import deepcls
     from deepcls.costs import target_device
     from deepcls.data import DATASETS, dataset_path, resolve_data_dir
-    from deepcls.machine import probe_seconds
+    from deepcls.machine import busy_note, probe_seconds
     from deepcls.metrics import cpu_bf16
     from deepcls.models import list_models, model_info
     from deepcls.runtime import resolve_device
@@ -507,6 +507,8 @@ def _info() -> int:
     print(f"device: {device}  threads: {torch.get_num_threads()}  bf16: {bf16}")
     probe = f"{probe_seconds(device, 1):.3f} s on {target_device(threads=1)}"
     print(f"machine probe: {probe} (deepcls.machine: how this machine compares with those of the stored runs)")
+    if busy := busy_note(device, 1):
+        print(f"  {busy}")
     print(f"data dir: {resolve_data_dir()}")
     for name, spec in DATASETS.items():
         path = dataset_path(name)

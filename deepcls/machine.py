@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 
 import torch
 from torch import nn
@@ -24,6 +25,8 @@ from torch import nn
 # torch.utils.benchmark imports cpp_extension, which warns on every CPU-only machine
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402
+
+from deepcls.runtime import cores  # noqa: E402
 
 PROBE_BATCH = 32
 MIN_RUN_TIME = 0.5  # seconds of timing, split into blocks (torch.utils.benchmark.Timer.blocked_autorange)
@@ -60,3 +63,24 @@ def probe_seconds(device: torch.device | str, threads: int | None = None) -> flo
     default); measured once per process, device and thread count (the GPU engine's many runs share
     one measurement)."""
     return _measure(torch.device(device), threads or torch.get_num_threads())
+
+
+def busy_note(device: torch.device | str, threads: int, load: float | None = None, have: int | None = None) -> str:
+    """A caveat when other work held the cores a CPU probe needed (``load``: the 1-minute load average,
+    this machine's by default; ``have``: its cores): the probe may then read high, and so would the
+    costs put on it. Plans asked for beside two trainings on this project's 2-core CPU probed
+    0.15-0.37 s, the runs themselves 0.14-0.17 s. Empty on an accelerator or an idle enough CPU."""
+    if torch.device(device).type != "cpu":
+        return ""
+    if load is None:
+        if not hasattr(os, "getloadavg"):
+            return ""
+        load = os.getloadavg()[0]
+    have = have or cores()
+    if load <= have - threads + 0.5:  # a free core for each probing thread
+        return ""
+    return (
+        f"This machine was busy while it probed (1-minute load {load:.1f} on {have} cores, probe on {threads} "
+        f"thread{'s' if threads != 1 else ''}): the probe, and the costs put on it, may read high; "
+        "ask again when it is idle."
+    )

@@ -33,3 +33,14 @@ def test_cpu_bf16_names_the_arithmetic_the_cpu_reports(monkeypatch: pytest.Monke
     ):
         monkeypatch.setattr(torch.cpu, "get_capabilities", lambda caps=caps: caps)
         assert metrics.cpu_bf16() == kind
+
+
+def test_a_probe_on_busy_cores_says_it_reads_high() -> None:
+    """Two trainings on 2 cores leave no core for a 1-thread probe; one training leaves one."""
+    said = machine.busy_note("cpu", 1, load=2.0, have=2)
+    assert said.startswith("This machine was busy while it probed (1-minute load 2.0 on 2 cores, probe on 1 thread)")
+    assert machine.busy_note("cpu", 1, load=1.2, have=2) == ""
+    assert "probe on 2 threads" in machine.busy_note("cpu", 2, load=1.2, have=2)
+    assert machine.busy_note("cuda", 1, load=8.0, have=2) == ""  # the accelerator does not share the cores
+    now = machine.busy_note("cpu", 1)  # this machine's own load average
+    assert now == "" or now.startswith("This machine was busy while it probed")
