@@ -12,7 +12,8 @@ verdict:
 - ``undecided``: fewer than :data:`MIN_SEEDS` runs on a side (:data:`MIN_COLLAPSE_SEEDS` for a
   collapse rate) — it says how many more and what they cost;
 - ``not comparable``: a side collapsed to chance in some seeds — the rate is given and the
-  runs that trained are compared.
+  runs that trained are compared; or, for seconds, the sides were timed on different devices or
+  thread counts, or without a machine probe on what were likely different machines.
 
 Epoch conclusions never compare a maximum over a prefix with the longer run that contains it:
 both lengths are read from the longer run's own trajectory (the first k epochs of a
@@ -316,14 +317,19 @@ def _timed(line: dict, devices: list[str], runs: list[RunRecord], sides: dict[st
     if len(devices) > 1:
         return line | {"verdict": "not comparable", "reading": "sides timed on different devices or thread counts"}
     scale = machine_scale(runs)  # deepcls.ledger.counted: all runs timed their machine, or none did
+    spread = _spread(sides)
+    if scale is None and spread:  # the quick profile's CPU x2 seeds: 10-376 s for one config
+        unknown = f"timed on machines of unknown speed (no run carries a machine probe): fastest epochs {spread}"
+        return line | {"verdict": "not comparable", "reading": unknown}
     scaled = f"on the scale of a machine whose probe takes {scale:.3f} s" if scale is not None else ""
-    return line | {"reading": "; ".join(filter(None, (line["reading"], scaled, _disturbed(sides))))}
+    disturbed = f"fastest epochs {spread}: other load on the machine" if spread else ""
+    return line | {"reading": "; ".join(filter(None, (line["reading"], scaled, disturbed)))}
 
 
-def _disturbed(sides: dict[str, list[float]]) -> str:
-    """Name the sides whose timings spread over 2x on one device: other load on the machine, not the model."""
-    spread = [f"{name} {min(v):.0f}-{max(v):.0f} s" for name, v in sides.items() if v and max(v) > 2 * min(v)]
-    return f"fastest epochs {', '.join(spread)}: other load on the machine" if spread else ""
+def _spread(sides: dict[str, list[float]]) -> str:
+    """The sides whose timings spread over 2x on one device, and how far: not the model. On one
+    machine's scale that is other load on the machine; without a probe, as likely another machine."""
+    return ", ".join(f"{name} {min(v):.0f}-{max(v):.0f} s" for name, v in sides.items() if v and max(v) > 2 * min(v))
 
 
 def reported_margin(conclusion: Conclusion) -> float | None:

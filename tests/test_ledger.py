@@ -271,6 +271,22 @@ def test_seconds_from_machines_of_different_speed_are_put_on_one_scale(tmp_path:
     assert line["verdict"] == "holds" and "probe takes 0.175 s" in line["reading"]
 
 
+def test_unprobed_timings_that_spread_over_2x_are_not_compared(tmp_path: Path) -> None:
+    """Without a probe a 2x spread within a side is as likely another machine as other load: the
+    quick profile's unprobed CPU x2 seeds took 10-376 s for one config, so no interval is drawn."""
+    time_runs(tmp_path, 6, range(3), 20.0, [None] * 3)
+    time_runs(tmp_path, 3, range(3), 10.0, [None] * 3)
+    assert verdict(tmp_path, SLOWER)["verdict"] == "holds"  # one machine: read as measured
+    cfg = config("resnet_cifar10", 3, 2)
+    history = RunStore(tmp_path).run_dir(cfg) / "history.csv"
+    pd.read_csv(history).assign(seconds=40.0).to_csv(history, index=False)  # 4x its seed-0 pace
+    line = verdict(tmp_path, SLOWER)
+    assert line["verdict"] == "not comparable"
+    assert line["reading"] == (
+        "timed on machines of unknown speed (no run carries a machine probe): fastest epochs side b 10-40 s"
+    )
+
+
 def test_runs_timed_before_the_probe_are_left_out_once_a_run_has_one(tmp_path: Path) -> None:
     """A run without a probe says nothing of its machine: the line counts the others and the plan
     asks for a new seed of that side, not the stored one."""
