@@ -68,8 +68,8 @@ def probe_seconds(device: torch.device | str, threads: int | None = None) -> flo
 def busy_note(device: torch.device | str, threads: int, load: float | None = None, have: int | None = None) -> str:
     """A caveat when other work held the cores a CPU probe needed (``load``: the 1-minute load average,
     this machine's by default; ``have``: its cores): the probe may then read high, and so would the
-    costs put on it. Plans asked for beside two trainings on this project's 2-core CPU probed
-    0.15-0.37 s, the runs themselves 0.14-0.17 s. Empty on an accelerator or an idle enough CPU."""
+    costs put on it. Probes asked for beside two trainings on this project's 2-core CPU took
+    0.15-0.37 s, the runs' own 0.14-0.17 s. Empty on an accelerator or an idle enough CPU."""
     if torch.device(device).type != "cpu":
         return ""
     if load is None:

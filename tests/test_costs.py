@@ -146,9 +146,15 @@ def test_this_machine_is_compared_with_the_probes_the_stored_runs_carry(tmp_path
     assert costs.this_machine(RunStore(tmp_path), "paper", "CPU x1", 0.05) == ""  # none of that profile
 
 
-def test_the_plan_on_the_cli_costs_runs_on_this_machine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """``--plan`` probes this machine and scales the probed runs' times to it (deepcls.machine)."""
+def test_the_plan_on_the_cli_costs_runs_on_this_machine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--plan`` probes this machine and scales the probed runs' times to it (deepcls.machine),
+    saying so when other work held the cores while it probed."""
+    from deepcls import machine
     from deepcls.cli import main
+
+    monkeypatch.setattr(machine.os, "getloadavg", lambda: (99.0, 99.0, 99.0))
 
     store_run(tmp_path, config("resnet_se", 1), 110.0, CPU, probe_s=1e-3)
     args = ["ledger", "--profile", PROFILE, "--conclusions", "se_helps", "--plan", "--results-dir", str(tmp_path)]
@@ -158,3 +164,4 @@ def test_the_plan_on_the_cli_costs_runs_on_this_machine(tmp_path: Path, capsys: 
     here = probe_seconds(torch.device("cpu"), threads)  # measured once per process: the same number
     assert f"{duration(110.0 * here / 1e-3)} on CPU x{threads}" in out
     assert f"Costs are put on this machine: its probe took {here:.3f} s on CPU x{threads}" in out
+    assert "This machine was busy while it probed (1-minute load 99.0 on " in out

@@ -35,12 +35,13 @@ def test_cpu_bf16_names_the_arithmetic_the_cpu_reports(monkeypatch: pytest.Monke
         assert metrics.cpu_bf16() == kind
 
 
-def test_a_probe_on_busy_cores_says_it_reads_high() -> None:
+def test_a_probe_on_busy_cores_says_it_reads_high(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two trainings on 2 cores leave no core for a 1-thread probe; one training leaves one."""
     said = machine.busy_note("cpu", 1, load=2.0, have=2)
     assert said.startswith("This machine was busy while it probed (1-minute load 2.0 on 2 cores, probe on 1 thread)")
     assert machine.busy_note("cpu", 1, load=1.2, have=2) == ""
     assert "probe on 2 threads" in machine.busy_note("cpu", 2, load=1.2, have=2)
     assert machine.busy_note("cuda", 1, load=8.0, have=2) == ""  # the accelerator does not share the cores
-    now = machine.busy_note("cpu", 1)  # this machine's own load average
-    assert now == "" or now.startswith("This machine was busy while it probed")
+    for load, busy in ((5.0, True), (0.0, False)):  # by default this machine's own 1-minute load average
+        monkeypatch.setattr(machine.os, "getloadavg", lambda load=load: (load, load, load))
+        assert (f"(1-minute load {load:.1f} on " in machine.busy_note("cpu", 1, have=2)) is busy
