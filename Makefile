@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(VENV)/bin/deepcls bench --model resnet18 --stem cifar --dataset cifar10 --batch-size 128
 	$(VENV)/bin/deepcls bench --model vgg7 --dataset mnist --batch-size 128
 	$(PY) -m deepcls.bench.loader
+	$(PY) -m deepcls.bench.denormals
 
 clean:
 	rm -rf $(VENV) results/.cache

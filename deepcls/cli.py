@@ -216,6 +216,9 @@ def add_gpu_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from deepcls.runtime import flush_denormals
+
+    flush_denormals()  # before any torch work starts the threads that must inherit it (deepcls.runtime)
     try:
         if args.command == "train":
             return _train(args)

@@ -49,7 +49,7 @@ from deepcls.machine import probe_seconds
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.optim import lr_factor, make_optimizer
 from deepcls.progress import bar_timing, show_progress
-from deepcls.runtime import resolve_device
+from deepcls.runtime import flushes_denormals, resolve_device
 from deepcls.store import FINISHED, RunRecord, RunStore
 
 SYNC_EVERY = 50  # steps between host reads of the running loss (and divergence checks)
@@ -430,7 +430,11 @@ class Trainer:
             "params": self.size["params"],
             "macs": self.size["macs"],
             "device": metrics.device_name(self.device),
-            **({"cpu_bf16": metrics.cpu_bf16()} if self.device.type == "cpu" else {}),
+            **(
+                {"cpu_bf16": metrics.cpu_bf16(), "flush_denormal": flushes_denormals()}
+                if self.device.type == "cpu"
+                else {}
+            ),
             "torch_version": torch.__version__,
             "deepcls_version": deepcls.__version__,
             "data_fingerprint": self.data_fingerprint,

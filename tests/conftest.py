@@ -17,6 +17,13 @@ SMALL_VGG7 = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifi
 """A VGG-7 small enough for seconds-long training tests on real MNIST (``RunConfig(**SMALL_VGG7, ...)``)."""
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Train as the CLI does: denormals flushed before any torch work (deepcls.runtime)."""
+    from deepcls.runtime import flush_denormals
+
+    flush_denormals()
+
+
 def real_data_dir() -> Path:
     """``$DEEPCLS_DATA_DIR`` if set, else ``../shared/data`` next to the repository."""
     env = os.environ.get("DEEPCLS_DATA_DIR")

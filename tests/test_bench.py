@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,13 @@ def test_bench_times_both_loops_on_the_engines_device(data_dir: Path, capsys: py
     on_cuda = resolve_device("auto").type == "cuda"
     assert (result["modes"]["graphs"] is None) == (not on_cuda)  # graphs need CUDA: no number is made up
     assert result["modes"]["eager"] == result["deepcls"] and result["modes"]["2 at once"]["train_images_per_s"] > 0
+
+
+def test_denormals_bench_times_both_sides_each_in_its_own_process(capsys: pytest.CaptureFixture[str]) -> None:
+    from deepcls.bench import denormals
+
+    assert denormals.main(["--threads", "2", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "denormals kept (reference)" in out and "flushing: False" in out  # the reference really keeps them
+    assert "denormals flushed (deepcls)" in out and "flushing: True" in out
+    assert re.search(r"speed-up: \d+\.\dx", out)

@@ -119,6 +119,7 @@ def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], data_d
     assert m["wall_time_s"] == pytest.approx(h["seconds"].sum()) and m["wall_time_s"] > 0
     assert m["device"].startswith(("cpu", "cuda")) and m["torch_version"] == torch.__version__
     assert m["cpu_bf16"] in ("amx", "avx512_bf16", "emulated")  # what a bf16 run's pace follows
+    assert m["flush_denormal"] is True  # set before torch's threads started (tests/conftest.py, as the CLI)
     assert m["params"] > 0 and m["macs"] > 0
     assert h["probe_s"].nunique() == 1 and m["probe_s"] == h["probe_s"].iloc[0] > 0  # one process: one probe
 
