@@ -53,9 +53,9 @@ def flush_denormals() -> bool:
     ``$DEEPCLS_FLUSH_DENORMAL=0``.
 
     Late in training, squared gradients fall below float32's normal range, and every Adam step then
-    takes the CPU's slow path for them: from the final state of a `paper` VGG-7 (MNIST) run, a training
-    step took 277 ms on 2 threads, 144 ms flushed (the fused Adam step in it 164 ms, 12 ms), and that
-    run's epochs went from 54 s (its first) to 97-124 s (``python -m deepcls.bench.denormals``).
+    takes the CPU's slow path for them: a `paper` VGG-7 (MNIST) run's epochs went from 54 s (its first)
+    to 97-124 s, where the next seed of its row, flushed, took 40-56 s each; a fused Adam step on VGG-7's
+    parameters took 186.6 ms kept, 12.0 ms flushed, on 2 threads (``python -m deepcls.bench.denormals``).
     Values that small change no update (Adam adds eps = 1e-8 to their square root), but the
     arithmetic is no longer bit for bit that of runs trained without it; ``metrics.json`` records
     which (``flush_denormal``). Torch's intra-op threads take the setting of the thread that starts
