@@ -14,15 +14,14 @@ import sys
 import typing
 from collections.abc import Sequence
 
-from deepcls.config import RunConfig
+from deepcls.config import PROFILE_NAMES, RunConfig
 from deepcls.data import AUGMENTATIONS
 from deepcls.errors import DeepclsError
-from deepcls.profiles import PROFILE_NAMES
 
 if typing.TYPE_CHECKING:
     import pandas as pd
 
-    from deepcls.store import RunStore
+    from deepcls.store.runs import RunStore
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -216,14 +215,14 @@ def add_gpu_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from deepcls.runtime import flush_denormals
+    from deepcls.engine.runtime import flush_denormals
 
-    flush_denormals()  # before any torch work starts the threads that must inherit it (deepcls.runtime)
+    flush_denormals()  # before any torch work starts the threads that must inherit it (deepcls.engine.runtime)
     try:
         if args.command == "train":
             return _train(args)
         if args.command == "report":
-            from deepcls.report import build_report
+            from deepcls.report.build import build_report
 
             return build_report(
                 profile=args.profile,
@@ -273,9 +272,9 @@ def _fail(message: str, code: int) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from deepcls import runtime
-    from deepcls.tables import pct
-    from deepcls.train import fit
+    from deepcls.engine import runtime
+    from deepcls.engine.fit import fit
+    from deepcls.report.formatting import pct
 
     config = config_from_args(args)
     runtime.configure(config.device, config.threads)
@@ -305,10 +304,11 @@ def _train(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from deepcls import experiments, tables
-    from deepcls.planner import conclusions_first
-    from deepcls.reading import results_table
-    from deepcls.store import RunStore
+    from deepcls.analysis.results import results_table
+    from deepcls.paper import grids as experiments
+    from deepcls.paper.conclusions import conclusions_first
+    from deepcls.report import formatting as tables
+    from deepcls.store.runs import RunStore
 
     names = args.tables.split(",") if args.tables else list(experiments.ALL_TABLES)
     unknown = sorted(set(names) - set(experiments.ALL_TABLES))
@@ -334,7 +334,7 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _train_grid(args: argparse.Namespace, configs: Sequence[RunConfig], store: RunStore) -> None:
-    from deepcls import runner
+    from deepcls.execution import runner
 
     executor = None
     if args.executor == "ray":
@@ -345,12 +345,15 @@ def _train_grid(args: argparse.Namespace, configs: Sequence[RunConfig], store: R
 def _ledger(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from deepcls import ledger, planner, tables
-    from deepcls.costs import target_device, this_machine
-    from deepcls.fileio import write_text
-    from deepcls.machine import busy_note, probe_seconds
-    from deepcls.runtime import resolve_device, threads_per_job
-    from deepcls.store import RunStore
+    from deepcls.analysis import ledger
+    from deepcls.analysis import plan as planner
+    from deepcls.analysis.costs import this_machine
+    from deepcls.config import threads_per_job
+    from deepcls.data.atomic import write_text
+    from deepcls.engine.probe import busy_note, probe_seconds
+    from deepcls.engine.runtime import resolve_device, target_device
+    from deepcls.report import formatting as tables
+    from deepcls.store.runs import RunStore
 
     known = {c.id: c for c in ledger.CONCLUSIONS}
     ids = args.conclusions.split(",") if args.conclusions else list(known)
@@ -411,8 +414,8 @@ def _ledger(args: argparse.Namespace) -> int:
 
 def _evidence(args: argparse.Namespace, runs: pd.DataFrame) -> int:
     """``deepcls ledger --evidence``: the per-run values behind the ledger, as CSV, Markdown or a terminal table."""
-    from deepcls import tables
-    from deepcls.fileio import write_text
+    from deepcls.data.atomic import write_text
+    from deepcls.report import formatting as tables
 
     if args.csv == "-":
         print(runs.to_csv(index=False), end="")
@@ -429,8 +432,8 @@ def _evidence(args: argparse.Namespace, runs: pd.DataFrame) -> int:
 
 
 def _gpu(args: argparse.Namespace) -> int:
-    from deepcls import transfer
     from deepcls.data import dataset_path, resolve_data_dir
+    from deepcls.store import archive as transfer
 
     if args.gpu_command == "split-data":
         for name in args.names.split(","):
@@ -442,13 +445,13 @@ def _gpu(args: argparse.Namespace) -> int:
             print(f"verified {path}")
         return 0
     if args.gpu_command == "merge":
-        from deepcls.store import RunStore
+        from deepcls.store.runs import RunStore
 
         merged, skipped = transfer.merge_runs(args.archive, RunStore(args.results_dir), args.replace)
         print(f"merged {len(merged)} runs, skipped {len(skipped)} the store has already")
         return 0
-    from deepcls.concurrent import RUNS_AT_ONCE
-    from deepcls.window import gpu_window
+    from deepcls.execution.interleaved import RUNS_AT_ONCE
+    from deepcls.execution.window import gpu_window
 
     summary = gpu_window(
         args.out,
@@ -468,8 +471,8 @@ def _gpu(args: argparse.Namespace) -> int:
 
 
 def _readme(args: argparse.Namespace) -> int:
-    from deepcls.readme import update_readme
-    from deepcls.store import RunStore
+    from deepcls.report.markdown import update_readme
+    from deepcls.store.runs import RunStore
 
     update_readme(args.path, args.profiles.split(","), RunStore(args.results_dir))
     print(f"updated {args.path}")
@@ -490,12 +493,11 @@ def _info() -> int:
     import torchvision
 
     import deepcls
-    from deepcls.costs import target_device
     from deepcls.data import DATASETS, dataset_path, resolve_data_dir
-    from deepcls.machine import busy_note, probe_seconds
-    from deepcls.metrics import cpu_bf16
+    from deepcls.engine.probe import busy_note, probe_seconds
+    from deepcls.engine.runtime import resolve_device, target_device
+    from deepcls.engine.summary import cpu_bf16
     from deepcls.models import list_models, model_info
-    from deepcls.runtime import resolve_device
 
     print(
         f"deepcls {deepcls.__version__}  torch {torch.__version__}  torchvision {torchvision.__version__}  "
@@ -509,7 +511,7 @@ def _info() -> int:
         bf16 = "emulated (no AMX or AVX512-BF16 on this CPU)" if kind == "emulated" else f"native ({kind.upper()})"
     print(f"device: {device}  threads: {torch.get_num_threads()}  bf16: {bf16}")
     probe = f"{probe_seconds(device, 1):.3f} s on {target_device(threads=1)}"
-    print(f"machine probe: {probe} (deepcls.machine: how this machine compares with those of the stored runs)")
+    print(f"machine probe: {probe} (deepcls.engine.probe: how this machine compares with those of the stored runs)")
     if busy := busy_note(device, 1):
         print(f"  {busy}")
     print(f"data dir: {resolve_data_dir()}")

@@ -1,10 +1,12 @@
-"""RunConfig: one frozen dataclass per training run, validated with one clear error per field."""
+"""What a run is: the profiles (budgets every grid runs at) and RunConfig, one frozen dataclass per
+training run, validated with one clear error per field."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -12,14 +14,58 @@ from typing import Any
 from deepcls.data import DATASETS, parse_augment
 from deepcls.errors import ConfigError
 from deepcls.models import INIT_SCHEMES, check_option, list_models, model_info
-from deepcls.profiles import CUSTOM, PROFILE_NAMES
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How a profile scales the report's settings."""
+
+    name: str
+    description: str
+    epochs: float | int | None  # a fraction scales the report's epochs; an int replaces them
+    subset: dict[str, int | None]  # dataset -> training samples (None: all)
+    test_subset: dict[str, int | None]
+
+
+_DESCRIPTIONS = {
+    "smoke": "seconds per run, 256 training / 256 test images, 2 epochs: checks the machinery, the numbers mean "
+    "nothing",
+    "quick": "real data, reduced: 10% of the report's epochs (at least 2) on a class-balanced 3,000-image training "
+    "subset, tested on 2,000 test images",
+    "paper": "exactly the report's epochs, batch sizes, optimizers, learning rates and augmentations on the full "
+    "datasets",
+    "best": "deepcls's improved recipe on the report's models and epochs: SGD Nesterov, triangular lr, weight decay, "
+    "label smoothing, flip+crop(+cutout), batch norm in VGGs",
+}
+# name: (epochs: a fraction scales the report's, an int replaces them; training images; test images; None: all)
+_BUDGETS = {"smoke": (2, 256, 256), "quick": (0.1, 3000, 2000), "paper": (1.0, None, None), "best": (1.0, None, None)}
+
+
+def _per_dataset(n: int | None) -> dict[str, int | None]:
+    return {} if n is None else {"mnist": n, "cifar10": n}
+
+
+PROFILES: dict[str, Profile] = {
+    name: Profile(name, _DESCRIPTIONS[name], epochs, _per_dataset(train), _per_dataset(test))
+    for name, (epochs, train, test) in _BUDGETS.items()
+}
+PROFILE_NAMES = tuple(PROFILES)
+REDUCED = ("smoke", "quick")  # budgets whose numbers are not the report's
+CUSTOM = "custom"  # the profile of a run trained by hand (``deepcls train``)
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "triangle")
 PRECISIONS = ("fp32", "bf16")
-PROFILES = (*PROFILE_NAMES, CUSTOM)
+RUN_PROFILES = (*PROFILE_NAMES, CUSTOM)
 # Option values renamed since runs were stored: old value -> new (RunConfig.from_dict reads both;
-# deepcls.migrations renames stored run folders whose id changes).
+# deepcls.store.migrations renames stored run folders whose id changes).
 RENAMED = {"schedule": {"onecycle": "triangle"}}
 
 # Options forwarded to build_model when set (None means "the model's default").
@@ -68,7 +114,7 @@ class RunConfig:
     threads: int | None = None
     channels_last: bool = True
     compile: bool = False
-    graphs: bool | None = None  # CUDA graphs for full batches (deepcls.graphs); None: on CUDA unless compiled
+    graphs: bool | None = None  # CUDA graphs for full batches (deepcls.engine.graphs); None: on CUDA unless compiled
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "augment", parse_augment(self.augment))
@@ -98,7 +144,7 @@ class RunConfig:
         check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         check(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
         check(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
-        check(self.profile in PROFILES, f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        check(self.profile in RUN_PROFILES, f"unknown profile {self.profile!r}; known: {', '.join(RUN_PROFILES)}")
         check(_is_finite(self.lr) and self.lr > 0, f"lr must be a positive finite number, got {self.lr!r}")
         check(_is_int(self.epochs) and self.epochs > 0, f"epochs must be a positive integer, got {self.epochs!r}")
         check(
@@ -204,3 +250,13 @@ def _is_number(value: Any) -> bool:
 
 def _is_finite(value: Any) -> bool:
     return _is_number(value) and math.isfinite(value)
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def threads_per_job(jobs: int) -> int:
+    """Torch threads for each of ``jobs`` concurrent trainings: the cores shared out, at least one
+    (two 1-thread trainings on 2 cores do ~1.3x the work of one 2-thread training)."""
+    return max(1, cores() // jobs)

@@ -13,8 +13,8 @@ import time
 
 import ray
 
-from deepcls import runner
 from deepcls.config import RunConfig
+from deepcls.execution import runner
 
 
 def wait_for_nodes(address: str, nodes: int, timeout: float = 180) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from deepcls.config import RunConfig
-from deepcls.store import RunStore
+from deepcls.store.runs import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SMALL_VGG7 = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
@@ -18,8 +18,8 @@ SMALL_VGG7 = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifi
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Train as the CLI does: denormals flushed before any torch work (deepcls.runtime)."""
-    from deepcls.runtime import flush_denormals
+    """Train as the CLI does: denormals flushed before any torch work (deepcls.engine.runtime)."""
+    from deepcls.engine.runtime import flush_denormals
 
     flush_denormals()
 

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deepcls.allocator import keep_freed_memory
+from deepcls.engine.runtime import keep_freed_memory
 
-PROBE = "from deepcls.allocator import keep_freed_memory as k; print(k(), k())"
+PROBE = "from deepcls.engine.runtime import keep_freed_memory as k; print(k(), k())"
 
 
 # One epoch of VGG-7 with the report's 4096-wide classifier (68 MB fp32 weights, well above glibc's
@@ -18,7 +18,7 @@ PROBE = "from deepcls.allocator import keep_freed_memory as k; print(k(), k())"
 TRAIN = """
 import sys, tempfile
 from deepcls.config import RunConfig
-from deepcls.train import fit
+from deepcls.engine.fit import fit
 config = RunConfig(dataset="mnist", model="vgg7", width="reduced", epochs=1, subset=1000,
                    test_subset=200, batch_size=50, threads=2)
 with tempfile.TemporaryDirectory() as root:

@@ -226,8 +226,8 @@ def test_results_prints_the_reported_numbers_as_markdown(capsys: pytest.CaptureF
 
 
 def test_results_shows_how_far_an_unfinished_run_has_got(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from deepcls import experiments
-    from deepcls.store import RunStore
+    from deepcls.paper import grids as experiments
+    from deepcls.store.runs import RunStore
 
     config = experiments.table_grid("vgg_mnist", "paper").query("row == 9")["config"].iloc[0]
     RunStore(tmp_path).save_checkpoint(config, {"history": [{"epoch": e} for e in range(1, 8)]})
@@ -254,7 +254,7 @@ def test_readme_rewrites_only_the_results_section(capsys: pytest.CaptureFixture[
 
 
 def test_readme_lists_only_the_rows_run_of_a_profile_run_on_few(tmp_path: Path, stored_run) -> None:
-    from deepcls import experiments as ex
+    from deepcls.paper import grids as ex
 
     grid = ex.table_grid("vgg_mnist", "best")
     stored_run(tmp_path, grid.loc[grid["row"] == 10, "config"].iloc[0], test_acc=99.7, final_test_acc=99.5)
@@ -268,8 +268,8 @@ def test_readme_lists_only_the_rows_run_of_a_profile_run_on_few(tmp_path: Path, 
 
 
 def test_readme_states_the_measured_seed_noise_once_two_seeds_are_stored(tmp_path: Path, stored_run) -> None:
-    from deepcls import experiments as ex
-    from deepcls.findings import NOISE_ROW
+    from deepcls.analysis.findings import NOISE_ROW
+    from deepcls.paper import grids as ex
 
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
@@ -341,7 +341,7 @@ def test_ledger_csv_holds_every_conclusion_under_both_metrics(
     path is one error line and leaves nothing behind."""
     import pandas as pd
 
-    from deepcls.ledger import CONCLUSIONS, CSV_COLUMNS
+    from deepcls.analysis.ledger import CONCLUSIONS, CSV_COLUMNS
 
     path = tmp_path / "out" / "ledger.csv"
     args = ["ledger", "--profile", "paper", "--results-dir", str(tmp_path / "store")]

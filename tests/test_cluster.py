@@ -28,13 +28,13 @@ import pytest
 import torch
 from conftest import SMALL_VGG7
 
-from deepcls import experiments
 from deepcls.cli import main
 from deepcls.config import RunConfig
+from deepcls.engine.fit import TIMING_COLUMNS
 from deepcls.errors import ConfigError, DataError
-from deepcls.runner import Outcome, make_executor, run_grid
-from deepcls.store import RunStore
-from deepcls.train import TIMING_COLUMNS
+from deepcls.execution.runner import Outcome, make_executor, run_grid
+from deepcls.paper import grids as experiments
+from deepcls.store.runs import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).with_name("cluster_driver.py")
@@ -291,7 +291,7 @@ def test_without_ray_the_ray_executor_is_one_error_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
-    monkeypatch.delitem(sys.modules, "deepcls.cluster", raising=False)
+    monkeypatch.delitem(sys.modules, "deepcls.execution.ray_cluster", raising=False)
     with pytest.raises(ConfigError, match=r"the ray executor needs Ray: pip install 'deepcls\[ray\]'"):
         make_executor("ray")
     args = ["results", "--profile", "smoke", "--tables", "vgg_mnist", "--rows", "6", "--train", "--executor", "ray"]
@@ -336,7 +336,7 @@ def test_the_driver_stores_returned_runs_and_turns_lost_workers_into_failed_outc
 ) -> None:
     """What the driver does with a finished task's result, faked without a cluster."""
     ray = pytest.importorskip("ray")
-    from deepcls import cluster as ray_cluster
+    from deepcls.execution import ray_cluster
 
     worker, driver = RunStore(tmp_path / "worker"), RunStore(tmp_path / "driver")
     stored_run(worker.root, BASE)

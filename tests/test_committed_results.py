@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepcls import ledger, tables
+from deepcls.analysis import ledger
 from deepcls.cli import main
-from deepcls.profiles import PROFILES
-from deepcls.report import LEDGER_CSV, LEDGER_RUNS_CSV
-from deepcls.store import RunStore
+from deepcls.config import RUN_PROFILES as PROFILES
+from deepcls.report import formatting as tables
+from deepcls.report.build import LEDGER_CSV, LEDGER_RUNS_CSV
+from deepcls.store.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 STORE = RunStore(REPO / "results")

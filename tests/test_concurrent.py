@@ -1,4 +1,4 @@
-"""Runs trained together (deepcls.concurrent) train what they train alone; the CUDA-graph code
+"""Runs trained together (deepcls.execution.interleaved) train what they train alone; the CUDA-graph code
 paths' CPU-side logic (which batches replay a graph, the lr as a tensor, undoing warm-up steps)."""
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 import torch
 
-from deepcls import concurrent
 from deepcls.config import RunConfig
+from deepcls.engine.fit import TIMING_COLUMNS, Trainer, fit
+from deepcls.engine.graphs import state_kept, use_graphs
+from deepcls.engine.optim import lr_factor
 from deepcls.errors import ConfigError
-from deepcls.graphs import state_kept, use_graphs
-from deepcls.optim import lr_factor
-from deepcls.runner import ConcurrentExecutor, LocalExecutor, default_executor, run_grid
-from deepcls.store import RunStore
-from deepcls.train import TIMING_COLUMNS, Trainer, fit
+from deepcls.execution import interleaved as concurrent
+from deepcls.execution.runner import ConcurrentExecutor, LocalExecutor, default_executor, run_grid
+from deepcls.store.runs import RunStore
 
 TINY = dict(dataset="mnist", epochs=2, subset=200, test_subset=100, batch_size=64)  # 3 full batches + 8
 VGG = dict(model="vgg7", width="reduced", classifier_width=64)  # its classifier has dropout

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from deepcls.config import SPEED_FIELDS, RunConfig
+from deepcls.engine.optim import lr_factor
 from deepcls.errors import ConfigError
-from deepcls.optim import lr_factor
 
 BASE: dict[str, Any] = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
 

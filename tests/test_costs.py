@@ -1,4 +1,4 @@
-"""What one more seed costs on the device it would train on (deepcls.costs), on constructed stores."""
+"""What one more seed costs on the device it would train on (deepcls.analysis.costs), on constructed stores."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from deepcls import costs, planner
-from deepcls import experiments as ex
-from deepcls.config import RunConfig
-from deepcls.costs import Cost
-from deepcls.ledger import Conclusion
-from deepcls.machine import probe_seconds
-from deepcls.runtime import threads_per_job
-from deepcls.store import RunStore
-from deepcls.tables import duration
+from deepcls.analysis import costs
+from deepcls.analysis import plan as planner
+from deepcls.analysis.costs import Cost, duration
+from deepcls.analysis.ledger import Conclusion
+from deepcls.config import RunConfig, threads_per_job
+from deepcls.engine.probe import probe_seconds
+from deepcls.paper import grids as ex
+from deepcls.store.runs import RunStore
 
 PROFILE = "quick"
 CPU = "cpu: x86_64 x1 threads"
@@ -149,10 +148,10 @@ def test_this_machine_is_compared_with_the_probes_the_stored_runs_carry(tmp_path
 def test_the_plan_on_the_cli_costs_runs_on_this_machine(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``--plan`` probes this machine and scales the probed runs' times to it (deepcls.machine),
+    """``--plan`` probes this machine and scales the probed runs' times to it (deepcls.engine.probe),
     saying so when other work held the cores while it probed."""
-    from deepcls import machine
     from deepcls.cli import main
+    from deepcls.engine import probe as machine
 
     monkeypatch.setattr(machine.os, "getloadavg", lambda: (99.0, 99.0, 99.0))
 

@@ -23,14 +23,11 @@ from deepcls.data import (
     Split,
     augment,
     balanced_subset,
-    brightness_contrast,
-    crop,
-    cutout,
     dataset_path,
     load_dataset,
     parse_augment,
-    rotate,
 )
+from deepcls.data.augment import brightness_contrast, crop, cutout, rotate
 from deepcls.errors import ConfigError, DataError
 
 Arrays = dict[str, np.ndarray]

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepcls import experiments as ex
+from deepcls.analysis.findings import agreement, beats
+from deepcls.analysis.results import results_table
 from deepcls.errors import ConfigError
-from deepcls.findings import agreement, beats
-from deepcls.reading import results_table
-from deepcls.reference import paper_table
-from deepcls.store import RunStore
-from deepcls.tables import format_results
+from deepcls.paper import grids as ex
+from deepcls.paper.reference import paper_table
+from deepcls.report.formatting import format_results
+from deepcls.store.runs import RunStore
 
 
 def test_paper_profile_uses_exactly_the_reported_settings() -> None:

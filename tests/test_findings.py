@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepcls import findings
+from deepcls.analysis import findings
 
 
 def test_differences_read_train_and_test_deltas_together() -> None:

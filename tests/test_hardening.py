@@ -23,16 +23,16 @@ import torch
 from test_cli import run_cli
 from test_train import FAST, cli_args, count_steps, results
 
-import deepcls.store as store_module
-from deepcls import experiments as ex
+import deepcls.store.runs as store_module
 from deepcls.cli import main
 from deepcls.config import RunConfig
 from deepcls.data import DATASETS, OFFICIAL_FINGERPRINTS, BatchLoader, Split, fingerprint, get_spec, load_dataset
+from deepcls.engine.fit import Trainer, fit
 from deepcls.errors import ConfigError, DataError
 from deepcls.models import build_model
-from deepcls.report import OUTCOMES, NotebookOutcome, build_report
-from deepcls.store import RunStore
-from deepcls.train import Trainer, fit
+from deepcls.paper import grids as ex
+from deepcls.report.build import OUTCOMES, NotebookOutcome, build_report
+from deepcls.store.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = RunConfig(**FAST, epochs=1, subset=200, test_subset=100, batch_size=64)
@@ -117,7 +117,7 @@ def test_a_run_that_fails_in_the_loop_ends_the_command_in_one_line(
 KILLED_SAVE = """
 import json, os, signal, sys
 import pandas as pd
-import deepcls.store as S
+import deepcls.store.runs as S
 from deepcls.cli import main
 from deepcls.config import RunConfig
 
@@ -359,7 +359,7 @@ def test_every_command_over_a_damaged_run_says_one_line_and_shows_the_rest(
     )
     assert code == 0 and name in one_line(err, "deepcls: warning: ") and "| vgg_mnist | 7 |" in readme.read_text()
 
-    from deepcls.report import write_index
+    from deepcls.report.build import write_index
 
     write_index("smoke", [NotebookOutcome("01_x", True)], tmp_path, str(root))  # what `report` reads itself
     page = (tmp_path / "index.html").read_text()
@@ -555,7 +555,7 @@ def test_a_vgg_says_what_input_it_needs() -> None:
 
 # ---------------------------------------------------------------------- 11. clear output
 def test_a_partial_rebuild_keeps_showing_the_pages_that_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import deepcls.report as report
+    import deepcls.report.build as report
 
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
@@ -604,7 +604,7 @@ def test_a_failed_download_leaves_no_folders(tmp_path: Path, monkeypatch: pytest
 GRID_OF_TWO = """
 import json, signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background shell ignores it)
-from deepcls import runner
+from deepcls.execution import runner
 from deepcls.config import RunConfig
 configs = [RunConfig(**{**json.loads(sys.argv[2]), "seed": seed}) for seed in (0, 1)]
 runner.run_grid(configs, results_dir=sys.argv[1], data_dir=sys.argv[3], jobs=2, progress=False)

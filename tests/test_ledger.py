@@ -8,11 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepcls import experiments as ex
-from deepcls import ledger, planner, runner, tables
+from deepcls.analysis import ledger
+from deepcls.analysis import plan as planner
+from deepcls.analysis.ledger import CONCLUSIONS, Conclusion
 from deepcls.config import RunConfig
-from deepcls.ledger import CONCLUSIONS, Conclusion
-from deepcls.store import RunStore
+from deepcls.execution import runner
+from deepcls.paper import grids as ex
+from deepcls.report import formatting as tables
+from deepcls.store.runs import RunStore
 
 PROFILE = "quick"
 
@@ -377,7 +380,7 @@ def test_the_plan_counts_what_an_interrupted_run_has_checkpointed(tmp_path: Path
 
 def test_the_plan_charges_a_longer_run_only_the_epochs_beyond_a_shorter_one_of_its_chain(tmp_path: Path) -> None:
     """Rows 3, 4 and 5 of Table 2 are one config at 2, 3 and 5 epochs (quick): a seed's 5-epoch run
-    continues its 3-epoch run when both are planned (deepcls.runner trains them as one chain), and
+    continues its 3-epoch run when both are planned (deepcls.execution.runner trains them as one chain), and
     its 2-epoch run when that one's final state is kept; it costs only the epochs beyond."""
     store = RunStore(tmp_path)
     for row, epochs in ((3, 2), (4, 3), (5, 5)):
@@ -407,7 +410,7 @@ def test_the_forest_plot_keeps_a_margin_beyond_its_axis_visible_with_its_number(
     its value written beside it, not a point outside the picture."""
     import matplotlib.pyplot as plt
 
-    from deepcls import plots
+    from deepcls.report import plots
 
     small = [(f"claim {i}", "holds", 0.5 + i / 10, 0.2, 0.9, 0.4) for i in range(9)]
     rows = [*small, ("MNIST is far easier", "holds", 51.2, 39.3, 63.2, 18.0)]

@@ -1,4 +1,4 @@
-"""The machine probe (deepcls.machine): measured once per process, and invisible to training."""
+"""The machine probe (deepcls.engine.probe): measured once per process, and invisible to training."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from deepcls import machine
+from deepcls.engine import probe as machine
 
 
 def test_the_probe_is_measured_once_and_leaves_the_global_rng_alone() -> None:
@@ -23,7 +23,7 @@ def test_the_probe_is_measured_once_and_leaves_the_global_rng_alone() -> None:
 
 def test_cpu_bf16_names_the_arithmetic_the_cpu_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     """AMX wins over AVX512-BF16; with neither, bf16 is emulated."""
-    from deepcls import metrics
+    from deepcls.engine import summary as metrics
 
     for caps, kind in (
         ({"amx_bf16": True, "avx512_bf16": True}, "amx"),

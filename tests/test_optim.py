@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deepcls.config import RunConfig
-from deepcls.optim import make_optimizer
+from deepcls.engine.optim import make_optimizer
 
 
 @pytest.mark.parametrize(

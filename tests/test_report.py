@@ -15,14 +15,24 @@ import nbformat
 import pandas as pd
 import pytest
 
-from deepcls import experiments as ex
-from deepcls import ledger, tables
-from deepcls.findings import NOISE_ROW, NOISE_SEEDS
-from deepcls.ledger import CONCLUSIONS
-from deepcls.reading import results_table
-from deepcls.report import FOREST, LEDGER_CSV, LEDGER_RUNS_CSV, NOTEBOOKS_DIR, build_report, notebook_names, write_index
-from deepcls.runtime import resolve_device, threads_per_job
-from deepcls.store import RunStore
+from deepcls.analysis import ledger
+from deepcls.analysis.findings import NOISE_ROW, NOISE_SEEDS
+from deepcls.analysis.ledger import CONCLUSIONS
+from deepcls.analysis.results import results_table
+from deepcls.config import threads_per_job
+from deepcls.engine.runtime import resolve_device
+from deepcls.paper import grids as ex
+from deepcls.report import formatting as tables
+from deepcls.report.build import (
+    FOREST,
+    LEDGER_CSV,
+    LEDGER_RUNS_CSV,
+    NOTEBOOKS_DIR,
+    build_report,
+    notebook_names,
+    write_index,
+)
+from deepcls.store.runs import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_CSV = REPO / "deepcls" / "reference" / "paper_tables.csv"

@@ -10,7 +10,7 @@ import sys
 # Two intra-op threads; ``early``: flushed before any torch work, as the CLI and the runner's workers do.
 CODE = """
 import sys, torch
-from deepcls import runtime
+from deepcls.engine import runtime
 if sys.argv[1] == "late":
     torch.set_num_threads(2)
     torch.randn(1 << 22).sum()  # starts the second thread before the flush

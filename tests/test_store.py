@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from deepcls.config import RunConfig
+from deepcls.engine.fit import HISTORY_COLUMNS, fit
 from deepcls.errors import StoreError
-from deepcls.store import RunStore
-from deepcls.train import HISTORY_COLUMNS, fit
+from deepcls.store.runs import RunStore
 
 RUN_FILES = {"config.json", "history.csv", "metrics.json", "confusion.npy", "samples.npz"}
 

@@ -17,16 +17,15 @@ import pandas as pd
 import pytest
 import torch
 
-from deepcls import runtime
 from deepcls.cli import build_parser, config_from_args
-from deepcls.config import RunConfig
+from deepcls.config import RunConfig, threads_per_job
 from deepcls.data import balanced_subset
+from deepcls.engine import runtime
+from deepcls.engine.fit import TIMING_COLUMNS, Trainer, fit
+from deepcls.engine.progress import LOG_BAR_INTERVAL, bar_timing
 from deepcls.errors import ConfigError
-from deepcls.progress import LOG_BAR_INTERVAL, bar_timing
-from deepcls.runner import extension_chains, run_grid
-from deepcls.runtime import threads_per_job
-from deepcls.store import RunRecord, RunStore
-from deepcls.train import TIMING_COLUMNS, Trainer, fit
+from deepcls.execution.runner import extension_chains, run_grid
+from deepcls.store.runs import RunRecord, RunStore
 
 FAST = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
 SMALL = RunConfig(**FAST, batch_norm=True, epochs=3, subset=1000, test_subset=200, batch_size=50)

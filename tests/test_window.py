@@ -12,8 +12,8 @@ import pytest
 
 from deepcls.cli import main
 from deepcls.config import RunConfig
-from deepcls.store import RunStore
-from deepcls.transfer import sha256
+from deepcls.store.archive import sha256
+from deepcls.store.runs import RunStore
 
 DEVICE_FILES, DEVICE_FILE_BYTES = 8, 16 * 2**20  # what a device call brings back from $OUT
 
@@ -89,9 +89,9 @@ def test_merge_refuses_an_archive_whose_run_does_not_hash_to_its_folder(
 
 def test_the_window_trains_the_tables_in_the_order_named() -> None:
     """``--tables`` is a priority: a short window spends itself on the first tables named."""
-    from deepcls import experiments
-    from deepcls.planner import conclusions_first
-    from deepcls.window import tables_first
+    from deepcls.execution.window import tables_first
+    from deepcls.paper import grids as experiments
+    from deepcls.paper.conclusions import conclusions_first
 
     named = ["resnet_mnist", "vgg_mnist", "resnet_cifar10"]
     grid = tables_first(conclusions_first(experiments.grid(named, "paper", [0, 1])), named)

@@ -3,7 +3,7 @@
 Late in training, squared gradients fall below float32's normal range (1.18e-38) and the CPU takes
 its slow path for them. This times the deepcls optimizer (fused Adam) on the parameters of VGG-7
 (MNIST, reduced width, 17M parameters) with gradients of about 1e-20 (squares about 1e-40), with
-denormals flushed to zero (deepcls.runtime.flush_denormals, what runs do) and without
+denormals flushed to zero (deepcls.engine.runtime.flush_denormals, what runs do) and without
 (``DEEPCLS_FLUSH_DENORMAL=0``). Each side runs in a fresh process: the setting must come before torch
 starts its threads.
 """
@@ -20,10 +20,10 @@ from collections.abc import Sequence
 import torch
 
 from deepcls.bench.timing import seconds_per_call
-from deepcls.config import RunConfig
+from deepcls.config import RunConfig, cores
+from deepcls.engine.optim import make_optimizer
+from deepcls.engine.runtime import TINY, configure, flushes_denormals
 from deepcls.models import build_for_dataset
-from deepcls.optim import make_optimizer
-from deepcls.runtime import TINY, configure, cores, flushes_denormals
 
 CONFIG = RunConfig(dataset="mnist", model="vgg7", width="reduced")
 

@@ -13,12 +13,12 @@ import torch
 
 from deepcls.bench.reference import reference_batches, reference_eval_step, reference_train_step
 from deepcls.bench.timing import WARMUP, endless, seconds_per_call, synchronize
-from deepcls.concurrent import Lane
 from deepcls.config import RunConfig
 from deepcls.data import get_spec, load_dataset
+from deepcls.engine.fit import Trainer
+from deepcls.engine.runtime import configure, resolve_device
+from deepcls.execution.interleaved import Lane
 from deepcls.models import build_for_dataset, input_padding
-from deepcls.runtime import configure, resolve_device
-from deepcls.train import Trainer
 
 EVAL_IMAGES = 2000
 REFERENCE_WORKERS = 2  # what pytorch-cifar style scripts used; this machine has 2 cores
@@ -96,7 +96,7 @@ def measure_reference(config: RunConfig, data_dir: str | None, steps: int) -> di
 
 def measure_together(config: RunConfig, data_dir: str | None, steps: int, runs: int) -> dict[str, float]:
     """Training images/s of ``runs`` runs (seeds 0..runs-1) taking turns step by step, as the
-    concurrent executor trains them (deepcls.concurrent: own CUDA stream and graphs each)."""
+    concurrent executor trains them (deepcls.execution.interleaved: own CUDA stream and graphs each)."""
     lanes = [Lane(resolve_device(config.device)) for _ in range(runs)]
     trainers, batches = [], []
     for seed, lane in enumerate(lanes):

@@ -1,5 +1,5 @@
 """``python -m deepcls.bench.gpu_check``: on a CUDA machine, do CUDA graphs and runs taking turns
-(deepcls.concurrent) train what an eager run alone trains?
+(deepcls.execution.interleaved) train what an eager run alone trains?
 
 For a ResNet (BN, SE) and two VGGs (dropout, with and without BN, Adam and SGD) on MNIST it trains
 one epoch of 20 full batches and a partial one three ways: eager alone, with CUDA graphs alone,
@@ -19,10 +19,10 @@ from collections.abc import Sequence
 import torch
 
 from deepcls.bench.timing import synchronize
-from deepcls.concurrent import Lane
 from deepcls.config import RunConfig
 from deepcls.data import epoch_seed
-from deepcls.train import Trainer
+from deepcls.engine.fit import Trainer
+from deepcls.execution.interleaved import Lane
 
 BATCH, FULL_BATCHES = 32, 20
 COMMON = dict(dataset="mnist", epochs=1, subset=BATCH * FULL_BATCHES + 10, test_subset=2500, batch_size=BATCH)

@@ -17,8 +17,8 @@ import torch
 from deepcls.bench.timing import WARMUP, endless, seconds_per_call
 from deepcls.config import RunConfig
 from deepcls.data import BatchLoader, Split, get_spec, load_dataset, resolve_data_dir
+from deepcls.engine.fit import Trainer
 from deepcls.errors import DeepclsError
-from deepcls.train import Trainer
 
 DATASET = "cifar10"
 AUGMENT = ("flip", "crop")

@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import VisionDataset
 
-from deepcls.data import BRIGHTNESS, CONTRAST, CROP_PADDING, ROTATE_DEGREES, DatasetSpec, Split
+from deepcls.data.augment import BRIGHTNESS, CONTRAST, CROP_PADDING, ROTATE_DEGREES
+from deepcls.data.files import DatasetSpec, Split
 
 
 class ArrayDataset(VisionDataset):

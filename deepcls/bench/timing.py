@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from deepcls.data import BatchLoader
-from deepcls.machine import benchmark  # torch.utils.benchmark, imported there without its CPU-only warning
+from deepcls.engine.probe import benchmark  # torch.utils.benchmark, imported there without its CPU-only warning
 
 WARMUP = 3
 

@@ -9,8 +9,8 @@ from deepcls.models.registry import (
     input_padding,
     list_models,
     model_info,
+    model_summary,
 )
-from deepcls.models.summary import model_summary
 
 __all__ = [
     "INIT_SCHEMES",

@@ -1,0 +1,1 @@
+"""Reading the store: results tables, measures of one run, the ledger of conclusions, the plan."""

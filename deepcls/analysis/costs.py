@@ -1,0 +1,191 @@
+"""What one more run of a grid row should cost on the device it would train on.
+
+A row's stored times say it only for the device they were measured on: the 3x3-stem rows, timed at 6
+minutes on an H200, take hours on a CPU thread. So a row's cost on a device is the mean time of its
+runs there (each at its median epoch's pace, below); a row with none there is estimated from its
+size — multiply-accumulates per image × training images × epochs — times the seconds per such unit
+that the device took, median over the profile's runs on it (any profile's, where this one has none).
+Where the device has no runs at all, the row's own times stand, named with the device they were
+measured on.
+
+Machines of one device name differ too (this project's CPU threads by 2.5x), so once the profile's
+runs on the device time their machine (deepcls.engine.probe), only those count, each put on one
+machine's scale by its probe: this machine's, when it is given, else their median probe. Runs
+timed before the probe come from machines of unknown speed and are left out.
+
+A run's seconds are its epochs at the pace of its median epoch, not its wall time: a few epochs
+slowed by other load on the machine (a CI run beside it, a paused process) are not what one more
+run costs — on this project's CPU they put the probed runs' wall times 10-29% above the undisturbed pace.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from deepcls.config import RunConfig
+from deepcls.data import get_spec
+from deepcls.models import build_for_dataset, input_padding, model_summary
+from deepcls.paper import grids as experiments
+from deepcls.store.runs import RunStore, short_device
+
+Side = tuple[str, int]  # (table, row)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Seconds one more seed of a row should take (NaN: never run, nothing to estimate from) on
+    ``device`` (short name); ``estimated`` when they come from the row's size, not its own runs there."""
+
+    seconds: float
+    device: str
+    estimated: bool = False
+
+    def text(self, runs: int = 1) -> str:
+        """What ``runs`` such runs cost, for a reader: ``"≈ 76.0 min on CPU x1"``."""
+        if math.isnan(self.seconds):
+            return "cost unknown (never run)"
+        estimated = ", estimated from MACs" if self.estimated else ""
+        return f"≈ {duration(runs * self.seconds)} on {self.device}{estimated}"
+
+
+UNKNOWN = Cost(math.nan, "")
+REFERENCE_DEVICE = "CPU x1"  # what the README's costs are on: one CPU thread per run, as its runs were trained
+
+
+@functools.cache
+def macs(config: RunConfig) -> int:
+    """Multiply-accumulates of one forward pass of one image (deepcls.models.model_summary)."""
+    spec = get_spec(config.dataset)
+    side = input_padding(config.model, spec) or spec.image_shape[0]
+    model = build_for_dataset(config.model, config.dataset, init=config.init, **config.model_options())
+    return model_summary(model, (spec.channels, side, side))["macs"]
+
+
+def _work(macs: float, dataset: str, subset: float | None, epochs: float) -> float:
+    """What a run trains: MACs per image × training images × epochs."""
+    images = subset if subset and not math.isnan(subset) else get_spec(dataset).train_size
+    return macs * images * epochs
+
+
+def _typical_seconds(history: pd.DataFrame, wall_time_s: float) -> float:
+    """A run's epochs at the pace of its median epoch; its wall time where the history has no seconds."""
+    seconds = history["seconds"].dropna() if "seconds" in history else pd.Series(dtype=float)
+    return float(seconds.median() * len(seconds)) if len(seconds) else wall_time_s
+
+
+def _runs(store: RunStore) -> pd.DataFrame:
+    """Every stored complete run with what it took: index run_id; profile, device (short), seconds (its
+    epochs at its median epoch's pace), work (NaN where metrics.json predates the MAC count), probe_s
+    (NaN where it predates deepcls.engine.probe)."""
+    rows = {}
+    for run_id in store.run_ids():
+        record = store.record(run_id)
+        if record is None or record.metrics["status"] != "complete":
+            continue
+        m, config = record.metrics, record.config
+        wall, epochs = m.get("wall_time_s"), m.get("epochs_run")
+        if wall is None or math.isnan(float(wall)):
+            continue
+        known = m.get("macs") is not None and epochs is not None
+        rows[run_id] = {
+            "profile": config.profile,
+            "device": short_device(m.get("device")),
+            "seconds": _typical_seconds(record.history, float(wall)),
+            "work": _work(m["macs"], config.dataset, config.subset, epochs) if known else math.nan,
+            "probe_s": float(m["probe_s"]) if m.get("probe_s") is not None else math.nan,
+        }
+    columns = ["profile", "device", "seconds", "work", "probe_s"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns) if rows else pd.DataFrame(columns=columns)
+
+
+def _one_machine(runs: pd.DataFrame, profile: str, on: str, probe: float | None) -> pd.DataFrame:
+    """``runs`` with the profile's runs on ``on`` that carry a probe put on one machine's scale (the
+    one whose probe took ``probe`` s; their median probe when None) and the other runs there dropped;
+    ``runs`` as they are when none of the profile's runs there carries a probe."""
+    there = runs["device"] == on
+    probed = there & (runs["profile"] == profile) & runs["probe_s"].notna()
+    if not probed.any():
+        return runs
+    scale = probe or float(runs.loc[probed, "probe_s"].median())
+    kept = runs[~there | probed].copy()
+    mine = kept["device"] == on
+    kept.loc[mine, "seconds"] *= scale / kept.loc[mine, "probe_s"]
+    return kept
+
+
+def row_costs(
+    profile: str, store: RunStore, seeds: Sequence[int], on: str | None = None, probe: float | None = None
+) -> dict[Side, Cost]:
+    """One more seed's cost of every row of every table at ``profile`` on device ``on`` (a short
+    name; REFERENCE_DEVICE by default), from the row's stored ``seeds``; once the profile's runs
+    there carry a machine probe, on the machine whose probe took ``probe`` s (see the module)."""
+    on = on or REFERENCE_DEVICE
+    runs = _one_machine(_runs(store), profile, on, probe)
+    there = runs[(runs["device"] == on) & runs["work"].notna()]
+    if (there["profile"] == profile).any():
+        there = there[there["profile"] == profile]  # a profile's subsets and epochs set its overheads
+    rate = float((there["seconds"] / there["work"]).median()) if len(there) else math.nan
+    grid = experiments.grid(experiments.ALL_TABLES, profile, tuple(seeds))
+    out: dict[Side, Cost] = {}
+    for (table, row), lines in grid.groupby(["table", "row"], sort=False):
+        own = runs.loc[runs.index.intersection([c.run_id for c in lines["config"]])]
+        mine = own[own["device"] == on]
+        if len(mine):
+            out[(table, row)] = Cost(float(mine["seconds"].mean()), on)
+        elif not math.isnan(rate):
+            config = lines["config"].iloc[0]
+            out[(table, row)] = Cost(rate * _work(macs(config), config.dataset, config.subset, config.epochs), on, True)
+        elif len(own):
+            out[(table, row)] = Cost(float(own["seconds"].mean()), "/".join(dict.fromkeys(own["device"])))
+        else:
+            out[(table, row)] = UNKNOWN
+    return out
+
+
+def this_machine(store: RunStore, profile: str, on: str, probe: float) -> str:
+    """What the costs of ``profile`` on device ``on`` were put on: this machine, whose probe took
+    ``probe`` s, beside the median probe of the stored runs there that carry one, and how many runs
+    were left out as timed before the probe; a warning when none carries one (costs as timed on
+    machines of unknown speed: a plan at 2 threads here once said 22 minutes for a 102-minute run);
+    empty when the profile has no runs there."""
+    runs = _runs(store)
+    there = runs[(runs["device"] == on) & (runs["profile"] == profile)]
+    probes = there["probe_s"].dropna()
+    if there.empty:
+        return ""
+    if probes.empty:
+        runs_do = "runs carry" if len(there) != 1 else "run carries"
+        return (
+            f"The {len(there)} stored {profile} {on} {runs_do} no machine probe: these costs are as timed "
+            f"on machines of unknown speed, which on this project's CPU have differed by 2.5x and more "
+            f"(this machine's probe took {probe:.3f} s on {on})."
+        )
+    stored, left = float(probes.median()), len(there) - len(probes)
+    carry = "runs that carry" if len(probes) != 1 else "run that carries"
+    said = (
+        f"Costs are put on this machine: its probe took {probe:.3f} s on {on}; the {len(probes)} stored {profile} "
+        f"{on} {carry} a probe took a median {stored:.3f} s (about {probe / stored:.1f}x)."
+    )
+    if left:
+        were = (
+            "runs timed before the probe (machines of unknown speed) are"
+            if left > 1
+            else "run timed before the probe (a machine of unknown speed) is"
+        )
+        said += f" The {left} {profile} {on} {were} left out."
+    return said

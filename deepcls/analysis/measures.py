@@ -1,0 +1,107 @@
+"""What one stored run yields for a conclusion of the report: its test accuracy under either
+metric, its train–test gap, confusion counts, the seconds of its fastest epoch on one machine's
+scale, whether it collapsed to chance. deepcls.analysis.ledger compares these over seeds."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from deepcls.analysis.findings import CHANCE_CEILING
+from deepcls.data import DATASETS
+from deepcls.store.runs import RunRecord
+
+
+def _history(record: RunRecord, epochs: int | None) -> pd.DataFrame:
+    return record.history if epochs is None else record.history.iloc[:epochs]
+
+
+def test_accuracy(record: RunRecord, metric: str, epochs: int | None = None) -> float:
+    """The report's metric: highest test accuracy over epochs (for an epoch conclusion, the mean of
+    the last three epochs of the length); the honest one: the final epoch's."""
+    history = _history(record, epochs)
+    if metric == "honest":
+        return float(history["test_acc"].iloc[-1])
+    return float(history["test_acc"].iloc[-3:].mean() if epochs is not None else history["test_acc"].max())
+
+
+def _gap(record: RunRecord, metric: str) -> float:
+    h = record.history
+    if metric == "honest":
+        return float(h["train_acc"].iloc[-1] - h["test_acc"].iloc[-1])
+    return float(h["train_acc"].max() - h["test_acc"].max())
+
+
+def _per_10k(record: RunRecord, true: str, predicted: str) -> float:
+    names = DATASETS[record.config.dataset].classes
+    confusion = record.confusion
+    if confusion is None:
+        return math.nan
+    return float(confusion[names.index(true), names.index(predicted)] * 10_000 / confusion.sum())
+
+
+def _other_classes(record: RunRecord) -> float:
+    names = DATASETS[record.config.dataset].classes
+    c = record.confusion
+    if c is None:
+        return math.nan
+    keep = [i for i, n in enumerate(names) if n not in ("bird", "airplane")]
+    return float(np.mean([100 * c[i, i] / c[i].sum() for i in keep]))
+
+
+def _pair_share(record: RunRecord) -> float:
+    c = record.confusion
+    if c is None:
+        return math.nan
+    errors = c.sum() - np.trace(c)
+    pairs = c[2, 7] + c[7, 2] + c[3, 5] + c[5, 3]
+    return float(100 * pairs / errors) if errors else math.nan
+
+
+def run_probe(record: RunRecord) -> float:
+    """The run's machine probe (deepcls.engine.probe), the median over its epochs; NaN for a run trained
+    before the probe."""
+    return float(record.history["probe_s"].median()) if "probe_s" in record.history else math.nan
+
+
+def probed(record: RunRecord) -> bool:
+    return not math.isnan(run_probe(record))
+
+
+def machine_scale(records: Sequence[RunRecord]) -> float | None:
+    """The probe seconds the runs' epoch times are put on: the median over the runs; None when no run
+    timed its machine (their seconds are then read as measured, as if on one machine)."""
+    probes = [run_probe(r) for r in records if probed(r)]
+    return float(np.median(probes)) if probes else None
+
+
+def fastest_epoch(record: RunRecord, scale: float | None = None) -> float:
+    """Seconds of the run's fastest epoch: other load on a shared machine only ever adds time (timeit's
+    reasoning). With ``scale``, each epoch's seconds × scale / its probe: on a machine whose probe takes
+    ``scale`` seconds (NaN for a run that never timed its machine)."""
+    h = record.history
+    if scale is None:
+        return float(h["seconds"].min())
+    if not probed(record):
+        return math.nan
+    timed = h.dropna(subset=["probe_s"])
+    return float((timed["seconds"] / timed["probe_s"]).min() * scale)
+
+
+QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
+    "gap": _gap,
+    "seconds": lambda r, m: fastest_epoch(r),  # one machine's runs; deepcls.analysis.ledger.run_values scales mixed machines
+    "swing": lambda r, m: float(r.history["test_acc"].diff().abs().iloc[1:].mean()),
+    "bird_airplane": lambda r, m: _per_10k(r, "bird", "airplane"),
+    "other_classes": lambda r, m: _other_classes(r),
+    "error": lambda r, m: 100 - test_accuracy(r, m),
+    "pair_share": lambda r, m: _pair_share(r),
+}
+
+
+def collapsed(record: RunRecord) -> bool:
+    """At chance at the end: the final model predicts (nearly) one class."""
+    return float(record.history["test_acc"].iloc[-1]) <= CHANCE_CEILING

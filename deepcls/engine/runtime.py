@@ -1,0 +1,129 @@
+"""Process-wide settings, applied once by the entry points (CLI, runner workers, notebooks' runner
+calls) rather than by a training run: the device, torch's thread count, the allocator, denormals,
+cuDNN."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+import torch
+
+from deepcls.engine.summary import device_name
+from deepcls.errors import ConfigError
+from deepcls.store.runs import short_device
+
+
+def device_type(device: str) -> str:
+    """``cuda``, ``cpu`` or ``mps``: where a run of this device setting trains (no check that it exists)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device).type
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else Apple's MPS, else the CPU; any other name as given, if
+    this machine has it."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= count:
+            have = f"it has {count} CUDA device(s)" if count else "CUDA is not available"
+            raise ConfigError(f"device {device!r} is not on this machine ({have}); use --device auto or cpu")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r} is not on this machine (MPS is not available); use --device auto or cpu")
+    return resolved
+
+
+TINY = 1e-20  # its square, 1e-40, lies below float32's smallest normal number (1.18e-38)
+_flushing: bool | None = None
+
+
+def flush_denormals() -> bool:
+    """Have this CPU flush denormal floats to zero, once per process; False where it cannot or
+    ``$DEEPCLS_FLUSH_DENORMAL=0``.
+
+    Late in training, squared gradients fall below float32's normal range, and every Adam step then
+    takes the CPU's slow path for them: a `paper` VGG-7 (MNIST) run's epochs went from 54 s (its first)
+    to 97-124 s, where the next seed of its row, flushed, took 40-56 s each; a fused Adam step on VGG-7's
+    parameters took 186.6 ms kept, 12.0 ms flushed, on 2 threads (``python -m deepcls.bench.denormals``).
+    Values that small change no update (Adam adds eps = 1e-8 to their square root), but the
+    arithmetic is no longer bit for bit that of runs trained without it; ``metrics.json`` records
+    which (``flush_denormal``). Torch's intra-op threads take the setting of the thread that starts
+    them, so it must come before any torch work: the CLI and the runner's workers call it first.
+    """
+    global _flushing
+    if _flushing is None:
+        _flushing = os.environ.get("DEEPCLS_FLUSH_DENORMAL", "1") != "0" and torch.set_flush_denormal(True)
+    return _flushing
+
+
+def flushes_denormals() -> bool:
+    """Whether every intra-op thread now flushes denormal results to zero: squares of 1e-20, over
+    enough elements to be split among all the threads, come out all zero bit for bit (a thread
+    started before :func:`flush_denormals` would leave its share at about 1e-40)."""
+    tiny = torch.full((1 << 22,), TINY)
+    return int(torch.count_nonzero((tiny * tiny).view(torch.int32))) == 0
+
+
+def configure(device: str | torch.device = "auto", threads: int | None = None) -> torch.device:
+    """Set up this process for training on ``device``; returns the resolved device.
+
+    ``threads`` sets torch's intra-op thread count (None leaves it). On the CPU, denormal floats are
+    flushed to zero (:func:`flush_denormals`) and freed memory is kept inside the process
+    (deepcls.engine.runtime); on CUDA, cuDNN times its kernels once for the
+    fixed batch shapes, and convolutions and matmuls stay in fp32: cuDNN's default TF32 would round
+    GPU runs differently from the CPU runs the ledger compares them with (a different seed of the
+    same row may have trained on either), while the report's small models are bound by kernel
+    launches, not arithmetic.
+    """
+    resolved = resolve_device(device) if isinstance(device, str) else device
+    if resolved.type == "cpu":
+        flush_denormals()  # before set_num_threads may start threads without it
+    if threads:
+        torch.set_num_threads(threads)
+    if resolved.type == "cpu":
+        keep_freed_memory()
+    if resolved.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return resolved
+
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+LARGEST = 2**31 - 1  # mallopt takes an int
+
+_applied: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Raise glibc's thresholds once per process; False where it does not apply (not glibc,
+    or ``$DEEPCLS_KEEP_FREED_MEMORY=0``). Changes speed and resident memory only."""
+    global _applied
+    if _applied is None:
+        _applied = False
+        if sys.platform.startswith("linux") and os.environ.get("DEEPCLS_KEEP_FREED_MEMORY", "1") != "0":
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                mallopt = libc.mallopt
+            except (OSError, AttributeError):  # musl and others have no mallopt
+                return False
+            _applied = bool(mallopt(M_MMAP_THRESHOLD, LARGEST)) and bool(mallopt(M_TRIM_THRESHOLD, LARGEST))
+    return _applied
+
+
+def target_device(device: str = "auto", threads: int | None = None) -> str:
+    """The short name of where runs would train here (``"H100"``, ``"CPU x1"``): on the CPU one thread
+    per run unless ``threads`` says otherwise, as ``--jobs`` = cores trains them."""
+    resolved = resolve_device(device)
+    if resolved.type == "cpu":
+        return f"CPU x{threads or 1}"
+    return short_device(device_name(resolved))

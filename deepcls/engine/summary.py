@@ -1,0 +1,77 @@
+"""What a finished run's history and predictions sum up to (metrics.json's derived fields)."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+SAMPLES_KEPT = 64  # correctly and wrongly classified test indices kept for image grids
+
+
+def accuracy_summary(history: pd.DataFrame) -> dict[str, Any]:
+    """The report's metric (highest over epochs) and the honest one (final epoch)."""
+    if history.empty:
+        return dict.fromkeys(
+            ("highest_train_acc", "highest_test_acc", "final_train_acc", "final_test_acc", "best_epoch")
+        )
+    return {
+        "highest_train_acc": float(history["train_acc"].max()),
+        "highest_test_acc": float(history["test_acc"].max()),
+        "final_train_acc": float(history["train_acc"].iloc[-1]),
+        "final_test_acc": float(history["test_acc"].iloc[-1]),
+        "best_epoch": int(history.loc[history["test_acc"].idxmax(), "epoch"]),
+    }
+
+
+def median_or_none(values: pd.Series) -> float | None:
+    """The median of the known values; None when there are none (JSON has no NaN)."""
+    known = values.dropna()
+    return float(known.median()) if len(known) else None
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
+    """Counts of (true, predicted) pairs: rows are true classes."""
+    return np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(classes, classes)
+
+
+def confusion_summary(confusion: np.ndarray, top: int = 5) -> dict[str, Any]:
+    """Per-class accuracy (%) and the ``top`` most frequent confusions as [true, predicted, count]."""
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
+    off = confusion.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(off, axis=None)[::-1][:top]
+    pairs = [[int(i // len(off)), int(i % len(off)), int(off.flat[i])] for i in order if off.flat[i] > 0]
+    return {"per_class_acc": [round(100 * float(a), 2) for a in per_class], "most_confused": pairs}
+
+
+def samples(labels: np.ndarray, predictions: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:
+    """The first correctly and wrongly classified test images (original dataset indices)."""
+    right = np.flatnonzero(labels == predictions)[:SAMPLES_KEPT]
+    wrong = np.flatnonzero(labels != predictions)[:SAMPLES_KEPT]
+    return {
+        "correct_index": index[right],
+        "correct_pred": predictions[right],
+        "wrong_index": index[wrong],
+        "wrong_pred": predictions[wrong],
+        "wrong_true": labels[wrong],
+    }
+
+
+def device_name(device: torch.device) -> str:
+    """How metrics.json names the machine a run's wall time was measured on."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+
+
+def cpu_bf16() -> str:
+    """Which bf16 arithmetic this CPU has: ``"amx"``, ``"avx512_bf16"`` or ``"emulated"``. Machines of
+    one device name differ here: without either, bf16 is converted in software (the probe's workload
+    in bf16 took 2-3.5x its fp32 time on one such machine), so a bf16 run's pace follows this more than
+    the fp32 probe (deepcls.engine.probe)."""
+    caps = torch.cpu.get_capabilities()
+    return "amx" if caps.get("amx_bf16") else "avx512_bf16" if caps.get("avx512_bf16") else "emulated"

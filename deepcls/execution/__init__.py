@@ -1,0 +1,1 @@
+"""Running many runs: local worker processes, several runs on one GPU, a Ray cluster."""

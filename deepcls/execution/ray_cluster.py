@@ -1,0 +1,178 @@
+"""Grids on a Ray cluster: ``runner.make_executor("ray", address=...)``, one Ray task per chain of runs.
+
+No shared filesystem: a task trains into a scratch store of its node's own and returns the finished
+run folders as bytes; the driver writes each into its store atomically (``RunStore.save_files``), so
+the driver's store never holds a partial run, and a run trained on the cluster is the same folder a
+local ``fit`` writes. A dataset travels once per node: the driver puts its npz into Ray's object store
+once, and the first task on a node that needs it writes it into that node's scratch folder, where the
+node's later tasks find it.
+
+Faults: a worker process killed mid-run makes Ray run its task again (``max_retries``); on the same
+node the retry resumes from the run's epoch checkpoint in the scratch store, elsewhere it starts over.
+Either way the driver receives and stores each run once. A driver killed mid-grid loses only runs it
+has not received yet: the same command again trains what its store lacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import ray
+
+from deepcls.config import RunConfig
+from deepcls.data import dataset_path, load_dataset
+from deepcls.data.atomic import write_with
+from deepcls.engine import runtime
+from deepcls.errors import ConfigError, DeepclsError
+from deepcls.execution.chains import Chain, Options, Outcome, train_chain
+from deepcls.store.runs import RunStore
+
+SCRATCH_ENV = "DEEPCLS_RAY_SCRATCH"  # a node's scratch folder, else <tmp>/deepcls-ray
+CONNECT_TIMEOUT_S = 10.0  # to reach the head before Ray is asked to join it
+TASK_NAME = "deepcls-chain"  # worker processes running a chain are titled ray::deepcls-chain
+
+Dataset = tuple[str, "ray.ObjectRef"]  # (digest of the npz bytes, the bytes in the object store)
+RunFiles = dict[str, bytes]
+
+
+class RayExecutor:
+    """A Ray cluster at ``address`` (None: ``$RAY_ADDRESS``, else a Ray started on this machine).
+
+    Each chain is a task asking for ``num_cpus`` CPUs (its torch thread count, at least 1) and
+    ``num_gpus`` GPUs (fractional to share one card); a task whose worker dies is run again up to
+    ``max_retries`` times. ``scratch_dir`` is where workers keep their node's data and runs in training.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: float = 1,
+        num_gpus: float = 0,
+        max_retries: int = 3,
+        scratch_dir: str | None = None,
+    ) -> None:
+        if num_cpus < 0 or num_gpus < 0 or num_cpus + num_gpus == 0:
+            raise ConfigError(f"a run needs some CPUs or GPUs, got num_cpus={num_cpus}, num_gpus={num_gpus}")
+        if max_retries < 0:
+            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
+        self.address = address
+        self.num_cpus, self.num_gpus = num_cpus, num_gpus
+        self.max_retries = max_retries
+        self.scratch_dir = scratch_dir
+
+    def run(self, chains: list[Chain], options: Options) -> Iterator[list[Outcome]]:
+        if not chains:
+            return
+        store = RunStore(options.results_dir)
+        store.ensure_writable()
+        names = sorted({chain[0].dataset for chain in chains})
+        for name in names:
+            load_dataset(name, options.data_dir)  # here, downloaded if missing; bad data stops the grid with one line
+        started = self._connect()
+        pending: dict[ray.ObjectRef, Chain] = {}
+        try:
+            datasets = {name: _put_dataset(name, options.data_dir) for name in names}
+            task = _train_chain_task.options(
+                name=TASK_NAME,
+                num_cpus=self.num_cpus,
+                num_gpus=self.num_gpus,
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+            )
+            # the workers' own store and data; their progress bars would interleave with the driver's
+            remote = replace(options, results_dir=None, data_dir=None, progress=False)
+            threads = max(1, int(self.num_cpus))
+            for chain in chains:
+                dataset = datasets[chain[0].dataset]  # a tuple, so Ray leaves the bytes where they are
+                pending[task.remote(list(chain), remote, dataset, threads, self.scratch_dir)] = chain
+            while pending:
+                [done], _ = ray.wait(list(pending), num_returns=1)
+                yield _store_chain(store, pending.pop(done), done)
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            if started:
+                ray.shutdown()
+
+    def _connect(self) -> bool:
+        """Join the cluster unless this process already has; True when this call joined it."""
+        if ray.is_initialized():
+            return False
+        where = self.address or os.environ.get("RAY_ADDRESS") or "the default address"
+        try:
+            if self.address and (head := _host_port(self.address)):  # Ray itself retries for minutes
+                socket.create_connection(head, timeout=CONNECT_TIMEOUT_S).close()
+            ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
+        except OSError as err:  # ConnectionError included
+            raise ConfigError(f"cannot reach a Ray cluster at {where}: {err}") from None
+        return True
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a plain ``HOST:PORT`` address (not ``auto``, ``local`` or ``ray://...``)."""
+    host, _, port = address.rpartition(":")
+    return (host.strip("[]"), int(port)) if host and "/" not in host and port.isdigit() else None
+
+
+def _put_dataset(name: str, data_dir: str | None) -> Dataset:
+    """Put a dataset's npz bytes into the object store, once for the whole grid."""
+    payload = dataset_path(name, data_dir).read_bytes()
+    return hashlib.sha256(payload).hexdigest()[:16], ray.put(payload)
+
+
+def _store_chain(store: RunStore, chain: Chain, ref: ray.ObjectRef) -> list[Outcome]:
+    """Write the run folders a finished task returned; one outcome per run of its chain."""
+    try:
+        results: list[tuple[Outcome, RunFiles | None]] = ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        if isinstance(err.cause, DeepclsError):
+            raise err.cause from None  # bad input stops the grid, as with the local executor
+        error: BaseException = err.cause or err  # e.g. a node's full disk: its runs fail, the grid goes on
+    except ray.exceptions.RayError as err:  # workers or nodes lost more often than max_retries
+        error = err
+    else:
+        for outcome, files in results:
+            if files is not None:
+                store.save_files(outcome.run_id, files)
+        return [outcome for outcome, _ in results]
+    message = f"{type(error).__name__}: {' '.join(str(error).split())}"[:500]
+    return [Outcome(config.run_id, message) for config in chain]
+
+
+@ray.remote
+def _train_chain_task(
+    chain: list[RunConfig], options: Options, dataset: Dataset, threads: int, scratch_dir: str | None
+) -> list[tuple[Outcome, RunFiles | None]]:
+    """On a worker: train a chain into the node's scratch store; return each run's outcome and files."""
+    scratch = Path(scratch_dir or os.environ.get(SCRATCH_ENV) or Path(tempfile.gettempdir()) / "deepcls-ray")
+    data_dir = _node_data_dir(scratch / "data", chain[0].dataset, dataset)
+    store = RunStore(scratch)
+    runtime.configure("auto", threads)
+    outcomes = train_chain(chain, replace(options, results_dir=str(store.root), data_dir=str(data_dir)))
+    results = []
+    for outcome in outcomes:
+        stored = (store.run_dir(outcome.run_id) / "metrics.json").exists()
+        results.append((outcome, store.run_files(outcome.run_id) if stored else None))
+    for config in chain:  # the driver keeps them now; a final state only served this chain's next length
+        shutil.rmtree(store.run_dir(config), ignore_errors=True)
+        store.final_path(config).unlink(missing_ok=True)
+    return results
+
+
+def _node_data_dir(root: Path, name: str, dataset: Dataset) -> Path:
+    """This node's copy of a dataset, fetched from the object store by the node's first task."""
+    digest, ref = dataset
+    folder = root / digest
+    path = folder / dataset_path(name).name
+    if not path.exists():
+        payload = ray.get(ref)
+        write_with(path, lambda tmp: tmp.write_bytes(payload), suffix=".npz")
+    return folder

@@ -1,0 +1,79 @@
+"""The report's conclusions as data (``conclusions.csv``), and the training order that fills them first."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from importlib import resources
+
+import pandas as pd
+
+Side = tuple[str, int]  # (table, row)
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """One conclusion of the report, in a measurable form (a line of ``paper/conclusions.csv``).
+
+    ``kind``: ``compare`` (side ``a`` beats ``b`` on test accuracy), ``epochs`` (the longer run
+    ``a`` beats itself at ``b``'s length), ``quantity`` (``measure`` of ``a`` minus ``measure``
+    of ``b``, or against ``threshold`` when ``b`` is None), ``collapse`` (``a`` collapses to
+    chance in some seeds; with ``b``: more often than ``b``). ``reported`` is the report's own
+    margin (or value) in the claimed direction, None where it gives no number.
+    """
+
+    id: str
+    wording: str
+    kind: str
+    a: Side
+    b: Side | None = None
+    reported: float | None = None
+    measure: str = "test accuracy (points)"
+    quantity: str | None = None  # a key of QUANTITIES for kind "quantity"
+    threshold: float = 0.0  # a one-sided quantity holds when its interval lies above this (below: sign -1)
+    sign: int = 1
+    source: str = ""
+
+
+def _side(table: str, row: str) -> Side | None:
+    return (table, int(row)) if table else None
+
+
+def load_conclusions() -> tuple[Conclusion, ...]:
+    """``deepcls/paper/conclusions.csv``: one line per conclusion of the report (the data of this module)."""
+    with resources.files("deepcls.paper").joinpath("conclusions.csv").open() as f:
+        return tuple(
+            Conclusion(
+                id=line["id"],
+                wording=line["wording"],
+                kind=line["kind"],
+                a=_side(line["a_table"], line["a_row"]),
+                b=_side(line["b_table"], line["b_row"]),
+                reported=float(line["reported"]) if line["reported"] else None,
+                measure=line["measure"],
+                quantity=line["quantity"] or None,
+                threshold=float(line["threshold"] or 0),
+                sign=int(line["sign"] or 1),
+                source=line["source"],
+            )
+            for line in csv.DictReader(f)
+        )
+
+
+CONCLUSIONS = load_conclusions()
+
+
+def conclusions_first(grid: pd.DataFrame) -> pd.DataFrame:
+    """The grid (deepcls.paper.grids.grid) ordered for training so that the conclusions fill first:
+    the runs of the first conclusion's sides (every seed), then the next's, then the runs no
+    conclusion reads; otherwise in grid order. A config several tables share takes its earliest place."""
+    rank: dict[Side, int] = {}
+    for i, conclusion in enumerate(CONCLUSIONS):
+        for side in (conclusion.a, conclusion.b):
+            if side is not None:
+                rank.setdefault(side, i)
+    config_rank: dict = {}
+    for config, t, r in zip(grid["config"], grid["table"], grid["row"]):
+        config_rank[config] = min(rank.get((t, r), len(CONCLUSIONS)), config_rank.get(config, len(CONCLUSIONS)))
+    order = sorted(range(len(grid)), key=lambda i: config_rank[grid["config"].iloc[i]])
+    return grid.iloc[order].reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""Formatting, plots, the executed notebooks' HTML report and results/RESULTS.md."""

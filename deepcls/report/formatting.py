@@ -1,0 +1,239 @@
+"""Formatting only: numbers and results tables as strings (notebooks, the HTML index, the README)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from deepcls.analysis.costs import duration
+from deepcls.config import get_profile
+from deepcls.store.runs import short_device
+
+
+def pct(value: float | None, std: float | None = None) -> str:
+    """``81.39`` -> ``"81.39"``; with a std ``"81.39 ± 0.42"``; missing -> ``"—"``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{value:.2f}"
+    return f"{value:.2f} ± {std:.2f}"
+
+
+def signed(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:+.2f}"
+
+
+def banner(profile: str) -> str:
+    """Markdown line naming the profile and what it means, shown at the top of every notebook."""
+    return f"> **Profile: `{profile}`** — {get_profile(profile).description}."
+
+
+def format_results(results: pd.DataFrame) -> pd.DataFrame:
+    """The comparison columns of reading.results_table as display strings."""
+    return pd.DataFrame(
+        {
+            "table": results["table"],
+            "row": results["row"],
+            "setting": results["setting"],
+            "reported train": results["reported_train"].map(pct),
+            "reported test": results["reported_test"].map(pct),
+            "reproduced train": results["train_mean"].map(pct),
+            "reproduced test": [pct(m, s) for m, s in zip(results["test_mean"], results["test_std"])],
+            "final-epoch test": results["final_test_mean"].map(pct),
+            "Δ test": results["delta_test"].map(signed),
+            "epochs": results["epochs"],
+            "seeds": results["seeds_done"],
+            "wall time": results["wall_time_s"].map(duration),
+            "device": results["device"].map(short_device) if "device" in results else "—",
+            "status": [
+                status + (f", continues {c}" if c else "")
+                for status, c in zip(results["status"], results.get("continues", [""] * len(results)))
+            ],
+            "profile": results["profile"],
+        }
+    )
+
+
+def to_html(results: pd.DataFrame) -> str:
+    """A formatted results table as an HTML <table> (class ``results``)."""
+    return format_results(results).to_html(index=False, classes="results", border=0, escape=True)
+
+
+def to_markdown(results: pd.DataFrame) -> str:
+    """A formatted results table as a GitHub-flavoured Markdown table."""
+    return frame_to_markdown(format_results(results).drop(columns=["setting"]))
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    """Replace what stands between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"markers {start} ... {end} not found")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body.strip()}\n{end}{tail}"
+
+
+def _interval(difference: float, low: float, high: float) -> str:
+    if difference is None or (isinstance(difference, float) and math.isnan(difference)):
+        return "—"
+    if isinstance(low, float) and math.isnan(low):
+        return f"{difference:+.2f}"
+    return f"{difference:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def _reported(margin: float | None, inside: bool | None) -> str:
+    """The report's margin, and whether our interval under the report's own metric contains it."""
+    text = signed(margin)
+    if inside is None or (isinstance(inside, float) and math.isnan(inside)):
+        return text
+    return f"{text} ({'inside' if inside else 'outside'})"
+
+
+def _side(mean: float | None, std: float | None, n: int | None) -> str:
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return ""
+    return f"{pct(mean, std)} (n={int(n)})"
+
+
+def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The ledger (deepcls.analysis.ledger.ledger) as one display line per conclusion: our margin with its 95%
+    interval under the report's metric and the honest one, the report's margin (and whether our
+    interval under its metric contains it), and the verdicts."""
+    report, honest = (ledger[ledger["metric"] == m].set_index("id") for m in ("report", "honest"))
+    ids = list(dict.fromkeys(ledger["id"]))
+    h, r = honest.loc[ids], report.loc[ids]
+    return pd.DataFrame(
+        {
+            "conclusion": h["conclusion"],
+            "measure": h["measure"],
+            "side a": [_side(m, s, n) for m, s, n in zip(h["mean_a"], h["std_a"], h["n_a"])],
+            "side b": [_side(m, s, n) for m, s, n in zip(h["mean_b"], h["std_b"], h["n_b"])],
+            "ours, final epoch [95%]": [
+                _interval(d, lo, hi) for d, lo, hi in zip(h["difference"], h["low"], h["high"])
+            ],
+            "ours, report's metric [95%]": [
+                _interval(d, lo, hi) for d, lo, hi in zip(r["difference"], r["low"], r["high"])
+            ],
+            "report (in our interval?)": [_reported(m, inside) for m, inside in zip(r["reported"], r["report_inside"])],
+            "verdict (final epoch)": h["verdict"],
+            "verdict (report's metric)": r["verdict"],
+            "note": [_note(a, b) for a, b in zip(h["reading"], r["reading"])],
+        }
+    ).reset_index(names="id")
+
+
+def _note(honest: str, report: str) -> str:
+    """One note for both metrics: where they differ each is named, and what ends both (the devices)
+    is said once."""
+    if honest == report:
+        return honest
+    h, r = honest.split("; ") if honest else [], report.split("; ") if report else []
+    shared = 0
+    while shared < min(len(h), len(r)) and h[len(h) - 1 - shared] == r[len(r) - 1 - shared]:
+        shared += 1
+    named = [
+        f"{name}: {'; '.join(parts[: len(parts) - shared])}"
+        for name, parts in (("final epoch", h), ("report's metric", r))
+        if len(parts) > shared
+    ]
+    return "; ".join(named + h[len(h) - shared :])
+
+
+def format_evidence(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs behind the ledger (deepcls.analysis.ledger.evidence), one display line each: the value each
+    metric reads to two decimals ("collapsed" where a collapsed run is left out, "—" where a run lacks
+    it), the device short, the machine's probe ("—": trained before the probe)."""
+
+    def value(v: float | None, gone: bool) -> str:
+        if v is None or math.isnan(v):
+            return "collapsed" if gone else "—"
+        return f"{v:.2f}"
+
+    return pd.DataFrame(
+        {
+            "conclusion": runs["id"],
+            "side": runs["side"],
+            "table": runs["table"],
+            "row": runs["row"],
+            "seed": runs["seed"],
+            "epochs": runs["epochs"],
+            "run id": runs["run_id"],
+            "device": [short_device(d) for d in runs["device"]],
+            "probe": ["—" if math.isnan(p) else f"{p:.3f} s" for p in runs["probe_s"]],
+            "final epoch": [value(v, g) for v, g in zip(runs["honest"], runs["collapsed"])],
+            "report's metric": [value(v, g) for v, g in zip(runs["report"], runs["collapsed"])],
+        }
+    )
+
+
+def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
+    """The runs :func:`deepcls.analysis.plan.plan` lists, with what each should still cost and the running
+    total; a ``progress`` column only while some run is interrupted or training."""
+    hours = plan["seconds"].cumsum() / 3600
+    shown = pd.DataFrame(
+        {
+            "table": plan["table"],
+            "row": plan["row"],
+            "seed": plan["seed"],
+            "run id": [c.run_id for c in plan["config"]],
+            "≈ cost": [
+                "never run" if math.isnan(s) else f"{duration(s)} on {d}" + (" (from MACs)" if e else "")
+                for s, d, e in zip(plan["seconds"], plan["timed_on"], plan["estimated"])
+            ],
+            "total": ["—" if math.isnan(h) else f"{h:.1f} h" for h in hours],
+            "decides": [", ".join(ids) for ids in plan["conclusions"]],
+        }
+    )
+    if plan["progress"].astype(bool).any():
+        shown.insert(5, "progress", plan["progress"])
+    return shown
+
+
+def plan_summary(
+    plan: pd.DataFrame, profile: str, later: pd.DataFrame | None = None, *, jobs: int = 1, wall_s: float | None = None
+) -> str:
+    """One sentence: how many runs :func:`deepcls.analysis.plan.plan` lists, what they should cost (with ``jobs``
+    at once, ``--jobs``: also ``wall_s``, deepcls.analysis.plan.wall_seconds), the command; with ``later`` (the
+    plan's runs left out, ``--runs``), which conclusions the listed ones complete."""
+    later = later if later is not None else plan.iloc[:0]
+    if plan.empty and later.empty:
+        return f"Every conclusion has its seeds at `{profile}`: nothing to train."
+    n = len({i for ids in plan["conclusions"] for i in ids})
+    never = int(plan["seconds"].isna().sum())
+    if never == len(plan):
+        cost = "none of their rows has been run, so no cost is known yet"
+    else:
+        devices = "/".join(dict.fromkeys(d for d in plan["timed_on"] if d))
+        estimated = int(plan["estimated"].sum())
+        notes = [f"{estimated} estimated from their MACs"] if estimated else []
+        notes += [f"{never} runs of rows never run not counted"] if never else []
+        if jobs > 1 and wall_s is not None:
+            notes.insert(0, f"about {duration(wall_s)} of wall time with {jobs} at once")
+        cost = f"≈ {duration(plan['seconds'].sum())} on {devices}" + (f" ({'; '.join(notes)})" if notes else "")
+    command = f"`deepcls ledger --profile {profile} --train" + (f" --jobs {jobs}" if jobs > 1 else "")
+    if len(later):
+        waiting = {i for ids in later["conclusions"] for i in ids}
+        done = sorted({i for ids in plan["conclusions"] for i in ids} - waiting)
+        return (
+            f"The first {len(plan)} of {len(plan) + len(later)} runs that would decide the conclusions still short "
+            f"of seeds: {cost}. They complete {len(done)}{': ' + ', '.join(done) if done else ''}. "
+            f"{command} --runs {len(plan)}` trains them."
+        )
+    return (
+        f"{len(plan)} runs would decide the {n} conclusion{'s' if n != 1 else ''} still short of seeds: {cost}. "
+        f"{command}` trains them, cheapest conclusion first."
+    )
+
+
+def frame_to_markdown(frame: pd.DataFrame) -> str:
+    """Any display frame as a GitHub-flavoured Markdown table (``|`` escaped)."""
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = [
+        "| " + " | ".join(str(v).replace("|", "\\|") for v in line) + " |" for line in frame.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *body])

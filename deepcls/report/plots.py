@@ -1,0 +1,216 @@
+"""Figures for the notebooks: curves, confusion matrices, image grids, reported vs reproduced."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from deepcls.data import DATASETS, load_dataset
+from deepcls.store.runs import RunRecord
+
+sns.set_theme(style="whitegrid", context="notebook")
+DPI = 80  # modest resolution keeps the committed HTML report small
+
+
+def _figure(ncols: int = 1, width: float = 5.0, height: float = 3.6) -> tuple[plt.Figure, np.ndarray]:
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), dpi=DPI, squeeze=False)
+    return fig, axes[0]
+
+
+def pending(message: str = "no stored run yet at this profile") -> plt.Figure:
+    """A small placeholder figure for results that have not been run."""
+    fig, (ax,) = _figure(height=1.2)
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, color="#666666")
+    return fig
+
+
+def reported_vs_reproduced(results: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Grouped bars of reported and reproduced highest test accuracy per row (error bars: std)."""
+    frame = results.assign(
+        label=[
+            f"{t.split('_')[0]} {r}" if results["table"].nunique() > 1 else f"row {r}"
+            for t, r in zip(results["table"], results["row"])
+        ]
+    )
+    fig, (ax,) = _figure(width=max(5.0, 0.7 * len(frame)))
+    x = np.arange(len(frame))
+    ax.bar(x - 0.2, frame["reported_test"], 0.4, label="reported", color="#9aa5b1")
+    ax.bar(
+        x + 0.2,
+        frame["test_mean"],
+        0.4,
+        yerr=frame["test_std"].fillna(0),
+        label="reproduced",
+        color="#2a6f97",
+        capsize=3,
+    )
+    ax.set_xticks(x, frame["label"], rotation=45, ha="right")
+    ax.set_ylabel("highest test accuracy (%)")
+    known = pd.concat([frame["reported_test"], frame["test_mean"]]).dropna()
+    if len(known):
+        ax.set_ylim(max(0.0, known.min() - 10), min(100.0, known.max() + 3))
+    ax.set_title(title or f"reported vs reproduced ({frame['profile'].iloc[0]} profile)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def curves(records: Sequence[RunRecord | None], labels: Sequence[str] | None = None) -> plt.Figure:
+    """Loss and train/test accuracy per epoch for one or more runs (pending ones are skipped)."""
+    labels = list(labels) if labels is not None else [r.run_id if r else "" for r in records]
+    kept = [(r, label) for r, label in zip(records, labels) if r is not None and len(r.history)]
+    if not kept:
+        return pending()
+    records, labels = [r for r, _ in kept], [label for _, label in kept]
+    fig, (loss_ax, acc_ax) = _figure(ncols=2)
+    for record, label, color in zip(records, labels, sns.color_palette(n_colors=len(records))):
+        h = record.history
+        loss_ax.plot(h["epoch"], h["train_loss"], "--", color=color, label=f"{label} train")
+        loss_ax.plot(h["epoch"], h["test_loss"], "-", color=color, label=f"{label} test")
+        acc_ax.plot(h["epoch"], h["train_acc"], "--", color=color, label=f"{label} train")
+        acc_ax.plot(h["epoch"], h["test_acc"], "-", color=color, label=f"{label} test")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="train (dashed) and test accuracy")
+    acc_ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(record: RunRecord | None, ax: plt.Axes | None = None, title: str | None = None) -> plt.Figure:
+    """Confusion matrix (counts) of a run's final model on its test set."""
+    if ax is None:
+        fig, (ax,) = _figure(width=5.5, height=4.8)
+    else:
+        fig = ax.figure
+    if record is None or record.confusion is None:
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{title or ''}: no stored run yet", ha="center", va="center", color="#666666")
+        return fig
+    names = DATASETS[record.config.dataset].classes
+    sns.heatmap(
+        record.confusion,
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar=False,
+        ax=ax,
+        xticklabels=names,
+        yticklabels=names,
+        annot_kws={"size": 7},
+    )
+    ax.set(xlabel="predicted", ylabel="true", title=title or record.run_id)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_pair(a: RunRecord | None, b: RunRecord | None, titles: tuple[str, str]) -> plt.Figure:
+    """Two confusion matrices side by side (e.g. without and with SE)."""
+    fig, axes = _figure(ncols=2, width=5.5, height=4.8)
+    confusion(a, axes[0], titles[0])
+    confusion(b, axes[1], titles[1])
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(
+    record: RunRecord | None, kind: str = "wrong", n: int = 24, data_dir: str | None = None, cols: int = 8
+) -> plt.Figure:
+    """Test images a run classified correctly (``kind="correct"``) or wrongly, with labels."""
+    if record is None or f"{kind}_index" not in record.samples:
+        return pending()
+    names = DATASETS[record.config.dataset].classes
+    _, test = load_dataset(record.config.dataset, data_dir)
+    index = record.samples[f"{kind}_index"][:n]
+    pred = record.samples[f"{kind}_pred"][:n]
+    rows = max(1, int(np.ceil(len(index) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows), dpi=DPI, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i, p in zip(axes.flat, index, pred):
+        image = test.x[int(i)].numpy()
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
+        true = names[int(test.y[int(i)])]
+        label = f"{names[p]}" if kind == "correct" else f"{true}→{names[p]}"
+        ax.set_title(label, fontsize=7, color="black" if kind == "correct" else "firebrick")
+    fig.suptitle("correctly classified" if kind == "correct" else "misclassified (true→predicted)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+VERDICT_COLOURS = {
+    "holds": "#2a6f97",
+    "reversed": "#a4161a",
+    "no detectable difference": "#6c757d",
+    "undecided": "#c9a227",
+    "not comparable": "#8d6cab",
+}
+
+
+def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
+    """One line per conclusion measured in accuracy points: our difference (dot) and its 95%
+    interval (bar), coloured by verdict; the report's own margin as a cross; zero marked; each label
+    ends with the seeds per side (n=a/b). The axis is linear within ±1 point and logarithmic beyond
+    (symlog), so MNIST's tenths of a point and CIFAR-10's points are both readable; it spans the
+    margins up to 25 points, and a value beyond it is drawn at the edge as an arrowhead with its
+    number, so a huge margin (a collapsed run) neither hides the rest nor disappears."""
+    lines = ledger[(ledger["metric"] == metric) & ledger["measure"].str.contains("(points)", regex=False)]
+    lines = lines.iloc[::-1]  # first conclusion on top
+    if lines.empty:
+        return pending("no conclusion measured in accuracy points")
+    fig, (ax,) = _figure(width=9.0, height=0.32 * len(lines) + 1.2)
+    y = np.arange(len(lines))
+    colours = [VERDICT_COLOURS[v] for v in lines["verdict"]]
+    values = pd.concat([lines["low"], lines["high"], lines["difference"], lines["reported"]]).dropna()
+    span = float(np.clip(values.abs().max() * 1.1 if len(values) else 5.0, 2.0, 25.0))  # symlog: room to 25
+    edge = 0.97 * span
+    ax.hlines(y, lines["low"].clip(-edge, edge), lines["high"].clip(-edge, edge), colors=colours, lw=2)
+    ours, theirs = lines["difference"].to_numpy(float), lines["reported"].to_numpy(float)
+    inside = ~(np.abs(ours) > edge)
+    label = "ours (mean difference, 95% interval)"
+    ax.scatter(ours[inside], y[inside], c=np.array(colours)[inside], s=22, zorder=3, label=label)
+    ax.scatter(theirs.clip(-edge, edge), y, marker="x", c="black", s=24, zorder=4, label="the report's margin")
+    for row, (our, their, colour) in enumerate(zip(ours, theirs, colours)):
+        off = [f"{who} {value:+.1f}" for who, value in (("ours", our), ("report", their)) if abs(value) > edge]
+        if not off:
+            continue
+        side = 1.0 if (our if abs(our) > edge else their) > 0 else -1.0
+        if abs(our) > edge:
+            ax.scatter([side * edge], [row], marker=">" if side > 0 else "<", c=[colour], s=40, zorder=5)
+        right = side > 0  # the numbers go in the right margin; a negative one inside the left edge
+        ax.annotate(
+            ", ".join(off),
+            (1.0 if right else 0.0, row),
+            xycoords=("axes fraction", "data"),
+            xytext=(4 if right else 12, 0),
+            textcoords="offset points",
+            ha="left",
+            va="center",
+            fontsize=7,
+        )
+    ax.axvline(0, color="black", lw=0.8)
+    one_side = lines["n_b"].isna()  # a quantity against a threshold
+    seeds = [
+        f"n={int(a)}" + ("" if alone else f"/{int(b)}") for a, b, alone in zip(lines["n_a"], lines["n_b"], one_side)
+    ]
+    ax.set_yticks(y, [f"{c} ({n})" for c, n in zip(lines["conclusion"], seeds)], fontsize=8)  # seeds per side
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(-span, span)
+    ticks = [t for t in (0.5, 1, 3, 10) if t < span]
+    ticks = [-t for t in reversed(ticks)] + [0] + ticks
+    ax.set_xticks(ticks, [f"{t:+g}" if t else "0" for t in ticks], fontsize=7)
+    ax.minorticks_off()
+    ax.set_xlabel(
+        f"margin in the claimed direction, points ({'final epoch' if metric == 'honest' else 'report metric'})"
+        "\nlinear within ±1 point, logarithmic beyond"
+    )
+    handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in VERDICT_COLOURS.items()]
+    height = fig.get_figheight()
+    fig.legend(handles=[*ax.get_legend_handles_labels()[0], *handles], fontsize=7, ncol=4, loc="lower center")
+    fig.suptitle(f"Which of the report's conclusions hold ({lines['profile'].iloc[0]} profile)")
+    fig.tight_layout(rect=(0, 0.5 / height, 1, 1))  # room for the legend below the axis
+    return fig

@@ -1,0 +1,1 @@
+"""The run store: results/runs/<run-id>/ folders written atomically, locks, run archives."""

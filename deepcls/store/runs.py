@@ -1,0 +1,473 @@
+"""The run store: ``<root>/runs/<run-id>/`` written atomically, cache lookup, resume checkpoints.
+
+A run directory holds ``config.json``, ``history.csv``, ``metrics.json``,
+``confusion.npy`` and ``samples.npz``. It is assembled in a temporary directory and
+swapped into place (one atomic exchange on Linux; elsewhere two renames whose middle state
+the next ``RunStore`` restores), so a reader sees the old run or the new one, never a
+half-written one or none. A run folder with a damaged file is reported in one line and
+treated as missing; a damaged checkpoint is discarded with one line. Epoch
+checkpoints for resuming live in ``<root>/.cache/checkpoints`` (ignored by git). The final
+state of a complete run whose schedule does not depend on its length (``config.extendable``)
+is kept there as ``<run-id>.final.pt``, so a longer run of the same config (Table 3's 20, 30
+and 50 epochs) continues from it instead of replaying the shared epochs. ``claim`` locks a run
+(``<root>/.cache/locks``) while it trains, so parallel notebooks or shells never train it twice.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepcls.config import RunConfig
+from deepcls.data.atomic import write_with
+from deepcls.errors import StoreError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locking
+    fcntl = None  # type: ignore[assignment]
+
+FINISHED = ("complete", "diverged")  # outcomes that are reused instead of retrained
+_RENAME_EXCHANGE = 2  # renameat2 flag: swap two paths atomically (Linux >= 3.15)
+
+
+def resolve_results_dir(results_dir: str | os.PathLike | None = None) -> Path:
+    """``results_dir`` if given, else ``$DEEPCLS_RESULTS_DIR``, else ``./results``."""
+    if results_dir is not None:
+        return Path(results_dir)
+    return Path(os.environ.get("DEEPCLS_RESULTS_DIR") or "results")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored run, as read back from its directory."""
+
+    path: Path
+    config: RunConfig
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+    confusion: np.ndarray | None
+    samples: dict[str, np.ndarray]
+    reused: bool = False  # True when fit() returned it without training
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        return self.metrics["status"]
+
+
+class DamagedRun(StoreError):
+    """A stored run folder with a file that cannot be read back."""
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    print(f"deepcls: warning: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
+class RunStore:
+    """Read and write runs under one results directory."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = resolve_results_dir(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"results directory {self.root} is a file, not a folder")
+        self.runs = self.root / "runs"
+        self.checkpoints = self.root / ".cache" / "checkpoints"
+        self._warned: set[str] = set()
+        self.recover()
+
+    # ------------------------------------------------------------------ paths
+    def run_dir(self, run: RunConfig | str) -> Path:
+        return self.runs / (run.run_id if isinstance(run, RunConfig) else run)
+
+    def ensure_writable(self) -> None:
+        """Fail early, with one line, if runs cannot be written here."""
+        try:
+            for folder in (self.runs, self.checkpoints):
+                folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+        except OSError as err:
+            raise StoreError(f"results directory {self.root} is not writable ({err.strerror or err})") from None
+
+    # ------------------------------------------------------------------ lookup
+    def status(self, config: RunConfig | str) -> str | None:
+        """The stored outcome of a run, or None when it has never finished or is damaged."""
+        record = self.record(config)
+        return None if record is None else record.metrics["status"]
+
+    def has(self, config: RunConfig) -> bool:
+        return self.status(config) in FINISHED
+
+    def record(self, run: RunConfig | str) -> RunRecord | None:
+        """The stored run, or None when there is none or it is damaged (said once, in one line)."""
+        try:
+            return self.load(run)
+        except DamagedRun as err:
+            self._warn_once(str(err))
+            return None
+        except StoreError:
+            return None
+
+    def run_ids(self) -> list[str]:
+        if not self.runs.exists():
+            return []
+        # names starting with "." are save()'s temporaries (.tmp-*, .old-*), left by a killed process
+        return sorted(
+            p.name for p in self.runs.iterdir() if not p.name.startswith(".") and (p / "metrics.json").exists()
+        )
+
+    def load(self, run: RunConfig | str) -> RunRecord:
+        """The stored run; StoreError when there is none, DamagedRun naming the file that cannot be read."""
+        run_id = run.run_id if isinstance(run, RunConfig) else run
+        path = self._readable_dir(run_id)
+        if not (path / "metrics.json").exists():
+            raise StoreError(f"no stored run {run_id!r} in {self.runs}")
+        name = "metrics.json"
+        try:
+            metrics = json.loads((path / name).read_text(encoding="utf-8"))
+            if not isinstance(metrics, dict) or metrics.get("status") not in (*FINISHED, "failed"):
+                raise ValueError("no valid status")
+            name = "config.json"
+            config = RunConfig.from_dict(json.loads((path / name).read_text(encoding="utf-8")))
+            if config.run_id != run_id:
+                raise ValueError(f"it hashes to {config.run_id}")
+            name = "history.csv"
+            history = pd.read_csv(path / name)
+            if "epoch" not in history.columns:
+                raise ValueError("no epoch column")
+            name = "confusion.npy"
+            confusion = np.load(path / name, allow_pickle=False) if (path / name).exists() else None
+            name = "samples.npz"
+            samples: dict[str, np.ndarray] = {}
+            if (path / name).exists():
+                with np.load(path / name, allow_pickle=False) as npz:
+                    samples = {k: npz[k] for k in npz.files}
+        except Exception as err:  # any damage: bad JSON, encoding, CSV, array, a config that no longer validates
+            reason = f"{type(err).__name__}: {err}"[:200]
+            raise DamagedRun(
+                f"run {run_id} is damaged, treated as missing (retrained when asked): {path / name} ({reason})"
+            ) from None
+        return RunRecord(
+            path=path, config=config, history=history, metrics=metrics, confusion=confusion, samples=samples
+        )
+
+    def _readable_dir(self, run_id: str) -> Path:
+        """The run's folder; while save() is between its two renames (no atomic exchange), the old one."""
+        path = self.run_dir(run_id)
+        aside = self._aside(path)
+        return aside if not path.exists() and aside.exists() else path
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            warn(message)
+
+    def frame(self, runs: Iterable[RunConfig | str] | None = None) -> pd.DataFrame:
+        """One row per stored run: config fields and scalar metrics as columns."""
+        ids = self.run_ids() if runs is None else [r.run_id if isinstance(r, RunConfig) else r for r in runs]
+        rows = []
+        for run_id in ids:
+            record = self.record(run_id)
+            if record is None:
+                continue
+            row = {"run_id": run_id, **record.config.identity()}
+            row["augment"] = ",".join(record.config.augment) or "none"
+            row.update({k: v for k, v in record.metrics.items() if np.isscalar(v) or v is None})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------------ writing
+    def save(
+        self,
+        config: RunConfig,
+        history: pd.DataFrame,
+        metrics: dict[str, Any],
+        confusion: np.ndarray | None = None,
+        samples: dict[str, np.ndarray] | None = None,
+    ) -> Path:
+        """Write a run directory atomically (replacing an older one) and return its path."""
+
+        def write(tmp: Path) -> None:
+            (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2, allow_nan=False) + "\n")
+            history.to_csv(tmp / "history.csv", index=False)
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            if confusion is not None:
+                np.save(tmp / "confusion.npy", confusion)
+            if samples:
+                np.savez(tmp / "samples.npz", **samples)
+
+        return self._write_run(config.run_id, write)
+
+    def save_files(self, run_id: str, files: Mapping[str, bytes]) -> Path:
+        """Write a run directory trained elsewhere from its files' bytes (``run_files``), atomically."""
+        if not all(_plain_name(name) for name in (run_id, *files)):  # the names came over the network
+            raise StoreError(f"refusing to store run {run_id!r} with files {sorted(files)}")
+
+        def write(tmp: Path) -> None:
+            for name, data in files.items():
+                (tmp / name).write_bytes(data)
+
+        return self._write_run(run_id, write)
+
+    def run_files(self, run: RunConfig | str) -> dict[str, bytes]:
+        """The files of a stored run as ``{name: bytes}`` (what ``save_files`` writes)."""
+        return {p.name: p.read_bytes() for p in sorted(self.run_dir(run).iterdir()) if p.is_file()}
+
+    def _write_run(self, run_id: str, write: Callable[[Path], None]) -> Path:
+        """``write(tmp)`` fills a temporary directory, which then replaces ``runs/<run_id>`` atomically."""
+        self.runs.mkdir(parents=True, exist_ok=True)
+        target = self.run_dir(run_id)
+        with self._writing():
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=self.runs))
+            try:
+                write(tmp)
+                if not target.exists():
+                    os.replace(tmp, target)
+                elif not _exchange(tmp, target):  # no atomic swap here: rename aside, then in
+                    aside = self._aside(target)
+                    os.replace(target, aside)  # killed now: recover() puts it back, readers find it
+                    try:
+                        os.replace(tmp, target)
+                    except BaseException:
+                        os.replace(aside, target)
+                        raise
+                    tmp = aside
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)  # the half-written run, or the replaced one
+        return target
+
+    @staticmethod
+    def _aside(path: Path) -> Path:
+        return path.with_name(f".old-{path.name}")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Held (shared) while writing a run or checkpoint, so recover() never takes a live temporary."""
+        with self._store_lock(fcntl.LOCK_SH if fcntl else 0):
+            yield
+
+    @contextmanager
+    def _store_lock(self, mode: int) -> Iterator[bool]:
+        path = self.root / ".cache" / "locks" / "store.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            if fcntl is None:
+                yield True
+                return
+            try:
+                fcntl.flock(handle, mode)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def recover(self) -> None:
+        """Undo what a killed save() left: restore a run renamed aside whose replacement never
+        arrived, remove temporaries (run folders and checkpoint files). Skipped while another
+        process writes, and on a store this process cannot write."""
+        found = [p for folder in (self.runs, self.checkpoints) if folder.is_dir() for p in folder.iterdir()]
+        leftovers = [p for p in found if p.name.startswith((".tmp-", ".old-"))]
+        if not leftovers:
+            return
+        try:
+            with self._store_lock(fcntl.LOCK_EX | fcntl.LOCK_NB if fcntl else 0) as held:
+                if not held:
+                    return
+                for path in leftovers:
+                    if path.name.startswith(".old-") and not (live := path.with_name(path.name[5:])).exists():
+                        os.replace(path, live)
+                        warn(f"restored run {live.name}, which an interrupted save had moved aside")
+                    elif path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+        except OSError:  # a read-only store: readers still see the runs (an aside one through _readable_dir)
+            return
+
+    # ------------------------------------------------------------------ locking
+    @contextmanager
+    def claim(self, config: RunConfig) -> Iterator[None]:
+        """Hold an exclusive lock on ``config`` while it trains; wait (with a note) if another
+        process holds it. All lengths of an extendable config share one lock, so a 50-epoch run
+        started beside its 30-epoch sibling waits and then continues it."""
+        path = self._lock_path(config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    print(
+                        f"deepcls: {config.run_id}: waiting for another process training this run "
+                        "(or another length of it)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _lock_path(self, config: RunConfig) -> Path:
+        return self.root / ".cache" / "locks" / f"{config.lineage.run_id}.lock"
+
+    def training(self, config: RunConfig) -> bool:
+        """True while some process holds the lock of ``config`` (this or another length of it)."""
+        path = self._lock_path(config)
+        if fcntl is None or not path.exists():
+            return False
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+    def checkpointed_epochs(self, config: RunConfig) -> int:
+        """Epochs an unfinished run has in its resume checkpoint (0 without one, or a damaged one)."""
+        path = self.checkpoint_path(config)
+        state = _read_checkpoint(path, mmap=True) if path.exists() else None
+        return len(state["history"]) if state else 0
+
+    def progress(self, config: RunConfig) -> str | None:
+        """How far an unfinished run has got: epochs in its resume checkpoint, and whether it
+        is training now; None when there is neither."""
+        parts = []
+        path = self.checkpoint_path(config)
+        if path.exists():  # mmap: reads the history without pulling the weights into memory
+            state = _read_checkpoint(path, mmap=True)
+            if state is None:
+                parts.append("checkpoint damaged, the run will start over")
+            else:
+                parts.append(f"{len(state['history'])}/{config.epochs} epochs checkpointed")
+        if self.training(config):
+            parts.append("training now")
+        return ", ".join(parts) or None
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_path(self, config: RunConfig) -> Path:
+        return self.checkpoints / f"{config.run_id}.pt"
+
+    def save_checkpoint(self, config: RunConfig, state: dict[str, Any]) -> None:
+        with self._writing():
+            write_with(self.checkpoint_path(config), lambda tmp: torch.save(state, tmp), suffix=".pt")
+
+    def load_checkpoint(self, config: RunConfig) -> dict[str, Any] | None:
+        """The resume checkpoint, or None; a damaged one is discarded with one warning line."""
+        return self._load_state(self.checkpoint_path(config))
+
+    def _load_state(self, path: Path) -> dict[str, Any] | None:
+        if not path.exists():
+            return None
+        state = _read_checkpoint(path)
+        if state is None:
+            warn(f"checkpoint {path} is damaged; discarded, the run starts over")
+            path.unlink(missing_ok=True)
+        return state
+
+    def discard(self, path: Path, reason: str) -> None:
+        """Remove a checkpoint that cannot be used, saying why in one line."""
+        warn(f"checkpoint {path} {reason}; discarded, the run starts over")
+        path.unlink(missing_ok=True)
+
+    def drop_checkpoint(self, config: RunConfig) -> None:
+        self.checkpoint_path(config).unlink(missing_ok=True)
+
+    def final_path(self, config: RunConfig) -> Path:
+        return self.checkpoints / f"{config.run_id}.final.pt"
+
+    def finish_checkpoint(self, config: RunConfig, status: str) -> None:
+        """Drop the resume checkpoint; keep it as the final state when a longer run can extend it."""
+        path = self.checkpoint_path(config)
+        if status == "complete" and config.extendable and path.exists():
+            os.replace(path, self.final_path(config))
+        else:
+            path.unlink(missing_ok=True)
+
+    def prefix_run(self, config: RunConfig) -> RunConfig | None:
+        """The longest complete shorter run of the same config whose final state is kept, if any."""
+        if not config.extendable:
+            return None
+        for epochs in range(config.epochs - 1, 0, -1):
+            shorter = config.replace(epochs=epochs)
+            if self.final_path(shorter).exists() and self.status(shorter) == "complete":
+                return shorter
+        return None
+
+    def load_final(self, config: RunConfig) -> dict[str, Any] | None:
+        """The kept final state of a complete run, or None; a damaged one is discarded with one line."""
+        return self._load_state(self.final_path(config))
+
+
+def _read_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any] | None:
+    """A checkpoint's state dict (never unpickled), or None when it is damaged or not one of ours."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception:  # truncated, not a zip, bad pickle opcodes: torch raises many types
+        return None
+    ok = isinstance(state, dict) and "history" in state
+    return state if ok and isinstance(state["history"], list) else None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    renameat2 = getattr(_libc(), "renameat2", None) if sys.platform.startswith("linux") else None
+    if renameat2 is None:
+        return False
+    at_cwd = -100
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # e.g. a filesystem without it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _plain_name(name: str) -> bool:
+    """A file name of its own: no folder, not hidden (a store's temporaries start with ".")."""
+    return bool(name) and not name.startswith(".") and Path(name).name == name
+
+
+def short_device(names: str | None) -> str:
+    """A run's ``metrics.json`` device, short: ``"cuda: NVIDIA H200"`` -> ``"H200"``,
+    ``"cpu: x86_64 x1 threads"`` -> ``"CPU x1"``; several (seeds on different machines) joined by "/"."""
+    if not isinstance(names, str) or not names:
+        return "—"
+    short = []
+    for name in names.split(" | "):
+        kind, _, detail = name.partition(": ")
+        if kind == "cuda":
+            short.append(detail.removeprefix("NVIDIA ").strip())
+        else:
+            threads = next((w for w in detail.split() if w.startswith("x") and w[1:].isdigit()), "")
+            short.append(f"{kind.upper()} {threads}".strip())
+    return "/".join(dict.fromkeys(short))
