@@ -51,7 +51,8 @@ def data_dir() -> Path:
 @pytest.fixture
 def stored_run() -> Callable[..., None]:
     """Writes a one-epoch complete run record into a store without training:
-    ``stored_run(root, config, test_acc, final_test_acc=None, extended_from=None, device="cpu")``."""
+    ``stored_run(root, config, test_acc, final_test_acc=None, extended_from=None, device="cpu",
+    status="complete")``."""
 
     def save(
         root: Path,
@@ -60,13 +61,14 @@ def stored_run() -> Callable[..., None]:
         final_test_acc: float | None = None,
         extended_from: str | None = None,
         device: str = "cpu",
+        status: str = "complete",
     ) -> None:
         history = pd.DataFrame({"epoch": [1], "train_acc": [test_acc], "test_acc": [test_acc], "seconds": [1.0]})
         RunStore(root).save(
             config,
             history,
             {
-                "status": "complete",
+                "status": status,
                 "highest_train_acc": test_acc,
                 "highest_test_acc": test_acc,
                 "final_test_acc": test_acc if final_test_acc is None else final_test_acc,

@@ -69,7 +69,38 @@ def test_unknown_profile_and_table_are_clear_errors() -> None:
 def test_results_table_without_a_store_is_all_pending(tmp_path) -> None:
     results = results_table(ex.grid(["vgg_mnist"], "paper", (0, 1), rows=[9, 10]), RunStore(str(tmp_path)))
     assert list(results["row"]) == [9, 10] and (results["status"] == "pending").all()
-    assert results["delta_test"].isna().all() and len(results["run_ids"].iloc[0]) == 2
+    assert results["delta_test"].isna().all() and list(results["seeds_asked"]) == [2, 2]
+    assert list(results["run_ids"]) == [(), ()]
+
+
+def test_results_table_pools_every_stored_seed_whatever_the_grid_asks(tmp_path, stored_run) -> None:
+    configs = list(ex.grid("vgg_mnist", "quick", (0, 1, 2), rows=[1])["config"])
+    for config, acc in zip(configs, (50.0, 52.0, 54.0)):
+        stored_run(tmp_path, config, test_acc=acc)
+    store = RunStore(str(tmp_path))
+    line = results_table(ex.grid("vgg_mnist", "quick", (0,), rows=[1]), store).iloc[0]
+    assert (line["seeds_done"], line["test_mean"], line["test_std"]) == (3, 52.0, 2.0)
+    assert line["status"] == "complete" and len(line["run_ids"]) == 3
+    only = results_table(ex.grid("vgg_mnist", "quick", (0,), rows=[1]), store, seeds=[1, 2]).iloc[0]
+    assert (only["seeds_done"], only["test_mean"]) == (2, 53.0)
+    assert format_results(results_table(ex.grid("vgg_mnist", "quick", rows=[1]), store))["seeds"].iloc[0] == 3
+
+
+def test_a_failed_run_is_never_pooled_and_a_diverged_one_is_counted(tmp_path, stored_run) -> None:
+    configs = list(ex.grid("vgg_mnist", "quick", (0, 1, 2, 3), rows=[1])["config"])
+    stored_run(tmp_path, configs[0], test_acc=50.0)
+    stored_run(tmp_path, configs[1], test_acc=60.0)
+    stored_run(tmp_path, configs[2], test_acc=99.0, status="failed")
+    stored_run(tmp_path, configs[3], test_acc=10.0, status="diverged")
+    store = RunStore(str(tmp_path))
+    line = results_table(ex.grid("vgg_mnist", "quick", (0, 1, 2), rows=[1]), store).iloc[0]
+    assert (line["seeds_done"], line["diverged"], line["test_mean"]) == (2, 1, 55.0)
+    assert set(line["run_ids"]) == {configs[0].run_id, configs[1].run_id}
+    assert line["status"] == "complete (1 diverged, 1 seed to train)"
+    failed_only = RunStore(str(tmp_path / "failed"))
+    stored_run(tmp_path / "failed", configs[2], status="failed")
+    pending = results_table(ex.grid("vgg_mnist", "quick", (2,), rows=[1]), failed_only).iloc[0]
+    assert (pending["seeds_done"], pending["status"]) == (0, "pending") and np.isnan(pending["test_mean"])
 
 
 def test_results_table_names_the_row_a_run_continues(tmp_path, stored_run) -> None:

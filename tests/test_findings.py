@@ -128,7 +128,8 @@ def test_seed_noise_turns_the_spread_over_seeds_into_a_band_for_one_run_differen
                 "test_std": np.std(tests, ddof=1) if len(tests) > 1 else np.nan,
                 "final_test_mean": np.mean(tests),
                 "seeds_done": len(tests),
-                "run_ids": ("a", "b", "c"),
+                "run_ids": tuple("abc"[: len(tests)]),
+                "seeds_asked": 3,
                 "profile": profile,
             }
         ]

@@ -129,7 +129,7 @@ def seed_noise(results: pd.DataFrame) -> pd.DataFrame:
     """
     out = []
     for _, line in results.iterrows():
-        k, expected = int(line["seeds_done"]), len(line["run_ids"])
+        k, expected = int(line["seeds_done"]), max(int(line["seeds_asked"]), int(line["seeds_done"]))
         sigma = line["test_std"] if k >= 2 else np.nan
         band = 2 * np.sqrt(2) * sigma
         if k < 2:

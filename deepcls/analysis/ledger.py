@@ -41,14 +41,14 @@ from deepcls.analysis.measures import (
     run_probe,
     test_accuracy,
 )
-from deepcls.analysis.results import records, results_table
+from deepcls.analysis.results import SEEDS_LOOKED_UP, records, results_table
 from deepcls.paper import grids as experiments
 from deepcls.paper.conclusions import CONCLUSIONS, Conclusion, Side
 from deepcls.store.runs import RunRecord, RunStore, short_device
 
 MIN_SEEDS = 3  # runs per side before a difference is decided
 MIN_COLLAPSE_SEEDS = 5  # runs before a collapse rate is decided
-LEDGER_SEEDS = tuple(range(10))  # seeds looked up in the store
+LEDGER_SEEDS = SEEDS_LOOKED_UP
 CONFIDENCE = 0.95
 POWER = 0.8  # how often a margin of the report's size should show, for "seeds to show it"
 MOST_SEEDS = 100  # beyond this many seeds per side the ledger says "over 100"

@@ -5,6 +5,9 @@ Pure aggregation: nothing here trains. Rows whose runs the store lacks show as `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -12,21 +15,36 @@ from deepcls.paper.grids import describe
 from deepcls.store.runs import RunRecord, RunStore
 
 
-def results_table(grid: pd.DataFrame, store: RunStore) -> pd.DataFrame:
-    """Reported beside reproduced, one line per (table, row): mean and std over the seeds stored.
+SEEDS_LOOKED_UP = tuple(range(10))  # seeds a line looks for in the store (the ledger reads the same)
+OUTCOMES = ("complete", "diverged", "failed")
 
-    ``run_ids`` holds the tuple of each line's run ids (one per seed, stored or not).
+
+def results_table(
+    grid: pd.DataFrame, store: RunStore, seeds: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """Reported beside reproduced, one line per (table, row), pooled over every stored seed.
+
+    A line reads each seed of its config the store holds (:data:`SEEDS_LOOKED_UP` and the grid's
+    own), or only ``seeds`` when given. Only complete runs are seeds: ``seeds_done`` counts them and
+    the means and std are theirs; diverged runs are counted in ``diverged`` and shown, never
+    averaged; failed runs are never read (training retries them). ``run_ids`` holds the complete
+    runs' ids, ``seeds_asked`` how many seeds the grid asked for.
     """
     grid = grid.assign(run_id=[c.run_id for c in grid["config"]])
-    stored = store.frame(c for c in dict.fromkeys(grid["config"]) if store.status(c) is not None)
-    metrics = stored.set_index("run_id") if not stored.empty else pd.DataFrame()
     row_of = {(t, r): f"row {row}" for t, r, row in zip(grid["table"], grid["run_id"], grid["row"])}
     profile = grid["config"].iloc[0].profile if len(grid) else None
     lines = []
     for (table, row), group in grid.groupby(["table", "row"], sort=False):
         first = group.iloc[0]
-        done = [metrics.loc[r] for r in group["run_id"] if r in metrics.index]
-        shorter = {e for m in done if isinstance(e := m.get("extended_from"), str)}
+        wanted = sorted(set(SEEDS_LOOKED_UP) | {c.seed for c in group["config"]})
+        if seeds is not None:
+            wanted = sorted(set(seeds))
+        configs = [replace(first["config"], seed=s) for s in wanted]
+        found = store.frame(c for c in configs if store.status(c) is not None)
+        done = found[found["status"] == "complete"] if not found.empty else found
+        diverged = int((found["status"] == "diverged").sum()) if not found.empty else 0
+        shorter = {e for e in done.get("extended_from", []) if isinstance(e, str)}
+        asked = [c for c in group["config"] if seeds is None or c.seed in seeds]
         lines.append(
             {
                 "table": table,
@@ -37,13 +55,14 @@ def results_table(grid: pd.DataFrame, store: RunStore) -> pd.DataFrame:
                 "source": first["source"],
                 "reported_train": first["highest_train_acc"],
                 "reported_test": first["highest_test_acc"],
-                **_aggregate(done, len(group)),
+                **_aggregate(done, diverged, sum(not store.has(c) for c in asked)),
                 "epochs": first["config"].epochs,
                 "batch_size": first["config"].batch_size,
                 "profile": profile,
-                "run_ids": tuple(group["run_id"]),
+                "run_ids": tuple(done["run_id"]) if not done.empty else (),
+                "seeds_asked": len(asked),
                 "continues": ", ".join(sorted(row_of.get((table, r), r) for r in shorter)),
-                "progress": "; ".join(p for c in group["config"] if not store.has(c) and (p := store.progress(c))),
+                "progress": "; ".join(p for c in asked if not store.has(c) and (p := store.progress(c))),
             }
         )
     table_frame = pd.DataFrame(lines)
@@ -52,39 +71,43 @@ def results_table(grid: pd.DataFrame, store: RunStore) -> pd.DataFrame:
     return table_frame
 
 
-def _aggregate(done: list[pd.Series], expected: int) -> dict:
-    if not done:
+def _aggregate(done: pd.DataFrame, diverged: int, missing: int) -> dict:
+    """Means over the complete runs; the status says what else there is (diverged, missing seeds)."""
+    notes = [f"{diverged} diverged"] * bool(diverged) + [f"{missing} seed{'s' * (missing != 1)} to train"] * bool(
+        missing and len(done)
+    )
+    status = ("complete" if len(done) else ("diverged" if diverged else "pending")) + (
+        f" ({', '.join(notes)})" if notes else ""
+    )
+    if done.empty:
         return {
             "train_mean": np.nan,
             "test_mean": np.nan,
             "test_std": np.nan,
             "final_test_mean": np.nan,
             "seeds_done": 0,
+            "diverged": diverged,
             "wall_time_s": np.nan,
-            "status": "pending",
+            "status": status,
             "device": None,
         }
-    frame = pd.DataFrame(done)
-    statuses = sorted(set(frame["status"]))
-    status = statuses[0] if len(statuses) == 1 else "/".join(statuses)
-    if len(done) < expected:
-        status += f" ({len(done)}/{expected} seeds)"
     return {
-        "train_mean": frame["highest_train_acc"].astype(float).mean(),
-        "test_mean": frame["highest_test_acc"].astype(float).mean(),
-        "test_std": frame["highest_test_acc"].astype(float).std(ddof=1) if len(done) > 1 else np.nan,
-        "final_test_mean": frame["final_test_acc"].astype(float).mean(),
+        "train_mean": done["highest_train_acc"].astype(float).mean(),
+        "test_mean": done["highest_test_acc"].astype(float).mean(),
+        "test_std": done["highest_test_acc"].astype(float).std(ddof=1) if len(done) > 1 else np.nan,
+        "final_test_mean": done["final_test_acc"].astype(float).mean(),
         "seeds_done": len(done),
-        "wall_time_s": frame["wall_time_s"].astype(float).sum(),
+        "diverged": diverged,
+        "wall_time_s": done["wall_time_s"].astype(float).sum(),
         "status": status,
-        "device": " | ".join(dict.fromkeys(frame["device"].astype(str))),
+        "device": " | ".join(dict.fromkeys(done["device"].astype(str))),
     }
 
 
 def records(results: pd.DataFrame, table: str, row: int, store: RunStore) -> list[RunRecord]:
-    """The stored RunRecords (one per seed) behind one line of a results table."""
+    """The complete stored RunRecords (one per seed) behind one line of a results table."""
     line = results[(results["table"] == table) & (results["row"] == row)].iloc[0]
-    return [store.load(r) for r in line["run_ids"] if store.status(r) is not None]
+    return [store.load(r) for r in line["run_ids"]]
 
 
 def first_record(results: pd.DataFrame, table: str, row: int, store: RunStore) -> RunRecord | None:
