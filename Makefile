@@ -35,7 +35,7 @@ report: $(STAMP)
 	$(VENV)/bin/deepcls report --profile $(PROFILE) --jobs $(JOBS)
 
 readme: $(STAMP)
-	$(VENV)/bin/deepcls readme --profiles paper,best,quick
+	$(VENV)/bin/deepcls markdown --readme README.md
 
 # Kernels start in notebooks/: point them at the project's results and data folders.
 lab: $(STAMP)

@@ -1,3 +1,156 @@
-"""deepcls: ResNet and VGG on MNIST and CIFAR-10, reproducing and extending a reference report."""
+"""deepcls: ResNet and VGG on MNIST and CIFAR-10, the reference report's tables rerun beside its
+numbers, and a ledger of which of its conclusions hold.
+
+The notebook surface, imported on first use (``import deepcls`` itself loads nothing heavy)::
+
+    import deepcls as dc
+
+    study = dc.Study("quick", train=True)
+    results = study.results(["resnet_cifar10"])  # trains what the store lacks, then reads every seed
+    dc.format_results(results)
+    study.ledger(["resnet_cifar10"])
+
+The stages, in the order data flows: ``paper`` (the report as data) -> ``data``, ``models`` ->
+``engine`` (``fit``) <- ``execution`` (``run_grid``) -> ``store`` -> ``analysis`` -> ``report``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 __version__ = "0.1.0"
+
+_SURFACE = {
+    # what a run is
+    "RunConfig": "deepcls.config",
+    "PROFILE_NAMES": "deepcls.config",
+    "get_profile": "deepcls.config",
+    # the report as data
+    "ALL_TABLES": "deepcls.paper.grids",
+    "grid": "deepcls.paper.grids",
+    "paper_table": "deepcls.paper.reference",
+    "CONCLUSIONS": "deepcls.paper.conclusions",
+    # data and models
+    "load_dataset": "deepcls.data",
+    "build_model": "deepcls.models",
+    "list_models": "deepcls.models",
+    "model_summary": "deepcls.models",
+    # training
+    "fit": "deepcls.engine.fit",
+    "run_grid": "deepcls.execution.runner",
+    # the store
+    "RunStore": "deepcls.store.runs",
+    # reading
+    "results_table": "deepcls.analysis.results",
+    "records": "deepcls.analysis.results",
+    "first_record": "deepcls.analysis.results",
+    "ledger": "deepcls.analysis.ledger",
+    "about": "deepcls.analysis.ledger",
+    "ledger_summary": "deepcls.analysis.ledger:summary",
+    "plan": "deepcls.analysis.plan",
+    # showing
+    "format_results": "deepcls.report.formatting",
+    "format_ledger": "deepcls.report.formatting",
+    "format_plan": "deepcls.report.formatting",
+    "plan_summary": "deepcls.report.formatting",
+    "build_report": "deepcls.report.build",
+}
+_MODULES = {"findings": "deepcls.analysis.findings", "plots": "deepcls.report.plots"}
+__all__ = sorted([*_SURFACE, *_MODULES, "Study", "markdown", "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
+    if name in _SURFACE:
+        module, _, attribute = _SURFACE[name].partition(":")
+        return getattr(importlib.import_module(module), attribute or name)
+    raise AttributeError(f"module 'deepcls' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+def markdown(text: str) -> Any:
+    """``text`` as a notebook's Markdown output (plain text outside IPython)."""
+    try:
+        from IPython.display import Markdown
+    except ImportError:
+        return text
+    return Markdown(text)
+
+
+class Study:
+    """One notebook's settings: which profile and seeds, where the store and data are, whether to
+    train. ``results`` trains a grid's missing runs when asked, then reads it; reading always pools
+    every seed the store holds, so a table shows what the ledger beside it reads."""
+
+    def __init__(
+        self,
+        profile: str = "quick",
+        seeds: Sequence[int] = (0,),
+        *,
+        results_dir: str | None = None,
+        data_dir: str | None = None,
+        train: bool = False,
+        force: bool = False,
+        executor: str | None = None,
+        executor_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        from deepcls.config import get_profile
+        from deepcls.store.runs import RunStore
+
+        get_profile(profile)  # an unknown profile fails here, in the notebook's first cell
+        self.profile, self.seeds = profile, tuple(seeds)
+        self.store = RunStore(results_dir)
+        self.data_dir, self.train, self.force = data_dir, train, force
+        self.executor, self.executor_options = executor, dict(executor_options or {})
+
+    def banner(self) -> Any:
+        """The profile and what it means, as Markdown."""
+        from deepcls.report.formatting import banner
+
+        return markdown(banner(self.profile))
+
+    def grid(self, tables: str | Sequence[str], seeds: Sequence[int] | None = None, rows=None):
+        from deepcls.paper.grids import grid
+
+        return grid(tables, self.profile, self.seeds if seeds is None else seeds, rows=rows)
+
+    def results(
+        self, tables: str | Sequence[str], *, seeds: Sequence[int] | None = None, rows=None, train: bool | None = None
+    ):
+        """Train the missing runs of ``tables`` for ``seeds`` (default: the study's) if the study
+        trains (or ``train`` says so), then the results table over every stored seed."""
+        from deepcls.analysis.results import results_table
+
+        grid = self.grid(tables, seeds, rows)
+        if self.train if train is None else train:
+            from deepcls.execution.runner import run_grid
+
+            run_grid(
+                grid["config"],
+                store=self.store,
+                data_dir=self.data_dir,
+                force=self.force,
+                executor=self.executor,
+                executor_options=self.executor_options,
+            )
+        return results_table(grid, self.store)
+
+    def record(self, results, table: str, row: int):
+        """The first stored seed's RunRecord of a results line (None while pending)."""
+        from deepcls.analysis.results import first_record
+
+        return first_record(results, table, row, self.store)
+
+    def ledger(self, tables: Sequence[str] | None = None):
+        """The ledger's lines about ``tables`` (default: all), formatted for reading."""
+        from deepcls.analysis import ledger
+        from deepcls.report.formatting import format_ledger
+
+        conclusions = ledger.CONCLUSIONS if tables is None else ledger.about(tables)
+        return format_ledger(ledger.ledger(self.profile, self.store, conclusions))

@@ -1,4 +1,4 @@
-"""The ``deepcls`` command line: train, report, results, ledger, bench, gpu, readme, info.
+"""The ``deepcls`` command line: train, results, ledger, report, markdown, runs, bench, info.
 
 Bad input ends with one line on stderr (``deepcls: error: ...``) and exit code 2; a full disk
 or another system error in one line and exit code 1; Ctrl-C in one line and exit code 130.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import math
 import os
 import sys
 import typing
@@ -124,10 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     results.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
     results.add_argument("--rows", default=None, help="comma-separated row numbers (default: all)")
-    results.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    results.add_argument(
+        "--seeds",
+        default="0",
+        help="with --train: seeds to train, comma-separated (default: 0); the table pools every seed stored",
+    )
     results.add_argument("--train", action="store_true", help="train the runs the store does not have, in order")
+    results.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="with --train: stop cleanly within this many seconds, several runs at once (running again resumes)",
+    )
+    results.add_argument("--runs-at-once", type=int, default=None, help="with --budget-s: runs in flight (default: 8)")
     add_training_arguments(results)
-    results.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
+    results.add_argument("--markdown", action="store_true", help="a Markdown table (as in results/RESULTS.md)")
 
     ledger = sub.add_parser(
         "ledger", help="which of the report's conclusions hold (--plan: the seeds they need; --train: train them)"
@@ -147,17 +159,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--runs", type=int, default=None, metavar="N", help="with --plan or --train: only the plan's first N runs"
     )
     add_training_arguments(ledger)
-    ledger.add_argument("--markdown", action="store_true", help="a Markdown table (as in the README)")
+    ledger.add_argument("--markdown", action="store_true", help="a Markdown table (as in results/RESULTS.md)")
     ledger.add_argument(
         "--csv", default=None, metavar="PATH", help="write the numbers (both metrics, full precision) to PATH; - prints"
     )
 
-    readme = sub.add_parser("readme", help="rewrite the README's results section from the run store")
-    readme.add_argument("--profiles", default="paper,best,quick", help="comma-separated (default: paper,best,quick)")
-    readme.add_argument("--path", default="README.md")
-    readme.add_argument("--results-dir", default=None)
+    markdown = sub.add_parser("markdown", help="write results/RESULTS.md (every profile's tables) from the run store")
+    markdown.add_argument("--profiles", default="paper,best,quick", help="comma-separated (default: paper,best,quick)")
+    markdown.add_argument("--path", default=None, help="default: RESULTS.md in the results folder")
+    markdown.add_argument("--results-dir", default=None)
+    markdown.add_argument("--readme", default=None, metavar="PATH", help="also rewrite the headline table of PATH")
 
-    add_gpu_parser(sub)
+    runs = sub.add_parser("runs", help="run archives: move finished runs between stores (a GPU node, a cluster job)")
+    steps = runs.add_subparsers(dest="runs_command", required=True, metavar="{export,import}")
+    export = steps.add_parser("export", help="pack finished runs into one .tar.gz")
+    export.add_argument("run_ids", nargs="*", metavar="RUN", help="run ids (default: every finished run of --profile)")
+    export.add_argument("--profile", default=None, choices=PROFILE_NAMES, help="without RUN: this profile's runs")
+    export.add_argument("--out", required=True, help="the archive to write (.tar.gz)")
+    export.add_argument("--results-dir", default=None)
+    load = steps.add_parser("import", help="verify an archive's runs and move them into the store")
+    load.add_argument("archive")
+    load.add_argument("--results-dir", default=None)
+    load.add_argument("--replace", action="store_true", help="overwrite runs the store has already")
     sub.add_parser("info", help="models, datasets, device and versions")
     return parser
 
@@ -179,38 +202,6 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--results-dir", default=None)
-
-
-def add_gpu_parser(sub: argparse._SubParsersAction) -> None:
-    """``deepcls gpu``: the offline GPU window (README "On a GPU")."""
-    gpu = sub.add_parser("gpu", help="an offline GPU window: move data in parts, train within a budget, merge runs")
-    steps = gpu.add_subparsers(dest="gpu_command", required=True, parser_class=_Parser)
-    split = steps.add_parser("split-data", help="write dataset files as verified parts (SHA-256 manifest)")
-    split.add_argument("--names", default="mnist,cifar10", help="datasets (default: mnist,cifar10)")
-    split.add_argument("--data-dir", default=None)
-    split.add_argument("--out", required=True, help="folder for the parts and manifests")
-    split.add_argument("--part-mb", type=float, default=44.0, help="MiB per part (default: 44)")
-    join = steps.add_parser("join-data", help="reassemble and verify every manifest's file")
-    join.add_argument("--parts", required=True, help="folder holding the parts and manifests")
-    join.add_argument("--data-dir", default=None, help="where the npz files go (default: $DEEPCLS_DATA_DIR or ./data)")
-    window = steps.add_parser("window", help="train a profile's missing runs within a budget; archive them")
-    window.add_argument("--out", required=True, help="folder for the archive and the timing table ($OUT)")
-    window.add_argument("--profile", default="paper", choices=PROFILE_NAMES)
-    window.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
-    window.add_argument(
-        "--tables", default=None, help="comma-separated table names, trained in this order (default: all)"
-    )
-    window.add_argument("--rows", default=None, help="comma-separated row numbers (default: all)")
-    window.add_argument("--budget-s", type=float, default=None, help="stop cleanly after this many seconds")
-    window.add_argument("--runs-at-once", type=int, default=None, help="runs in flight (default: 8)")
-    window.add_argument("--parts", default=None, help="join the data parts in this folder first")
-    window.add_argument("--data-dir", default=None)
-    window.add_argument("--results-dir", default=None)
-    window.add_argument("--quiet", action="store_true", help="no progress bars")
-    merge = steps.add_parser("merge", help="move the runs of a window's archive into the run store")
-    merge.add_argument("archive")
-    merge.add_argument("--results-dir", default=None)
-    merge.add_argument("--replace", action="store_true", help="overwrite runs the store has already")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -237,10 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _results(args)
         if args.command == "ledger":
             return _ledger(args)
-        if args.command == "readme":
-            return _readme(args)
-        if args.command == "gpu":
-            return _gpu(args)
+        if args.command == "markdown":
+            return _markdown(args)
+        if args.command == "runs":
+            return _runs(args)
         if args.command == "bench":
             from deepcls.bench.engine import run_bench
 
@@ -320,7 +311,11 @@ def _results(args: argparse.Namespace) -> int:
     if grid.empty:
         raise DeepclsError(f"no row {args.rows} in table(s) {', '.join(names)}")
     store = RunStore(args.results_dir)
-    if args.train:  # the runs the report's conclusions compare first (they fill the ledger soonest)
+    if args.budget_s is not None or args.runs_at_once is not None:
+        if not args.train:
+            raise DeepclsError("--budget-s and --runs-at-once go with --train")
+        _train_within(args, grid, names if args.tables else None, store)
+    elif args.train:  # the runs the report's conclusions compare first (they fill the ledger soonest)
         _train_grid(args, conclusions_first(grid)["config"], store)
     results = results_table(grid, store)
     if args.markdown:
@@ -331,6 +326,21 @@ def _results(args: argparse.Namespace) -> int:
             shown["status"] = [s + (f" ({p})" if p else "") for s, p in zip(shown["status"], results["progress"])]
             print(shown.to_string(index=False))
     return 0
+
+
+def _train_within(args: argparse.Namespace, grid: pd.DataFrame, tables: list[str] | None, store: RunStore) -> None:
+    from deepcls.execution.interleaved import RUNS_AT_ONCE
+    from deepcls.execution.timebox import train_within
+
+    budget, runs = args.budget_s, args.runs_at_once
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise DeepclsError(f"--budget-s must be a positive number of seconds, got {budget}")
+    if runs is not None and runs < 1:
+        raise DeepclsError(f"--runs-at-once must be >= 1, got {runs}")
+    summary = train_within(
+        grid, store, tables=tables, budget_s=budget, runs=runs or RUNS_AT_ONCE, data_dir=args.data_dir
+    )
+    print("\n".join(f"{k}: {v}" for k, v in summary.items()))
 
 
 def _train_grid(args: argparse.Namespace, configs: Sequence[RunConfig], store: RunStore) -> None:
@@ -431,51 +441,43 @@ def _evidence(args: argparse.Namespace, runs: pd.DataFrame) -> int:
     return 0
 
 
-def _gpu(args: argparse.Namespace) -> int:
-    from deepcls.data import dataset_path, resolve_data_dir
-    from deepcls.store import archive as transfer
+def _runs(args: argparse.Namespace) -> int:
+    from deepcls.store import archive
+    from deepcls.store.runs import FINISHED, RunStore
 
-    if args.gpu_command == "split-data":
-        for name in args.names.split(","):
-            manifest = transfer.split_file(dataset_path(name, args.data_dir), args.out, int(args.part_mb * 2**20))
-            print(f"{name}: {manifest}")
+    store = RunStore(args.results_dir)
+    if args.runs_command == "import":
+        merged, skipped = archive.merge_runs(args.archive, store, args.replace)
+        print(f"imported {len(merged)} runs, skipped {len(skipped)} the store has already")
         return 0
-    if args.gpu_command == "join-data":
-        for path in transfer.join_all(args.parts, resolve_data_dir(args.data_dir)):
-            print(f"verified {path}")
-        return 0
-    if args.gpu_command == "merge":
-        from deepcls.store.runs import RunStore
-
-        merged, skipped = transfer.merge_runs(args.archive, RunStore(args.results_dir), args.replace)
-        print(f"merged {len(merged)} runs, skipped {len(skipped)} the store has already")
-        return 0
-    from deepcls.execution.interleaved import RUNS_AT_ONCE
-    from deepcls.execution.window import gpu_window
-
-    summary = gpu_window(
-        args.out,
-        profile=args.profile,
-        seeds=_integers("--seeds", args.seeds),
-        tables=args.tables.split(",") if args.tables else None,
-        rows=_integers("--rows", args.rows) if args.rows else None,
-        budget_s=args.budget_s,
-        runs=args.runs_at_once or RUNS_AT_ONCE,
-        parts_dir=args.parts,
-        data_dir=str(resolve_data_dir(args.data_dir)),
-        results_dir=args.results_dir,
-        progress=False if args.quiet else None,
-    )
-    print("\n".join(f"{k}: {v}" for k, v in summary.items()))
-    return 0 if not summary["runs_failed"] else 1
+    if args.run_ids and args.profile:
+        raise DeepclsError("give run ids or --profile, not both")
+    for run_id in args.run_ids:
+        record = store.record(run_id)
+        if record is None or record.status not in FINISHED:
+            raise DeepclsError(f"run {run_id} is not a finished run in {store.root}")
+    ids = args.run_ids or [
+        run_id
+        for run_id in store.run_ids()
+        if (record := store.record(run_id)) is not None
+        and record.status in FINISHED
+        and args.profile in (None, record.config.profile)
+    ]
+    archive.pack_runs(store, ids, args.out)
+    print(f"exported {len(ids)} runs to {args.out}")
+    return 0
 
 
-def _readme(args: argparse.Namespace) -> int:
-    from deepcls.report.markdown import update_readme
+def _markdown(args: argparse.Namespace) -> int:
+    from deepcls.report.markdown import update_headline, write_results
     from deepcls.store.runs import RunStore
 
-    update_readme(args.path, args.profiles.split(","), RunStore(args.results_dir))
-    print(f"updated {args.path}")
+    store = RunStore(args.results_dir)
+    path = write_results(args.path or store.root / "RESULTS.md", args.profiles.split(","), store)
+    print(f"wrote {path}")
+    if args.readme:
+        update_headline(args.readme, store)
+        print(f"updated {args.readme}")
     return 0
 
 

@@ -64,9 +64,6 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "triangle")
 PRECISIONS = ("fp32", "bf16")
 RUN_PROFILES = (*PROFILE_NAMES, CUSTOM)
-# Option values renamed since runs were stored: old value -> new (RunConfig.from_dict reads both;
-# deepcls.store.migrations renames stored run folders whose id changes).
-RENAMED = {"schedule": {"onecycle": "triangle"}}
 
 # Options forwarded to build_model when set (None means "the model's default").
 MODEL_OPTIONS = ("stem", "se", "width", "first_kernel", "batch_norm", "classifier_width")
@@ -233,7 +230,6 @@ class RunConfig:
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(sorted(unknown))}")
-        data = {k: RENAMED.get(k, {}).get(v, v) if isinstance(v, str) else v for k, v in data.items()}
         return cls(**data)
 
     def replace(self, **changes: Any) -> RunConfig:

@@ -2,7 +2,8 @@
 
 nbmake cannot inject papermill parameters, so the parameters cells read their defaults from the
 environment: here every notebook runs at the smoke profile against a fresh run store (never the
-committed one), on the real data (``$DEEPCLS_DATA_DIR``, else ``../shared/data``, else ``./data``).
+committed one), on the real data (``$DEEPCLS_DATA_DIR``, else the project's ``data/``, where the
+CLI and ``make report`` put it).
 That store holds the smoke runs' checkpoints (about 6 GB): it is removed when the session ends,
 unless ``$DEEPCLS_NBMAKE_RESULTS_DIR`` names one to keep.
 """
@@ -22,8 +23,7 @@ os.environ.setdefault("DEEPCLS_PROFILE", "smoke")
 os.environ.setdefault("DEEPCLS_PROGRESS", "0")
 _KEPT = os.environ.get("DEEPCLS_NBMAKE_RESULTS_DIR")
 os.environ["DEEPCLS_RESULTS_DIR"] = _KEPT or tempfile.mkdtemp(prefix="deepcls-nbmake-")
-if "DEEPCLS_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
-    os.environ["DEEPCLS_DATA_DIR"] = str(REPO.parent / "shared" / "data")
+os.environ.setdefault("DEEPCLS_DATA_DIR", str(REPO / "data"))  # kernels start in notebooks/
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -25,23 +25,29 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def real_data_dir() -> Path:
-    """``$DEEPCLS_DATA_DIR`` if set, else ``../shared/data`` next to the repository."""
-    env = os.environ.get("DEEPCLS_DATA_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    """Where the CLI reads the datasets: ``$DEEPCLS_DATA_DIR``, else ``./data``."""
+    from deepcls.data import resolve_data_dir
+
+    return resolve_data_dir()
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The folder holding the real ``mnist.npz`` and ``cifar10.npz``.
+    """The folder holding the real ``mnist.npz`` and ``cifar10.npz``, downloaded there with
+    torchvision when missing (as the CLI does).
 
-    Missing: a failure under CI (real-data tests must never be skipped silently there),
-    a skip elsewhere.
+    Still missing (offline): a failure under CI (real-data tests must never be skipped silently
+    there), a skip elsewhere, with one reason naming the folder and how to fill it.
     """
+    from deepcls.data import DATASETS, load_dataset
+    from deepcls.errors import DataError
+
     path = real_data_dir()
-    if not path.is_dir():
-        message = (
-            f"real data folder {path} not found; set DEEPCLS_DATA_DIR to a folder holding mnist.npz and cifar10.npz"
-        )
+    try:
+        for name in DATASETS:
+            load_dataset(name, path, download=True)
+    except DataError as err:
+        message = f"real-data tests need the datasets in {path}: {err}"
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)

@@ -104,7 +104,7 @@ def test_every_command_the_readme_shows_parses() -> None:
     shown = [
         line.split("#")[0].strip() for block in blocks for line in block.splitlines() if line.startswith("deepcls ")
     ]
-    assert {line.split()[1] for line in shown} >= set(subcommands()) - {"readme"}
+    assert {line.split()[1] for line in shown} >= set(subcommands())
     for line in shown:
         build_parser().parse_args(line.split()[1:])
 
@@ -241,45 +241,40 @@ def test_results_shows_how_far_an_unfinished_run_has_got(capsys: pytest.CaptureF
     assert out[1].endswith("pending (7/30 epochs checkpointed)") and out[2].endswith("pending")
 
 
-def test_readme_rewrites_only_the_results_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text("# title\n<!-- results:start -->\nold\n<!-- results:end -->\ntail\n")
-    assert main(["readme", "--profiles", "paper", "--path", str(readme), "--results-dir", str(tmp_path)]) == 0
-    text = readme.read_text()
-    assert text.startswith("# title\n<!-- results:start -->\n### Profile `paper` (0 of ") and text.endswith("tail\n")
-    assert "old" not in text and "| vgg_mnist | 10 | 99.92 | 99.59 |" in text
-    readme.write_text("no markers")
-    assert main(["readme", "--path", str(readme), "--results-dir", str(tmp_path)]) == 2
-    assert "markers" in capsys.readouterr().err
+def test_markdown_writes_results_md_into_the_results_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["markdown", "--profiles", "paper", "--results-dir", str(tmp_path)]) == 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert text.startswith("# deepcls results\n") and "### Profile `paper` (0 of " in text
+    assert "| vgg_mnist | 10 | 99.92 | 99.59 |" in text and "## Which of the report's conclusions hold" in text
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'RESULTS.md'}\n"
+    assert main(["markdown", "--profiles", "huge", "--results-dir", str(tmp_path)]) == 2
+    assert "unknown profile 'huge'" in capsys.readouterr().err
 
 
-def test_readme_lists_only_the_rows_run_of_a_profile_run_on_few(tmp_path: Path, stored_run) -> None:
+def test_results_md_lists_only_the_rows_run_of_a_profile_run_on_few(tmp_path: Path, stored_run) -> None:
     from deepcls.paper import grids as ex
 
     grid = ex.table_grid("vgg_mnist", "best")
     stored_run(tmp_path, grid.loc[grid["row"] == 10, "config"].iloc[0], test_acc=99.7, final_test_acc=99.5)
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
-    assert main(["readme", "--profiles", "best", "--path", str(readme), "--results-dir", str(tmp_path)]) == 0
-    text = readme.read_text()
+    assert main(["markdown", "--profiles", "best", "--results-dir", str(tmp_path)]) == 0
+    text = (tmp_path / "RESULTS.md").read_text()
     assert "### Profile `best` (1 of " in text and "Only the rows run are listed" in text
     assert "| vgg_mnist | 10 | 99.92 | 99.59 |" in text and "| vgg_mnist | 9 |" not in text
     assert "1 of 1 reported rows beaten on test accuracy (median Δ +0.11), 0 on the final epoch alone" in text
 
 
-def test_readme_states_the_measured_seed_noise_once_two_seeds_are_stored(tmp_path: Path, stored_run) -> None:
+def test_results_md_states_the_measured_seed_noise_once_two_seeds_are_stored(tmp_path: Path, stored_run) -> None:
     from deepcls.analysis.findings import NOISE_ROW
     from deepcls.paper import grids as ex
 
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    readme = tmp_path / "RESULTS.md"
     grid = ex.table_grid(NOISE_ROW[0], "quick", seeds=(0, 1))
     configs = grid.loc[grid["row"] == NOISE_ROW[1], "config"]
     for config, acc in zip(configs, (40.0, 41.0)):
-        assert main(["readme", "--profiles", "quick", "--path", str(readme), "--results-dir", str(tmp_path)]) == 0
+        assert main(["markdown", "--profiles", "quick", "--results-dir", str(tmp_path)]) == 0
         assert "Measured seed noise" not in readme.read_text()  # not before 2 seeds
         stored_run(tmp_path, config, test_acc=acc)
-    assert main(["readme", "--profiles", "quick", "--path", str(readme), "--results-dir", str(tmp_path)]) == 0
+    assert main(["markdown", "--profiles", "quick", "--results-dir", str(tmp_path)]) == 0
     assert (
         "Measured seed noise: resnet_cifar10 row 3 over 2 seeds gives 40.50 ± 0.71, so one-run "
         "differences under 2.00 points are seed noise."

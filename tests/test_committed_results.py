@@ -1,4 +1,4 @@
-"""The committed run store (results/runs) is what the code wrote, and the README shows exactly it."""
+"""The committed run store (results/runs) is what the code wrote, and results/RESULTS.md shows exactly it."""
 
 from __future__ import annotations
 
@@ -50,11 +50,31 @@ def test_committed_run_is_complete_and_consistent(run_id: str) -> None:
         assert history.iloc[:n][["train_acc", "test_acc"]].equals(shorter.history[["train_acc", "test_acc"]])
 
 
-def test_readme_results_are_the_committed_store(tmp_path: Path) -> None:
+def test_results_md_is_what_the_committed_store_gives(tmp_path: Path) -> None:
+    written = tmp_path / "RESULTS.md"
+    assert main(["markdown", "--path", str(written), "--results-dir", str(REPO / "results")]) == 0
+    committed = (REPO / "results" / "RESULTS.md").read_text()
+    assert written.read_text() == committed, "results/RESULTS.md is stale: run `make readme`"
+
+
+def test_the_readme_headline_is_what_the_committed_store_gives(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text((REPO / "README.md").read_text())
-    assert main(["readme", "--path", str(readme), "--results-dir", str(REPO / "results")]) == 0
-    assert readme.read_text() == (REPO / "README.md").read_text(), "README results are stale: run `make readme`"
+    assert (
+        main(
+            [
+                "markdown",
+                "--path",
+                str(tmp_path / "R.md"),
+                "--readme",
+                str(readme),
+                "--results-dir",
+                str(REPO / "results"),
+            ]
+        )
+        == 0
+    )
+    assert readme.read_text() == (REPO / "README.md").read_text(), "README headline is stale: run `make readme`"
 
 
 def test_every_file_the_readme_links_is_committed() -> None:

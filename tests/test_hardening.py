@@ -352,12 +352,11 @@ def test_every_command_over_a_damaged_run_says_one_line_and_shows_the_rest(
     rows = {int(r.split("|")[2]): r for r in out.splitlines()[2:]}
     assert "77.00" in rows[7] and "complete" in rows[7] and "pending" in rows[6] and len(rows) == 10
 
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    written = tmp_path / "RESULTS.md"
     code, out, err = run_cli(
-        ["readme", "--profiles", "smoke", "--path", str(readme), "--results-dir", str(root)], capsys
+        ["markdown", "--profiles", "smoke", "--path", str(written), "--results-dir", str(root)], capsys
     )
-    assert code == 0 and name in one_line(err, "deepcls: warning: ") and "| vgg_mnist | 7 |" in readme.read_text()
+    assert code == 0 and name in one_line(err, "deepcls: warning: ") and "| vgg_mnist | 7 |" in written.read_text()
 
     from deepcls.report.build import write_index
 

@@ -1,21 +1,21 @@
 """What one more run of a grid row should cost on the device it would train on.
 
-A row's stored times say it only for the device they were measured on: the 3x3-stem rows, timed at 6
-minutes on an H200, take hours on a CPU thread. So a row's cost on a device is the mean time of its
+A row's stored times say it only for the device they were measured on: a row that takes minutes
+on a GPU can take hours on one CPU thread. So a row's cost on a device is the mean time of its
 runs there (each at its median epoch's pace, below); a row with none there is estimated from its
 size — multiply-accumulates per image × training images × epochs — times the seconds per such unit
 that the device took, median over the profile's runs on it (any profile's, where this one has none).
 Where the device has no runs at all, the row's own times stand, named with the device they were
 measured on.
 
-Machines of one device name differ too (this project's CPU threads by 2.5x), so once the profile's
+Machines of one device name differ too (CPU threads of one name by several times), so once the profile's
 runs on the device time their machine (deepcls.engine.probe), only those count, each put on one
 machine's scale by its probe: this machine's, when it is given, else their median probe. Runs
 timed before the probe come from machines of unknown speed and are left out.
 
 A run's seconds are its epochs at the pace of its median epoch, not its wall time: a few epochs
 slowed by other load on the machine (a CI run beside it, a paused process) are not what one more
-run costs — on this project's CPU they put the probed runs' wall times 10-29% above the undisturbed pace.
+run costs.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Cost:
 
 
 UNKNOWN = Cost(math.nan, "")
-REFERENCE_DEVICE = "CPU x1"  # what the README's costs are on: one CPU thread per run, as its runs were trained
+REFERENCE_DEVICE = "CPU x1"  # what RESULTS.md's costs are on: one CPU thread per run, as its runs were trained
 
 
 @functools.cache
@@ -161,8 +161,7 @@ def this_machine(store: RunStore, profile: str, on: str, probe: float) -> str:
     """What the costs of ``profile`` on device ``on`` were put on: this machine, whose probe took
     ``probe`` s, beside the median probe of the stored runs there that carry one, and how many runs
     were left out as timed before the probe; a warning when none carries one (costs as timed on
-    machines of unknown speed: a plan at 2 threads here once said 22 minutes for a 102-minute run);
-    empty when the profile has no runs there."""
+    machines of unknown speed); empty when the profile has no runs there."""
     runs = _runs(store)
     there = runs[(runs["device"] == on) & (runs["profile"] == profile)]
     probes = there["probe_s"].dropna()
@@ -172,7 +171,7 @@ def this_machine(store: RunStore, profile: str, on: str, probe: float) -> str:
         runs_do = "runs carry" if len(there) != 1 else "run carries"
         return (
             f"The {len(there)} stored {profile} {on} {runs_do} no machine probe: these costs are as timed "
-            f"on machines of unknown speed, which on this project's CPU have differed by 2.5x and more "
+            f"on machines of unknown speed, which can differ by several times "
             f"(this machine's probe took {probe:.3f} s on {on})."
         )
     stored, left = float(probes.median()), len(there) - len(probes)

@@ -16,7 +16,8 @@ import torch
 from deepcls.analysis.results import first_record, records
 from deepcls.config import REDUCED
 from deepcls.data import DATASETS, get_spec
-from deepcls.models import build_for_dataset, input_padding
+from deepcls.models import build_for_dataset, build_model, input_padding, model_summary
+from deepcls.paper.reference import SE_BIRD_AS_AIRPLANE
 from deepcls.store.runs import RunRecord, RunStore
 
 AGREEMENT_POINTS = 0.5
@@ -116,7 +117,7 @@ def vflip_reading(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd
 
 
 NOISE_ROW = ("resnet_cifar10", 3)
-"""The row trained with several seeds to measure one setting's spread (notebook 01, the README)."""
+"""The row trained with several seeds to measure one setting's spread (notebook 01, RESULTS.md)."""
 NOISE_SEEDS = (0, 1, 2)
 
 
@@ -178,6 +179,33 @@ def confusions(record: RunRecord | None, true: str, predicted: str) -> int | Non
         return None
     names = DATASETS[record.config.dataset].classes
     return int(record.confusion[names.index(true), names.index(predicted)])
+
+
+def bird_as_airplane(without: RunRecord | None, with_se: RunRecord | None) -> pd.DataFrame:
+    """The report's SE claim in its own numbers: test birds called airplanes, without and with SE."""
+    return pd.DataFrame(
+        {
+            "bird → airplane": ["without SE", "with SE"],
+            "reported": [SE_BIRD_AS_AIRPLANE["without_se"], SE_BIRD_AS_AIRPLANE["with_se"]],
+            "reproduced": [confusions(without, "bird", "airplane"), confusions(with_se, "bird", "airplane")],
+            "test images": [
+                int(r.confusion.sum()) if r and r.confusion is not None else None for r in (without, with_se)
+            ],
+        }
+    )
+
+
+def model_sizes(model: str, widths: Sequence[str], input_shape: tuple[int, ...] = (3, 32, 32)) -> pd.DataFrame:
+    """Parameters and multiply-accumulates of one model at several widths (the report's VGG widths)."""
+    sizes = {w: model_summary(build_model(model, width=w), input_shape) for w in widths}
+    return pd.DataFrame(
+        {
+            "model": model,
+            "width": list(sizes),
+            "parameters (M)": [round(s["params"] / 1e6, 1) for s in sizes.values()],
+            "multiply-accumulates (M)": [round(s["macs"] / 1e6) for s in sizes.values()],
+        }
+    )
 
 
 def collapse_check(results: pd.DataFrame, table: str, rows: Sequence[int], store: RunStore) -> pd.DataFrame:

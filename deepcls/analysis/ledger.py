@@ -56,6 +56,7 @@ METRICS = ("report", "honest")
 VERDICTS = ("holds", "reversed", "no detectable difference", "undecided", "not comparable")
 DECIDED = VERDICTS[:3]  # the verdicts of a test with enough seeds
 
+
 # ---------------------------------------------------------------------------- the ledger
 def side_records(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> dict[Side, list[RunRecord]]:
     """Every side's stored runs (one per seed found in :data:`LEDGER_SEEDS`); for a seconds line also
@@ -95,7 +96,7 @@ def counted(conclusion: Conclusion, found: dict[Side, list[RunRecord]], profile:
     """The runs that count for ``conclusion``: all its sides' runs, except that a seconds line, once
     any of its runs timed its machine (deepcls.engine.probe), counts only such runs — a side's own, or a
     longer run of its chain (:func:`longer_rows`) where its own never timed its machine: the others'
-    machines are unknown, and the 2.5x between this project's CPU machines is no model's doing."""
+    machines are unknown, and a difference between machines is no model's doing."""
     sides = [s for s in (conclusion.a, conclusion.b) if s is not None]
     if conclusion.quantity != "seconds":
         return found
@@ -268,7 +269,7 @@ def _timed(line: dict, devices: list[str], runs: list[RunRecord], sides: dict[st
         return line | {"verdict": "not comparable", "reading": "sides timed on different devices or thread counts"}
     scale = machine_scale(runs)  # deepcls.analysis.ledger.counted: all runs timed their machine, or none did
     spread = _spread(sides)
-    if scale is None and spread:  # the quick profile's CPU x2 seeds: 10-376 s for one config
+    if scale is None and spread:  # seeds of one config spread over 2x: different machines, most likely
         unknown = f"timed on machines of unknown speed (no run carries a machine probe): fastest epochs {spread}"
         return line | {"verdict": "not comparable", "reading": unknown}
     scaled = f"on the scale of a machine whose probe takes {scale:.3f} s" if scale is not None else ""

@@ -93,7 +93,8 @@ def fastest_epoch(record: RunRecord, scale: float | None = None) -> float:
 
 QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
     "gap": _gap,
-    "seconds": lambda r, m: fastest_epoch(r),  # one machine's runs; deepcls.analysis.ledger.run_values scales mixed machines
+    # one machine's runs; deepcls.analysis.ledger.run_values scales mixed machines
+    "seconds": lambda r, m: fastest_epoch(r),
     "swing": lambda r, m: float(r.history["test_acc"].diff().abs().iloc[1:].mean()),
     "bird_airplane": lambda r, m: _per_10k(r, "bird", "airplane"),
     "other_classes": lambda r, m: _other_classes(r),

@@ -14,14 +14,11 @@ import pandas as pd
 from deepcls.paper.grids import describe
 from deepcls.store.runs import RunRecord, RunStore
 
-
 SEEDS_LOOKED_UP = tuple(range(10))  # seeds a line looks for in the store (the ledger reads the same)
 OUTCOMES = ("complete", "diverged", "failed")
 
 
-def results_table(
-    grid: pd.DataFrame, store: RunStore, seeds: Sequence[int] | None = None
-) -> pd.DataFrame:
+def results_table(grid: pd.DataFrame, store: RunStore, seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """Reported beside reproduced, one line per (table, row), pooled over every stored seed.
 
     A line reads each seed of its config the store holds (:data:`SEEDS_LOOKED_UP` and the grid's

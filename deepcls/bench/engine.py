@@ -21,7 +21,7 @@ from deepcls.execution.interleaved import Lane
 from deepcls.models import build_for_dataset, input_padding
 
 EVAL_IMAGES = 2000
-REFERENCE_WORKERS = 2  # what pytorch-cifar style scripts used; this machine has 2 cores
+REFERENCE_WORKERS = 2  # what pytorch-cifar style scripts used
 
 
 def images_per_s(step: Callable[[], int], steps: int, warmup: int = WARMUP) -> tuple[float, float]:

@@ -113,5 +113,3 @@ def augment(x: torch.Tensor, names: Sequence[str], gen: torch.Generator) -> torc
     for name in names:
         x = AUGMENTATIONS[name](x, gen)
     return x
-
-

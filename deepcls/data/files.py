@@ -262,5 +262,3 @@ def balanced_subset(labels: torch.Tensor, n: int, num_classes: int) -> torch.Ten
     quota = [n // num_classes + (1 if c < n % num_classes else 0) for c in range(num_classes)]
     picked = [idx[:q] for idx, q in zip(per_class, quota)]
     return torch.sort(torch.cat(picked)).values
-
-

@@ -21,9 +21,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
-
-
-
 class BatchLoader:
     """A split held on the device as uint8, yielding normalized float batches.
 

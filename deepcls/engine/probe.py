@@ -1,13 +1,12 @@
 """How fast the machine a run trains on is: the seconds one fixed workload takes there.
 
-Wall times do not compare across machines: the fastest epoch of one config (brightness/contrast
-jitter, one CPU thread) took 111 s for seed 0 and 282-285 s for seeds 1 and 2 on two machines that
-both call themselves ``cpu: x86_64 x1 threads``. A run therefore times one forward and backward pass of a small fixed
-convolution net on its own device and threads, once per training process (a resumed run times the
-machine it resumed on), and keeps it beside each epoch's seconds in ``history.csv`` (``probe_s``).
-Seconds divided by the probe compare across machines; deepcls.analysis.ledger puts a seconds-per-epoch
-conclusion on one machine's scale with it, and deepcls.analysis.costs says how this machine compares with
-the one a stored cost was measured on.
+Wall times do not compare across machines: two machines that both call themselves ``cpu: x86_64 x1
+threads`` can train one config at paces several times apart. A run therefore times one forward and
+backward pass of a small fixed convolution net on its own device and threads, once per training
+process (a resumed run times the machine it resumed on), and keeps it beside each epoch's seconds in
+``history.csv`` (``probe_s``). Seconds divided by the probe compare across machines;
+deepcls.analysis.ledger puts a seconds-per-epoch conclusion on one machine's scale with it, and
+deepcls.analysis.costs says how this machine compares with the one a stored cost was measured on.
 
 The workload's shapes are those of the 7x7-stem ResNet's middle (64 channels, 3x3 convolutions,
 batch 32 of 32x32 maps), so memory traffic and arithmetic are mixed as in the runs it scales.
@@ -68,8 +67,7 @@ def probe_seconds(device: torch.device | str, threads: int | None = None) -> flo
 def busy_note(device: torch.device | str, threads: int, load: float | None = None, have: int | None = None) -> str:
     """A caveat when other work held the cores a CPU probe needed (``load``: the 1-minute load average,
     this machine's by default; ``have``: its cores): the probe may then read high, and so would the
-    costs put on it. Probes asked for beside two trainings on this project's 2-core CPU took
-    0.15-0.37 s, the runs' own 0.14-0.17 s. Empty on an accelerator or an idle enough CPU."""
+    costs put on it. Empty on an accelerator or an idle enough CPU."""
     if torch.device(device).type != "cpu":
         return ""
     if load is None:

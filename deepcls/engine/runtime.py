@@ -50,13 +50,12 @@ def flush_denormals() -> bool:
     ``$DEEPCLS_FLUSH_DENORMAL=0``.
 
     Late in training, squared gradients fall below float32's normal range, and every Adam step then
-    takes the CPU's slow path for them: a `paper` VGG-7 (MNIST) run's epochs went from 54 s (its first)
-    to 97-124 s, where the next seed of its row, flushed, took 40-56 s each; a fused Adam step on VGG-7's
-    parameters took 186.6 ms kept, 12.0 ms flushed, on 2 threads (``python -m deepcls.bench.denormals``).
-    Values that small change no update (Adam adds eps = 1e-8 to their square root), but the
-    arithmetic is no longer bit for bit that of runs trained without it; ``metrics.json`` records
-    which (``flush_denormal``). Torch's intra-op threads take the setting of the thread that starts
-    them, so it must come before any torch work: the CLI and the runner's workers call it first.
+    takes the CPU's slow path for them, many times slower (``python -m deepcls.bench.denormals``
+    measures a fused Adam step both ways). Values that small change no update (Adam adds eps = 1e-8
+    to their square root), but the arithmetic is no longer bit for bit that of runs trained without
+    it; ``metrics.json`` records which (``flush_denormal``). Torch's intra-op threads take the
+    setting of the thread that starts them, so it must come before any torch work: the CLI and the
+    runner's workers call it first.
     """
     global _flushing
     if _flushing is None:
@@ -105,8 +104,14 @@ _applied: bool | None = None
 
 
 def keep_freed_memory() -> bool:
-    """Raise glibc's thresholds once per process; False where it does not apply (not glibc,
-    or ``$DEEPCLS_KEEP_FREED_MEMORY=0``). Changes speed and resident memory only."""
+    """Keep freed memory inside the process on glibc, once per process; False where it does not
+    apply (not glibc, or ``$DEEPCLS_KEEP_FREED_MEMORY=0``).
+
+    A CPU training step allocates and frees tens of MB (autocast's bf16 weight copies, fp32
+    gradients). glibc serves blocks above its mmap threshold with fresh mappings and unmaps them on
+    free, so the next step faults its pages back in one at a time; raising the mmap and trim
+    thresholds makes glibc reuse the memory instead. Changes speed and resident memory only
+    (histories are identical, tested)."""
     global _applied
     if _applied is None:
         _applied = False

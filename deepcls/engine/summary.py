@@ -70,8 +70,7 @@ def device_name(device: torch.device) -> str:
 
 def cpu_bf16() -> str:
     """Which bf16 arithmetic this CPU has: ``"amx"``, ``"avx512_bf16"`` or ``"emulated"``. Machines of
-    one device name differ here: without either, bf16 is converted in software (the probe's workload
-    in bf16 took 2-3.5x its fp32 time on one such machine), so a bf16 run's pace follows this more than
-    the fp32 probe (deepcls.engine.probe)."""
+    one device name differ here: without either, bf16 is converted in software, several times slower,
+    so a bf16 run's pace follows this more than the fp32 probe (deepcls.engine.probe)."""
     caps = torch.cpu.get_capabilities()
     return "amx" if caps.get("amx_bf16") else "avx512_bf16" if caps.get("avx512_bf16") else "emulated"

@@ -14,8 +14,7 @@ trained alone; its ``metrics.json`` names the runs it shared the process with
 (``trained_alongside``).
 
 With a time budget, taking turns alone would finish nothing: every run in flight advances at the
-same pace, so all of them end together, or, when the budget is short, none does (an H100 window of
-24 paper runs at once, 2026-11-27, stored none in 690 s). So every ``PLAN_EVERY_S`` the scheduler
+same pace, so all of them end together, or, when the budget is short, none does. So every ``PLAN_EVERY_S`` the scheduler
 measures the seconds one step costs over all runs, keeps stepping only the runs that can finish
 in the time left, those with the fewest steps to go first (at least one: its checkpoints serve a
 later call), parks the others (they keep their state and step on once time allows) and starts a
@@ -221,7 +220,7 @@ class _Plan:
 
     def say(self, now: float, text: str) -> None:
         if self.log is not None:
-            self.log(f"window: {now - self.start:6.0f} s  {text}")
+            self.log(f"schedule: {now - self.start:6.0f} s  {text}")
 
     def update(self, slots: list[_Slot], waiting: deque, now: float, deadline: float) -> None:
         taken = self.finished_steps + sum(s.taken for s in slots)

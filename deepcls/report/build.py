@@ -33,10 +33,10 @@ from deepcls.paper.grids import ALL_TABLES, grid
 from deepcls.paper.reference import REPORT_TITLE
 from deepcls.report import formatting as tables
 from deepcls.report import plots
-from deepcls.report.markdown import profile_summary
+from deepcls.report.markdown import SHOWN_PROFILES, profile_summary, write_results
 from deepcls.store.runs import RunStore, resolve_results_dir
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 OVERVIEW = "00_overview"
 
 
@@ -69,6 +69,9 @@ def execute(
             cwd=str(notebooks_dir.parent),
             progress_bar=False,
             report_mode=False,
+            # the kernel listens on loopback only; its "running over TCP without encryption" warning,
+            # once per notebook, would bury the console's progress and outcomes
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except Exception as err:  # papermill raises PapermillExecutionError, kernels other errors
         message = getattr(err, "ename", type(err).__name__) + ": " + str(getattr(err, "evalue", err))
@@ -147,6 +150,7 @@ def build_report(
     write_text(html_dir / OUTCOMES, json.dumps({o.name: o.error if not o.ok else None for o in shown}, indent=1))
     write_index(profile, shown, html_dir, str(root))
     print(f"report: {html_dir / 'index.html'}")
+    print(f"results: {write_results(root / 'RESULTS.md', SHOWN_PROFILES, RunStore(root))}")
     failed = [o.name for o in outcomes if not o.ok]
     if failed:
         print(f"failed notebooks: {', '.join(failed)}")

@@ -1,4 +1,4 @@
-"""Formatting only: numbers and results tables as strings (notebooks, the HTML index, the README)."""
+"""Formatting only: numbers and results tables as strings (notebooks, the HTML index, RESULTS.md)."""
 
 from __future__ import annotations
 

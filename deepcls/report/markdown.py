@@ -1,4 +1,5 @@
-"""The README's generated section: results per profile, read from the store (``deepcls readme``)."""
+"""``results/RESULTS.md``: every profile's ledger and results tables, read from the store
+(``deepcls markdown``, ``make readme`` and the report write it; nothing in it is typed by hand)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from deepcls.data.atomic import write_text
 from deepcls.errors import DeepclsError
 from deepcls.paper import grids as experiments
 from deepcls.report import formatting as tables
-from deepcls.store.runs import RunStore
+from deepcls.store.runs import RunStore, short_device
 
 
 def profile_summary(profile: str, store: RunStore) -> str:
-    """The sentences under a profile's heading (README and HTML index): agreement with the report
+    """The sentences under a profile's heading (RESULTS.md and HTML index): agreement with the report
     (or, for ``best``, the rows beaten) and the measured seed noise."""
     results = results_table(experiments.grid(experiments.ALL_TABLES, profile), store)
     summary = findings.beats(results) if profile == "best" else findings.agreement(results)
@@ -44,11 +45,12 @@ def results_section(profiles: Sequence[str], store: RunStore) -> str:
 
 
 LEDGER_PROFILES = ("paper", "quick")
+SHOWN_PROFILES = ("paper", "best", "quick")  # RESULTS.md's results tables, in this order
 
 
 def ledger_section(profiles: Sequence[str], store: RunStore) -> str:
     """Markdown: per profile the ledger of the report's conclusions (deepcls.analysis.ledger), the costs of
-    missing seeds on one CPU thread whatever machine writes it, so that the README is one document."""
+    missing seeds on one CPU thread whatever machine writes it, so that RESULTS.md is one document."""
     parts = []
     for profile in profiles:
         table = ledger.ledger(profile, store, on=REFERENCE_DEVICE)
@@ -57,17 +59,86 @@ def ledger_section(profiles: Sequence[str], store: RunStore) -> str:
     return "\n\n".join(parts)
 
 
-def update_readme(path: str | Path, profiles: Sequence[str], store: RunStore) -> None:
-    """Rewrite the ``ledger`` and ``results`` sections of the README at ``path`` (atomically)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DeepclsError(f"{path} not found")
+LEDGER_METHOD = """Every conclusion of the report is a line of data (`deepcls/paper/conclusions.csv`): the two
+rows it compares, or a measurable form of it (a train-test gap, the seconds of the fastest epoch, a
+confusion count per 10,000 images, the epoch-to-epoch swing of test accuracy, a collapse-to-chance
+rate), and the report's own margin. The ledger answers each from every stored complete seed under two
+metrics: the report's (highest test accuracy over epochs) and the honest one (the final epoch). A line
+gives n and mean ± std per side and our margin in the claimed direction with its 95% interval
+(scipy.stats: Welch's t; a paired t for two lengths of one run; a one-sample t against a threshold;
+exact binomial / Fisher for collapse rates). Verdicts: **holds** / **reversed** (the interval excludes
+0), **no detectable difference**, **undecided** (fewer than 3 seeds a side; 5 for a collapse rate),
+**not comparable** (a side collapsed to chance, or timings from different devices). The
+Benjamini-Hochberg false-discovery control over each metric's tested lines flags a holds or reversed
+it does not keep. `deepcls ledger --profile P --evidence` lists the runs behind every line."""
+
+
+def results_document(profiles: Sequence[str], store: RunStore) -> str:
+    """The whole of ``RESULTS.md``: the ledger of the report's conclusions, then every profile's table."""
     for profile in profiles:
         get_profile(profile)
+    ledgers = [p for p in LEDGER_PROFILES if p in profiles]
+    return (
+        "# deepcls results\n\n"
+        "Generated from the run store (`results/runs`) by `make readme` (`deepcls markdown`) and by\n"
+        "`make report`; every number is a stored run's, with its profile, seeds and device beside it.\n\n"
+        "## Which of the report's conclusions hold\n\n"
+        f"{LEDGER_METHOD}\n\n{ledger_section(ledgers, store)}\n\n"
+        "## Reported beside reproduced\n\n"
+        "Per row: the report's highest train/test accuracy, ours (mean ± std over the complete seeds\n"
+        "stored, `seeds` of them; highest over epochs, as the report measures) and the final-epoch test\n"
+        "accuracy, the wall time and the device the runs trained on.\n\n"
+        f"{results_section(profiles, store)}\n"
+    )
+
+
+HEADLINE_PROFILE = "paper"
+HEADLINE_SEEDS = (0, 1, 2)  # fixed, so that seeds added later change RESULTS.md, never the README
+HEADLINE_ROWS = (
+    ("resnet_cifar10", 3),
+    ("resnet_cifar10", 1),
+    ("resnet_cifar10", 2),
+    ("resnet_cifar10", 8),
+    ("resnet_cifar10", 9),
+    ("resnet_se", 1),
+    ("resnet_mnist", 1),
+    ("vgg_mnist", 9),
+    ("vgg_mnist", 10),
+)
+
+
+def headline_table(store: RunStore) -> str:
+    """The README's table of key ``paper`` rows: reported, ours over :data:`HEADLINE_SEEDS` (n, mean
+    ± sd of the highest test accuracy) and the final epoch, with the device they trained on."""
+    tables_needed = sorted({t for t, _ in HEADLINE_ROWS})
+    results = results_table(experiments.grid(tables_needed, HEADLINE_PROFILE), store, seeds=HEADLINE_SEEDS)
+    results = results.set_index(["table", "row"])
+    lines = [
+        "| table | row | setting | reported | ours, highest (n) | ours, final epoch | device |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for table, row in HEADLINE_ROWS:
+        line = results.loc[(table, row)]
+        ours = f"{tables.pct(line['test_mean'], line['test_std'])} ({line['seeds_done']})"
+        lines.append(
+            f"| {table} | {row} | {line['setting']} | {tables.pct(line['reported_test'])} | {ours} | "
+            f"{tables.pct(line['final_test_mean'])} | {short_device(line['device'])} |"
+        )
+    return "\n".join(lines)
+
+
+def update_headline(path: str | Path, store: RunStore) -> None:
+    """Rewrite the ``headline`` section of the README at ``path`` (atomically)."""
+    path = Path(path)
     try:
-        text = tables.replace_section(path.read_text(), "results", results_section(profiles, store))
-        if "<!-- ledger:start -->" in text:  # the conclusions ledger, where the README has a place for it
-            text = tables.replace_section(text, "ledger", ledger_section(LEDGER_PROFILES, store))
-    except ValueError as err:
+        text = tables.replace_section(path.read_text(encoding="utf-8"), "headline", headline_table(store))
+    except (OSError, ValueError) as err:
         raise DeepclsError(f"{path}: {err}") from None
     write_text(path, text)
+
+
+def write_results(path: str | Path, profiles: Sequence[str], store: RunStore) -> Path:
+    """Write :func:`results_document` to ``path`` atomically."""
+    path = Path(path)
+    write_text(path, results_document(profiles, store))
+    return path
