@@ -30,7 +30,7 @@ _SURFACE = {
     # the report as data
     "ALL_TABLES": "deepcls.paper.grids",
     "grid": "deepcls.paper.grids",
-    "paper_table": "deepcls.paper.reference",
+    "paper_table": "deepcls.paper.grids",
     "CONCLUSIONS": "deepcls.paper.conclusions",
     # data and models
     "load_dataset": "deepcls.data",

@@ -10,7 +10,7 @@ from deepcls.analysis.findings import agreement, beats
 from deepcls.analysis.results import results_table
 from deepcls.errors import ConfigError
 from deepcls.paper import grids as ex
-from deepcls.paper.reference import paper_table
+from deepcls.paper.grids import paper_table
 from deepcls.report.formatting import format_results
 from deepcls.store.runs import RunStore
 

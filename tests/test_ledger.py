@@ -129,6 +129,14 @@ def test_a_note_that_differs_between_the_metrics_names_each_and_says_the_shared_
     assert tables._note("a", "a") == "a" and tables._note("", "b") == "report's metric: b"
 
 
+def test_a_long_note_is_cut_to_whole_clauses_in_the_table_and_kept_whole_in_the_ledger() -> None:
+    note = "; ".join(["final epoch: to show the report's +0.07 takes 58 seeds per side"] * 3)
+    short = tables.short_note(note)
+    assert len(short) <= tables.NOTE_CHARS and short.endswith(" …") and short.startswith(note.split("; ")[0])
+    assert tables.short_note("a; b") == "a; b"
+    assert tables.short_note("x" * 30 + " " + "y" * 200, 40) == "x" * 30 + " …"
+
+
 def test_a_verdict_the_false_discovery_control_does_not_keep_says_so(tmp_path: Path) -> None:
     """Two tested lines: SE at p just under 0.05 holds, but Benjamini-Hochberg over both lines puts its
     q at twice its p (the other line's p is larger), so its note and the summary flag it."""

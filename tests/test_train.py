@@ -22,7 +22,7 @@ from deepcls.config import RunConfig, threads_per_job
 from deepcls.data import balanced_subset
 from deepcls.engine import runtime
 from deepcls.engine.fit import TIMING_COLUMNS, Trainer, fit
-from deepcls.engine.progress import LOG_BAR_INTERVAL, bar_timing
+from deepcls.engine.runtime import LOG_BAR_INTERVAL, bar_timing
 from deepcls.errors import ConfigError
 from deepcls.execution.runner import extension_chains, run_grid
 from deepcls.store.runs import RunRecord, RunStore

@@ -31,9 +31,8 @@ from deepcls.config import RunConfig
 from deepcls.data import get_spec
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.paper import grids as experiments
+from deepcls.paper.conclusions import Side
 from deepcls.store.runs import RunStore, short_device
-
-Side = tuple[str, int]  # (table, row)
 
 
 def duration(seconds: float | None) -> str:

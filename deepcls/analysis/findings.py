@@ -13,18 +13,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+from deepcls.analysis.measures import CHANCE_CEILING, collapsed
 from deepcls.analysis.results import first_record, records
 from deepcls.config import REDUCED
 from deepcls.data import DATASETS, get_spec
 from deepcls.models import build_for_dataset, build_model, input_padding, model_summary
-from deepcls.paper.reference import SE_BIRD_AS_AIRPLANE
+from deepcls.paper.grids import SE_BIRD_AS_AIRPLANE
 from deepcls.store.runs import RunRecord, RunStore
 
 AGREEMENT_POINTS = 0.5
 """|Δ test| (percentage points) counted as agreement with the report — a judgement call for
 single runs: on MNIST, changing only the thread count moved a 20-epoch best by 0.13."""
-CHANCE_CEILING = 12.0
-"""Test accuracy (%) at or below which a 10-class model is at chance: it predicts (nearly) one class."""
 
 
 def differences(results: pd.DataFrame, within: float = AGREEMENT_POINTS) -> pd.DataFrame:
@@ -224,11 +223,6 @@ def collapse_check(results: pd.DataFrame, table: str, rows: Sequence[int], store
             }
         )
     return pd.DataFrame(lines)
-
-
-def collapsed(record: RunRecord) -> bool:
-    """True when the final model predicts one class for (almost) every test image."""
-    return record.confusion is not None and record.confusion.sum(0).max() >= 0.95 * record.confusion.sum()
 
 
 def input_signal_at_init(

@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from deepcls.analysis.findings import CHANCE_CEILING
 from deepcls.data import DATASETS
 from deepcls.store.runs import RunRecord
+
+CHANCE_CEILING = 12.0
+"""Test accuracy (%) at or below which a 10-class model is at chance: it predicts (nearly) one class."""
 
 
 def _history(record: RunRecord, epochs: int | None) -> pd.DataFrame:
@@ -104,5 +106,6 @@ QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
 
 
 def collapsed(record: RunRecord) -> bool:
-    """At chance at the end: the final model predicts (nearly) one class."""
+    """At chance at the end (final test accuracy at most :data:`CHANCE_CEILING`): the final model
+    predicts (nearly) one class. The one collapse rule: tables, findings and the ledger all use it."""
     return float(record.history["test_acc"].iloc[-1]) <= CHANCE_CEILING

@@ -46,8 +46,7 @@ from deepcls.engine import summary as metrics
 from deepcls.engine.graphs import Graphed, state_kept, use_graphs
 from deepcls.engine.optim import lr_factor, make_optimizer
 from deepcls.engine.probe import probe_seconds
-from deepcls.engine.progress import bar_timing, show_progress
-from deepcls.engine.runtime import flushes_denormals, resolve_device
+from deepcls.engine.runtime import bar_timing, flushes_denormals, resolve_device, show_progress
 from deepcls.errors import ConfigError, DataError
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.store.runs import FINISHED, RunRecord, RunStore

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from deepcls.config import RunConfig, threads_per_job
 from deepcls.engine import runtime
-from deepcls.engine.progress import bar_timing, show_progress
+from deepcls.engine.runtime import bar_timing, show_progress
 from deepcls.errors import ConfigError
 from deepcls.execution import chains
 from deepcls.execution.chains import Chain, Executor, Options, Outcome, train_chain

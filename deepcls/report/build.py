@@ -29,8 +29,7 @@ from deepcls.analysis.results import results_table
 from deepcls.config import get_profile, threads_per_job
 from deepcls.data.atomic import write_text, write_with
 from deepcls.errors import ConfigError, StoreError
-from deepcls.paper.grids import ALL_TABLES, grid
-from deepcls.paper.reference import REPORT_TITLE
+from deepcls.paper.grids import ALL_TABLES, REPORT_TITLE, grid
 from deepcls.report import formatting as tables
 from deepcls.report import plots
 from deepcls.report.markdown import SHOWN_PROFILES, profile_summary, write_results

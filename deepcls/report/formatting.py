@@ -102,7 +102,7 @@ def _side(mean: float | None, std: float | None, n: int | None) -> str:
 def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
     """The ledger (deepcls.analysis.ledger.ledger) as one display line per conclusion: our margin with its 95%
     interval under the report's metric and the honest one, the report's margin (and whether our
-    interval under its metric contains it), and the verdicts."""
+    interval under its metric contains it), the verdicts and a short note (:func:`short_note`)."""
     report, honest = (ledger[ledger["metric"] == m].set_index("id") for m in ("report", "honest"))
     ids = list(dict.fromkeys(ledger["id"]))
     h, r = honest.loc[ids], report.loc[ids]
@@ -121,9 +121,28 @@ def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
             "report (in our interval?)": [_reported(m, inside) for m, inside in zip(r["reported"], r["report_inside"])],
             "verdict (final epoch)": h["verdict"],
             "verdict (report's metric)": r["verdict"],
-            "note": [_note(a, b) for a, b in zip(h["reading"], r["reading"])],
+            "note": [short_note(_note(a, b)) for a, b in zip(h["reading"], r["reading"])],
         }
     ).reset_index(names="id")
+
+
+NOTE_CHARS = 120  # a ledger cell's note; the whole reading is in ledger.csv and --evidence
+
+
+def short_note(note: str, limit: int = NOTE_CHARS) -> str:
+    """``note`` cut to whole clauses (``"; "``-separated) within ``limit`` characters, ending in "…"
+    where something was left out; a first clause longer than that is cut at a word."""
+    if len(note) <= limit:
+        return note
+    kept = ""
+    for clause in note.split("; "):
+        candidate = f"{kept}; {clause}" if kept else clause
+        if len(candidate) > limit - 2:
+            break
+        kept = candidate
+    if not kept:
+        kept = note[: limit - 2].rsplit(" ", 1)[0]
+    return kept + " …"
 
 
 def _note(honest: str, report: str) -> str:

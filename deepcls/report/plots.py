@@ -162,7 +162,7 @@ def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
     lines = lines.iloc[::-1]  # first conclusion on top
     if lines.empty:
         return pending("no conclusion measured in accuracy points")
-    fig, (ax,) = _figure(width=9.0, height=0.32 * len(lines) + 1.2)
+    fig, (ax,) = _figure(width=13.0, height=0.34 * len(lines) + 2.2)
     y = np.arange(len(lines))
     colours = [VERDICT_COLOURS[v] for v in lines["verdict"]]
     values = pd.concat([lines["low"], lines["high"], lines["difference"], lines["reported"]]).dropna()
@@ -172,8 +172,8 @@ def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
     ours, theirs = lines["difference"].to_numpy(float), lines["reported"].to_numpy(float)
     inside = ~(np.abs(ours) > edge)
     label = "ours (mean difference, 95% interval)"
-    ax.scatter(ours[inside], y[inside], c=np.array(colours)[inside], s=22, zorder=3, label=label)
-    ax.scatter(theirs.clip(-edge, edge), y, marker="x", c="black", s=24, zorder=4, label="the report's margin")
+    ax.scatter(ours[inside], y[inside], c=np.array(colours)[inside], s=30, zorder=3, label=label)
+    ax.scatter(theirs.clip(-edge, edge), y, marker="x", c="black", s=30, zorder=4, label="the report's margin")
     for row, (our, their, colour) in enumerate(zip(ours, theirs, colours)):
         off = [f"{who} {value:+.1f}" for who, value in (("ours", our), ("report", their)) if abs(value) > edge]
         if not off:
@@ -190,27 +190,36 @@ def forest(ledger: pd.DataFrame, metric: str = "honest") -> plt.Figure:
             textcoords="offset points",
             ha="left",
             va="center",
-            fontsize=7,
+            fontsize=9,
         )
     ax.axvline(0, color="black", lw=0.8)
     one_side = lines["n_b"].isna()  # a quantity against a threshold
     seeds = [
         f"n={int(a)}" + ("" if alone else f"/{int(b)}") for a, b, alone in zip(lines["n_a"], lines["n_b"], one_side)
     ]
-    ax.set_yticks(y, [f"{c} ({n})" for c, n in zip(lines["conclusion"], seeds)], fontsize=8)  # seeds per side
+    ax.set_yticks(y, [f"{c} ({n})" for c, n in zip(lines["conclusion"], seeds)], fontsize=10)  # seeds per side
+    ax.set_ylim(-0.7, len(lines) - 0.3)
+    ax.grid(axis="y", color="0.9", lw=0.6)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(-span, span)
     ticks = [t for t in (0.5, 1, 3, 10) if t < span]
     ticks = [-t for t in reversed(ticks)] + [0] + ticks
-    ax.set_xticks(ticks, [f"{t:+g}" if t else "0" for t in ticks], fontsize=7)
+    ax.set_xticks(ticks, [f"{t:+g}" if t else "0" for t in ticks], fontsize=10)
     ax.minorticks_off()
     ax.set_xlabel(
-        f"margin in the claimed direction, points ({'final epoch' if metric == 'honest' else 'report metric'})"
-        "\nlinear within ±1 point, logarithmic beyond"
+        f"margin in the claimed direction, accuracy points "
+        f"({'final epoch' if metric == 'honest' else 'highest over epochs'}); linear within ±1, logarithmic beyond",
+        fontsize=10,
     )
     handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in VERDICT_COLOURS.items()]
-    height = fig.get_figheight()
-    fig.legend(handles=[*ax.get_legend_handles_labels()[0], *handles], fontsize=7, ncol=4, loc="lower center")
-    fig.suptitle(f"Which of the report's conclusions hold ({lines['profile'].iloc[0]} profile)")
-    fig.tight_layout(rect=(0, 0.5 / height, 1, 1))  # room for the legend below the axis
+    ax.legend(
+        handles=[*ax.get_legend_handles_labels()[0], *handles],
+        fontsize=9,
+        ncol=3,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.9 / fig.get_figheight()),
+        frameon=False,
+    )
+    ax.set_title(f"Which of the report's conclusions hold ({lines['profile'].iloc[0]} profile)", fontsize=13)
+    fig.tight_layout()
     return fig
