@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from deepcls.engine.fit import HISTORY_COLUMNS, fit
 from deepcls.errors import StoreError
 from deepcls.store.runs import RunStore
 
+REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = {"config.json", "history.csv", "metrics.json", "confusion.npy", "samples.npz"}
 
 
@@ -212,3 +216,31 @@ def test_progress_names_checkpointed_epochs_and_a_run_training_now(tmp_path: Pat
         assert store.training(cfg)
         assert store.progress(cfg) == "2/5 epochs checkpointed, training now"
     assert not store.training(cfg) and store.progress(cfg) == "2/5 epochs checkpointed"
+
+
+HOLD_CLAIM = """
+import json, sys
+from deepcls.config import RunConfig
+from deepcls.store.runs import RunStore
+with RunStore(sys.argv[1]).claim(RunConfig.from_dict(json.loads(sys.argv[2]))):
+    print("claimed", flush=True)
+    sys.stdin.readline()  # hold the lock until told to let go
+"""
+
+
+def test_training_sees_a_run_another_process_holds_until_it_lets_go(tmp_path: Path) -> None:
+    cfg = config(epochs=5)
+    argv = [sys.executable, "-c", HOLD_CLAIM, str(tmp_path), json.dumps(cfg.replace(epochs=9).to_dict())]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "claimed\n"
+        store = RunStore(tmp_path)
+        assert store.training(cfg) and store.training(cfg.replace(epochs=9))  # any length of the config
+        assert store.progress(cfg) == "training now" and not store.training(config(seed=1))
+        holder.communicate("\n", timeout=60)  # let go, and end
+    finally:
+        holder.kill()
+        holder.wait()
+    assert holder.returncode == 0
+    assert not store.training(cfg) and store.progress(cfg) is None

@@ -11,6 +11,7 @@ state of a complete run whose schedule does not depend on its length (``config.e
 is kept there as ``<run-id>.final.pt``, so a longer run of the same config (Table 3's 20, 30
 and 50 epochs) continues from it instead of replaying the shared epochs. ``claim`` locks a run
 (``<root>/.cache/locks``) while it trains, so parallel notebooks or shells never train it twice.
+The locks are ``filelock``'s, so they hold on every platform (Windows included).
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ import errno
 import json
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import filelock
 import numpy as np
 import pandas as pd
 import torch
@@ -35,11 +38,6 @@ import torch
 from deepcls.config import RunConfig
 from deepcls.data.atomic import write_with
 from deepcls.errors import StoreError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no locking
-    fcntl = None  # type: ignore[assignment]
 
 FINISHED = ("complete", "diverged")  # outcomes that are reused instead of retrained
 _RENAME_EXCHANGE = 2  # renameat2 flag: swap two paths atomically (Linux >= 3.15)
@@ -262,26 +260,40 @@ class RunStore:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Held (shared) while writing a run or checkpoint, so recover() never takes a live temporary."""
-        with self._store_lock(fcntl.LOCK_SH if fcntl else 0):
+        with self._store_lock("read"):
             yield
 
     @contextmanager
-    def _store_lock(self, mode: int) -> Iterator[bool]:
-        path = self.root / ".cache" / "locks" / "store.lock"
+    def _store_lock(self, mode: Literal["read", "write"]) -> Iterator[bool]:
+        """The store-wide lock: ``"read"`` is shared (any number of writers of runs and checkpoints, in
+        any processes; waits while recover() holds it), ``"write"`` exclusive and never waiting
+        (recover(); yields False while anyone holds it).
+
+        ``filelock.FileLock`` is exclusive only, so this is ``filelock.ReadWriteLock``: SQLite's
+        shared/exclusive transaction locks on ``store.lock.db``, which the operating system drops with
+        a killed process, as it did the ``flock`` this replaces (a reference count in a file would not
+        be, and one crash would stop recovery for good). A new instance per hold, not the per-path
+        singleton: two stores in one process, or two threads, must be two holders, as two ``flock``
+        descriptors were."""
+        path = self.root / ".cache" / "locks" / "store.lock.db"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
-            if fcntl is None:
-                yield True
-                return
+        lock = filelock.ReadWriteLock(path, is_singleton=False)
+        try:
             try:
-                fcntl.flock(handle, mode)
-            except BlockingIOError:
-                yield False
-                return
+                if mode == "write":
+                    lock.acquire_write(blocking=False)  # alone: filelock 3.21 rejects a timeout beside it
+                else:
+                    lock.acquire_read(timeout=-1)
+                held = True
+            except filelock.Timeout:
+                held = False
             try:
-                yield True
+                yield held
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                if held:
+                    lock.release()
+        finally:
+            lock.close()  # its SQLite connection
 
     def recover(self) -> None:
         """Undo what a killed save() left: restore a run renamed aside whose replacement never
@@ -292,7 +304,7 @@ class RunStore:
         if not leftovers:
             return
         try:
-            with self._store_lock(fcntl.LOCK_EX | fcntl.LOCK_NB if fcntl else 0) as held:
+            with self._store_lock("write") as held:
                 if not held:
                     return
                 for path in leftovers:
@@ -303,8 +315,8 @@ class RunStore:
                         shutil.rmtree(path)
                     else:
                         path.unlink()
-        except OSError:  # a read-only store: readers still see the runs (an aside one through _readable_dir)
-            return
+        except (OSError, sqlite3.Error):  # a read-only store: readers still see the runs (an aside one
+            return  # through _readable_dir)
 
     # ------------------------------------------------------------------ locking
     @contextmanager
@@ -312,41 +324,39 @@ class RunStore:
         """Hold an exclusive lock on ``config`` while it trains; wait (with a note) if another
         process holds it. All lengths of an extendable config share one lock, so a 50-epoch run
         started beside its 30-epoch sibling waits and then continues it."""
-        path = self._lock_path(config)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    print(
-                        f"deepcls: {config.run_id}: waiting for another process training this run "
-                        "(or another length of it)",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+        lock = self._run_lock(config)
+        if not _try_acquire(lock):
+            print(
+                f"deepcls: {config.run_id}: waiting for another process training this run (or another length of it)",
+                file=sys.stderr,
+                flush=True,
+            )
+            lock.acquire(timeout=-1)
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _lock_path(self, config: RunConfig) -> Path:
         return self.root / ".cache" / "locks" / f"{config.lineage.run_id}.lock"
 
+    def _run_lock(self, config: RunConfig) -> filelock.FileLock:
+        """A new exclusive lock on the run's lock file. Not a singleton, so another ``RunStore`` (or
+        call) in this process contends for it like another process; not thread-local, so the hold
+        belongs to the claim (a generator may be closed from another thread), as a ``flock`` did."""
+        path = self._lock_path(config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return filelock.FileLock(path, thread_local=False, is_singleton=False)
+
     def training(self, config: RunConfig) -> bool:
         """True while some process holds the lock of ``config`` (this or another length of it)."""
-        path = self._lock_path(config)
-        if fcntl is None or not path.exists():
+        if not self._lock_path(config).exists():
             return False
-        with open(path, "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
+        lock = self._run_lock(config)
+        if not _try_acquire(lock):
+            return True
+        lock.release()
+        return False
 
     def checkpointed_epochs(self, config: RunConfig) -> int:
         """Epochs an unfinished run has in its resume checkpoint (0 without one, or a damaged one)."""
@@ -422,6 +432,15 @@ class RunStore:
     def load_final(self, config: RunConfig) -> dict[str, Any] | None:
         """The kept final state of a complete run, or None; a damaged one is discarded with one line."""
         return self._load_state(self.final_path(config))
+
+
+def _try_acquire(lock: filelock.FileLock) -> bool:
+    """Take ``lock`` if no one holds it, without waiting."""
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return False
+    return True
 
 
 def _read_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any] | None:
