@@ -272,12 +272,12 @@ def test_results_md_states_the_measured_seed_noise_once_two_seeds_are_stored(tmp
     configs = grid.loc[grid["row"] == NOISE_ROW[1], "config"]
     for config, acc in zip(configs, (40.0, 41.0)):
         assert main(["markdown", "--profiles", "quick", "--results-dir", str(tmp_path)]) == 0
-        assert "Measured seed noise" not in readme.read_text()  # not before 2 seeds
+        assert "Seed noise" not in readme.read_text()  # not before 2 seeds
         stored_run(tmp_path, config, test_acc=acc)
     assert main(["markdown", "--profiles", "quick", "--results-dir", str(tmp_path)]) == 0
     assert (
-        "Measured seed noise: resnet_cifar10 row 3 over 2 seeds gives 40.50 ± 0.71, so one-run "
-        "differences under 2.00 points are seed noise."
+        "Seed noise, pooled over 1 ResNet CIFAR-10 row with several seeds (1 df): sd 0.71 on the highest test "
+        "accuracy and 0.71 on the final epoch, so one-run differences under 2.00 and 2.00 points are seed noise."
     ) in readme.read_text()
 
 

@@ -66,7 +66,8 @@ def verdict(root: Path, conclusion: Conclusion = SE, metric: str = "honest") -> 
     [
         ([42.0, 42.2, 41.9], [40.0, 40.1, 39.9], "holds"),
         ([38.0, 38.2, 37.9], [40.0, 40.1, 39.9], "reversed"),
-        ([40.5, 39.5, 41.0], [40.0, 40.6, 39.4], "no detectable difference"),
+        ([40.5, 39.5, 41.0], [40.0, 40.6, 39.4], "inconclusive"),
+        ([40.0, 40.05, 39.95], [40.02, 39.98, 40.01], "equivalent"),
         ([42.0, 42.1], [40.0, 40.1, 39.9], "undecided"),
         ([42.0, 42.1, 10.0], [40.0, 40.1, 39.9], "not comparable"),
     ],
@@ -87,39 +88,57 @@ def test_each_verdict(tmp_path: Path, with_se: list[float], without: list[float]
     if expected in ("holds", "reversed"):
         assert line["low"] < line["difference"] < line["high"]
         assert (line["low"] > 0) == (expected == "holds") and line["report_inside"] in (False,)
+    if expected == "equivalent":  # the 90% interval inside the +-0.5 margin, the 95% one across 0
+        assert -0.5 < line["tost_low"] < line["tost_high"] < 0.5 and line["low"] < 0 < line["high"]
+        assert line["p_tost"] < 0.05 and line["margin"] == 0.5
+    if expected == "inconclusive":
+        assert "seeds per side would decide it" in line["reading"]
+
+
+def test_tost_agrees_with_a_hand_computation(tmp_path: Path) -> None:
+    """a = 50, 51, 52 and b = 50.2, 51.2, 52.2: d = -0.2, both sds 1, se = sqrt(2/3) = 0.8165, Welch
+    df = 4 and t(0.95, 4) = 2.131847, so the 90% interval is -0.2 +- 1.7406 = [-1.9406, 1.5406];
+    against a margin of 2 the one-sided tests give t = 1.8 / 0.8165 = 2.2045 and -2.2 / 0.8165 =
+    -2.6944, p = 0.0461 and 0.0272: equivalent (p = 0.0461). Against a margin of 1, inconclusive."""
+    a, b = [50.0, 51.0, 52.0], [50.2, 51.2, 52.2]
+    for seed, (x, y) in enumerate(zip(a, b)):
+        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, x])
+        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, y])
+    wide = Conclusion("w", "SE blocks help", "compare", SE.a, SE.b, margin=2.0)
+    line = verdict(tmp_path, wide)
+    assert (line["tost_low"], line["tost_high"]) == pytest.approx((-1.9406, 1.5406), abs=1e-4)
+    assert line["df"] == pytest.approx(4.0) and line["p_tost"] == pytest.approx(0.0461, abs=1e-4)
+    assert line["verdict"] == "equivalent"
+    assert verdict(tmp_path, Conclusion("n", "SE blocks help", "compare", SE.a, SE.b, margin=1.0))["verdict"] == (
+        "inconclusive"
+    )
 
 
 @pytest.mark.parametrize(
-    ("effect", "spread", "samples", "seeds"),
-    [(1.0, 1.0, 2, 17), (0.5, 1.0, 2, 64), (0.5, 1.0, 1, 34), (0.01, 1.0, 2, None)],
-)
-def test_seeds_to_show_a_margin_match_the_textbook_power_of_the_t_test(
-    effect: float, spread: float, samples: int, seeds: int | None
-) -> None:
-    """Standard power tables (two-sided, 5%, 80% power; Cohen, G*Power): d = 1 needs 17 per group,
-    d = 0.5 needs 64, and 34 pairs for a paired test; a tiny effect is beyond the ledger's 100 seeds."""
-    assert ledger.seeds_to_show(effect, spread, samples) == seeds
-
-
-@pytest.mark.parametrize(
-    ("margin", "note"),
+    ("difference", "spread", "margin", "samples", "seeds"),
     [
-        (5.0, "to show the report's +5.00 80% of the time takes 2 seeds per side: a margin that large would"),
-        (1.0, "to show the report's +1.00 80% of the time takes 9 seeds per side: resnet_se 1: 6 more, ≈ 2.0 min"),
-        (0.15, "to show the report's +0.15 80% of the time takes over 100 seeds per side"),
+        (1.0, 1.0, 0.5, 2, 9),
+        (0.0, 1.0, 0.5, 2, 23),
+        (0.0, 1.0, 0.5, 1, 13),
+        (0.5, 1.0, 0.5, 2, 32),
+        (0, 10, 0.1, 2, None),
     ],
 )
-def test_no_detectable_difference_says_what_showing_the_reports_margin_would_take(
-    tmp_path: Path, margin: float, note: str
+def test_seeds_to_decide_are_the_first_n_whose_interval_excludes_0_or_fits_the_margin(
+    difference: float, spread: float, margin: float, samples: int, seeds: int | None
 ) -> None:
-    """Too few seeds, or evidence against a margin that large: the note tells which, and the price."""
-    for seed, (with_se, without) in enumerate(zip([40.5, 39.5, 41.0], [40.0, 40.6, 39.4])):
-        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
-        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
-    line = verdict(
-        tmp_path, Conclusion("se_test", "SE blocks help", "compare", ("resnet_se", 1), ("resnet_se", 0), margin)
-    )
-    assert line["verdict"] == "no detectable difference" and line["reading"].startswith(note)
+    """At n per side the 95% half-width is t(0.975, 2(n-1)) sqrt(2/n) sd: for d = 1, sd = 1 that is
+    0.9996 at n = 9 (< 1) and 1.0871 at n = 8; at d = 0 the 90% half-width must fit the margin."""
+    assert ledger.seeds_to_decide(difference, spread, margin, samples) == seeds
+
+    def decided(n: int) -> bool:
+        df, scale = samples * (n - 1), spread * (samples / n) ** 0.5
+        return ledger.stats.t.ppf(0.975, df) * scale < abs(difference) or (
+            abs(difference) + ledger.stats.t.ppf(0.95, df) * scale < margin
+        )
+
+    if seeds:
+        assert decided(seeds) and not decided(seeds - 1)
 
 
 def test_a_note_that_differs_between_the_metrics_names_each_and_says_the_shared_end_once() -> None:
@@ -137,23 +156,83 @@ def test_a_long_note_is_cut_to_whole_clauses_in_the_table_and_kept_whole_in_the_
     assert tables.short_note("x" * 30 + " " + "y" * 200, 40) == "x" * 30 + " …"
 
 
-def test_a_verdict_the_false_discovery_control_does_not_keep_says_so(tmp_path: Path) -> None:
-    """Two tested lines: SE at p just under 0.05 holds, but Benjamini-Hochberg over both lines puts its
-    q at twice its p (the other line's p is larger), so its note and the summary flag it."""
+def test_the_multiple_testing_control_runs_over_the_claims_only(tmp_path: Path) -> None:
+    """Two tested claims and a sanity line: Benjamini-Yekutieli over the two claims (c(2) = 1.5) puts
+    the SE line's adjusted p at 2 x 1.5 x p when the other claim's p is larger, so a holds at p just
+    under 0.05 is not kept; the sanity line is left out of the family and gets no adjusted p."""
     other = Conclusion("other", "SGD beats lr 0.01", "compare", ("resnet_cifar10", 2), ("resnet_cifar10", 9))
+    sanity = Conclusion("s", "MNIST is easier", "compare", ("resnet_mnist", 3), ("resnet_cifar10", 3), role="sanity")
     for seed, (with_se, without) in enumerate(zip([41.3, 41.8, 42.3], [40.0, 40.5, 41.0])):
         store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
         store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
     for seed, (a, b) in enumerate(zip([40.5, 39.5, 41.0], [40.0, 40.6, 39.4])):
         store_run(tmp_path, config("resnet_cifar10", 2, seed), [30.0, a])
         store_run(tmp_path, config("resnet_cifar10", 9, seed), [30.0, b])
-    table = ledger.ledger(PROFILE, RunStore(tmp_path), [SE, other])
-    se, rest = (table[(table["id"] == i) & (table["metric"] == "honest")].iloc[0] for i in ("se_test", "other"))
+    for seed in range(3):
+        store_run(tmp_path, config("resnet_mnist", 3, seed), [99.0, 99.3 + seed / 100])
+    table = ledger.ledger(PROFILE, RunStore(tmp_path), [SE, other, sanity])
+    honest = table[table["metric"] == "honest"].set_index("id")
+    se, rest, check = honest.loc["se_test"], honest.loc["other"], honest.loc["s"]
     assert se["verdict"] == "holds" and 0.025 < se["p_value"] < 0.05 < rest["p_value"]
-    assert se["q_value"] == pytest.approx(2 * se["p_value"]) and rest["q_value"] == pytest.approx(rest["p_value"])
-    assert se["reading"].endswith(f"not kept by the false-discovery control over the 2 tested lines "
-                                  f"(Benjamini-Hochberg q = {se['q_value']:.3f})")  # fmt: skip
-    assert "1 holds (1 of these 1 not kept by the false-discovery control)" in ledger.summary(table)
+    assert se["p_adjusted"] == pytest.approx(min(1.0, 3 * se["p_value"]))
+    assert se["reading"].endswith(
+        f"not kept by the multiple-testing control over the 2 tested claims "
+        f"(Benjamini-Yekutieli adjusted p = {se['p_adjusted']:.3f})"
+    )
+    assert check["verdict"] == "holds" and check["p_adjusted"] != check["p_adjusted"]  # NaN: not in the family
+    assert "1 holds/reversed not kept by the multiple-testing control" in ledger.summary(table)
+
+
+def test_every_comparison_has_a_margin_and_every_line_a_role() -> None:
+    assert all(c.role in ("claim", "sanity") for c in CONCLUSIONS)
+    assert all(c.margin > 0 for c in CONCLUSIONS if c.kind != "collapse")
+    with pytest.raises(ValueError, match="margin > 0"):
+        Conclusion("x", "x", "compare", SE.a, SE.b, margin=0.0)
+
+
+def test_a_smoothly_rising_curve_does_not_fluctuate(tmp_path: Path) -> None:
+    """The swing line reads the second half of training: a curve that rises 1.3 points an epoch
+    early and flattens smoothly gives "does not hold", where the mean over all epochs would pass."""
+    swing = next(c for c in CONCLUSIONS if c.id == "test_accuracy_fluctuates")
+    rising = [80 - 25 * 0.8**k for k in range(20)]
+    assert sum(abs(b - a) for a, b in zip(rising, rising[1:])) / 19 > 0.5  # the old measure's trap
+    for seed in range(3):
+        grid = ex.table_grid(swing.a[0], "paper", (seed,))  # 20 epochs, as the report trained
+        store_run(tmp_path, grid.loc[grid["row"] == swing.a[1], "config"].iloc[0], [x + seed / 100 for x in rising])
+    table = ledger.ledger("paper", RunStore(tmp_path), [swing])
+    line = table[table["metric"] == "honest"].iloc[0]
+    assert line["verdict"] == "reversed" and line["difference"] < 0  # well under its 0.5 threshold
+
+
+def test_a_failed_and_a_diverged_run_beside_complete_ones(tmp_path: Path, stored_run) -> None:
+    """Neither is read as a seed: the line counts the three complete runs a side, names the diverged
+    one, and the plan retrains the failed seed."""
+    for seed, (with_se, without) in enumerate(zip([42.0, 42.2, 41.9], [40.0, 40.1, 39.9])):
+        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
+    stored_run(tmp_path, config("resnet_se", 1, 3), status="failed")
+    stored_run(tmp_path, config("resnet_se", 0, 3), test_acc=10.0, status="diverged")
+    line = verdict(tmp_path)
+    assert (line["n_a"], line["n_b"], line["verdict"]) == (3, 3, "holds")
+    assert line["diverged_b"] == 1 and "side b 1 diverged (not read)" in line["reading"]
+    failed = Conclusion("f", "SE blocks help", "compare", SE.a, SE.b)
+    store = RunStore(tmp_path / "one")
+    stored_run(tmp_path / "one", config("resnet_se", 1, 0), status="failed")
+    plan = planner.plan(PROFILE, store, [failed])
+    assert config("resnet_se", 1, 0) in list(plan["config"])  # the failed seed is trained again
+
+
+def test_a_run_with_an_empty_history_or_strings_is_left_out_not_a_crash(tmp_path: Path) -> None:
+    for seed, (with_se, without) in enumerate(zip([42.0, 42.2, 41.9], [40.0, 40.1, 39.9])):
+        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
+    store = RunStore(tmp_path)
+    broken = store.run_dir(config("resnet_se", 1, 2))
+    (broken / "history.csv").write_text("epoch,train_acc,test_acc,seconds\n")
+    table = ledger.ledger(PROFILE, RunStore(tmp_path), [SE])
+    line = table[table["metric"] == "honest"].iloc[0]
+    assert "1 run left out: no value to read" in line["reading"] and line["verdict"] == "undecided"
+    assert ledger.summary(table) and tables.format_ledger(table) is not None
 
 
 def test_an_epoch_conclusion_reads_both_lengths_from_the_longer_runs_own_trajectory(tmp_path: Path) -> None:
@@ -167,7 +246,7 @@ def test_an_epoch_conclusion_reads_both_lengths_from_the_longer_runs_own_traject
     bump = (0.0 + 0.3 - 0.2) / 3
     assert honest["verdict"] == "holds" and honest["difference"] == pytest.approx(5 + bump)  # epoch 3 vs epoch 2
     report = verdict(tmp_path, epochs, "report")  # last-3 means: (80+70+75)/3 vs (80+70)/2, never max 80 vs 75
-    assert report["difference"] == pytest.approx(bump / 6) and report["verdict"] == "no detectable difference"
+    assert report["difference"] == pytest.approx(bump / 6) and report["verdict"] == "equivalent"
 
 
 def test_the_runs_behind_a_line_give_its_means_seed_by_seed(tmp_path: Path) -> None:
@@ -203,8 +282,24 @@ def test_a_collapse_rate_has_an_exact_interval_and_needs_five_seeds(tmp_path: Pa
     assert verdict(tmp_path, fails)["verdict"] == "undecided"
     store_run(tmp_path, config("vgg_mnist", 3, 4), [99.1, 99.1])
     line = verdict(tmp_path, fails)
-    assert line["verdict"] == "holds" and line["reading"] == "collapsed in 3 of 5"
+    assert line["verdict"] == "inconclusive" and line["reading"].startswith("collapsed in 3 of 5 (exact 95%")
     assert (line["low"], line["high"]) == pytest.approx((0.1466, 0.9473), abs=1e-4)  # Clopper-Pearson 3/5
+
+
+@pytest.mark.parametrize(
+    ("collapses", "seeds", "expected"),
+    [(0, 5, "inconclusive"), (1, 5, "inconclusive"), (5, 5, "inconclusive"), (6, 6, "holds"), (0, 6, "reversed")],
+)
+def test_a_collapse_rate_decides_only_where_its_exact_interval_does(
+    tmp_path: Path, collapses: int, seeds: int, expected: str
+) -> None:
+    """0 of 5 is [0, 0.52], 1 of 5 [0.005, 0.72] and 5 of 5 [0.48, 1]: none says whether VGG-16 fails
+    in most seeds; 6 of 6 is [0.54, 1]: it does; 0 of 6 is [0, 0.46]: it does not."""
+    fails = next(c for c in CONCLUSIONS if c.id == "vgg16_fails_mnist")
+    for seed in range(seeds):
+        acc = 11.35 if seed < collapses else 99.0
+        store_run(tmp_path, config("vgg_mnist", 3, seed), [acc, acc])
+    assert verdict(tmp_path, fails)["verdict"] == expected
 
 
 def test_mixed_devices_are_named(tmp_path: Path) -> None:

@@ -1,19 +1,26 @@
 """Which of the report's conclusions hold: every conclusion as data, answered from the store.
 
 A conclusion compares two sides (rows of the report's tables) or measures one quantity. Each
-side is the runs of a row over every stored seed. For each conclusion the ledger gives, under
-the report's metric and the honest one, n per side, mean ± std per side, the difference with
-its 95% interval (scipy.stats: Welch's t for two rows; paired t for two lengths of one run;
-one-sample t for a quantity against a threshold; exact binomial for a collapse rate) and a
-verdict:
+side is the complete runs of a row over every stored seed (failed runs are never read; diverged
+ones are counted and named). For each conclusion the ledger gives, under the report's metric and
+the honest one, n per side, mean ± std per side, the difference with its 95% interval (scipy.stats:
+Welch's t for two rows; paired t for two lengths of one run; one-sample t for a quantity against a
+threshold; Clopper-Pearson for a collapse rate, Fisher's exact test for two), its 90% interval and
+the two one-sided tests (TOST) against the line's equivalence margin, and a verdict:
 
-- ``holds`` / ``reversed``: the interval excludes 0 (or the threshold) on the claimed / other side;
-- ``no detectable difference``: it does not;
+- ``holds`` / ``reversed``: the 95% interval excludes 0 on the claimed / other side (a difference
+  that also lies inside the margin is real but negligible, and the line says so);
+- ``equivalent``: the 90% interval lies inside ±margin (TOST at 5% a side);
+- ``inconclusive``: neither; the line says how many seeds per side would decide it either way;
 - ``undecided``: fewer than :data:`MIN_SEEDS` runs on a side (:data:`MIN_COLLAPSE_SEEDS` for a
   collapse rate) — it says how many more and what they cost;
 - ``not comparable``: a side collapsed to chance in some seeds — the rate is given and the
   runs that trained are compared; or, for seconds, the sides were timed on different devices or
   thread counts, or without a machine probe on what were likely different machines.
+
+Multiple-testing control runs over the report's claims only (:func:`_false_discoveries`); a
+two-row line whose verdict changes with the pooled spread of its family of rows is fragile
+(:func:`pooled_spreads`).
 
 Epoch conclusions never compare a maximum over a prefix with the longer run that contains it:
 both lengths are read from the longer run's own trajectory (the first k epochs of a
@@ -48,25 +55,38 @@ from deepcls.store.runs import RunRecord, RunStore, short_device
 
 MIN_SEEDS = 3  # runs per side before a difference is decided
 MIN_COLLAPSE_SEEDS = 5  # runs before a collapse rate is decided
+FAILS_RATE = 0.5  # "it fails": it collapses in most seeds (Clopper-Pearson interval above this)
 LEDGER_SEEDS = SEEDS_LOOKED_UP
 CONFIDENCE = 0.95
-POWER = 0.8  # how often a margin of the report's size should show, for "seeds to show it"
 MOST_SEEDS = 100  # beyond this many seeds per side the ledger says "over 100"
 METRICS = ("report", "honest")
-VERDICTS = ("holds", "reversed", "no detectable difference", "undecided", "not comparable")
-DECIDED = VERDICTS[:3]  # the verdicts of a test with enough seeds
+EQUIVALENCE = 0.90  # TOST at 5% a side: the 90% interval inside +-margin
+VERDICTS = ("holds", "reversed", "equivalent", "inconclusive", "undecided", "not comparable")
+DECIDED = VERDICTS[:4]  # the verdicts of a test with enough seeds
 
 
 # ---------------------------------------------------------------------------- the ledger
 def side_records(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> dict[Side, list[RunRecord]]:
-    """Every side's stored runs (one per seed found in :data:`LEDGER_SEEDS`); for a seconds line also
-    those of the longer rows of its sides' chains (:func:`longer_rows`)."""
+    """Every side's complete stored runs (one per seed found in :data:`LEDGER_SEEDS`; failed and
+    diverged runs are never seeds); for a seconds line also those of the longer rows of its sides'
+    chains (:func:`longer_rows`)."""
+    results, sides = _side_results(conclusions, profile, store)
+    return {s: records(results, *s, store) if s in set(zip(results["table"], results["row"])) else [] for s in sides}
+
+
+def diverged_runs(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> dict[Side, int]:
+    """Every side's diverged runs: counted and shown, never read as accuracies."""
+    results, sides = _side_results(conclusions, profile, store)
+    counts = dict(zip(zip(results["table"], results["row"]), results["diverged"])) if len(results) else {}
+    return {s: int(counts.get(s, 0)) for s in sides}
+
+
+def _side_results(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> tuple[pd.DataFrame, list[Side]]:
     sides = {s for c in conclusions for s in (c.a, c.b) if s is not None}
     timed = [s for c in conclusions if c.quantity == "seconds" for s in (c.a, c.b) if s is not None]
     sides = sorted(sides | {longer for s in timed for longer in longer_rows(s, profile)})
     grid = experiments.grid(sorted({t for t, _ in sides}), profile, LEDGER_SEEDS)
-    results = results_table(grid, store)
-    return {s: records(results, *s, store) if s in set(zip(results["table"], results["row"])) else [] for s in sides}
+    return results_table(grid, store), sides
 
 
 @functools.cache
@@ -120,7 +140,9 @@ def ledger(
     difference and its 95% interval, the verdict and whether the report's margin lies inside. An
     undecided line says what its missing seeds cost on device ``on`` (deepcls.engine.runtime.target_device)."""
     found = side_records(conclusions, profile, store)
+    diverged = diverged_runs(conclusions, profile, store)
     costs = row_costs(profile, store, LEDGER_SEEDS, on)
+    pooled = pooled_spreads(found, profile)
     lines = []
     for conclusion in conclusions:
         mine = counted(conclusion, found, profile)
@@ -129,17 +151,27 @@ def ledger(
             line["reading"] = "; ".join(filter(None, [line["reading"], _left_out(conclusion, found, mine)]))
             if line["verdict"] == "undecided":
                 line["reading"] += _cost_note(conclusion, mine, costs)
-            if line["verdict"] == "no detectable difference" and line.get("seeds_to_show") is not None:
-                line["reading"] = "; ".join(filter(None, [line["reading"], _power_note(conclusion, mine, costs, line)]))
             if " | " in line["devices"]:  # float rounding differs: not one trajectory per setting
                 mixed = "/".join(dict.fromkeys(short_device(d) for d in line["devices"].split(" | ")))
                 line["reading"] = "; ".join(filter(None, [line["reading"], f"runs on mixed devices ({mixed})"]))
+            if line.get("reading_way"):
+                line["reading"] = "; ".join(filter(None, [line["reading"], line.pop("reading_way")]))
+            line |= _fragility(line | {"metric": metric}, conclusion, mine, pooled)
+            line["diverged_a"] = diverged.get(conclusion.a, 0)
+            line["diverged_b"] = diverged.get(conclusion.b, 0) if conclusion.b else None
+            gone = [f"side {s} {k} diverged" for s, k in (("a", line["diverged_a"]), ("b", line["diverged_b"])) if k]
+            if gone:
+                line["reading"] = "; ".join(filter(None, [line["reading"], ", ".join(gone) + " (not read)"]))
+            if line["fragile"]:
+                note = f"fragile: {line['pooled_verdict']} with the pooled spread of its family of rows"
+                line["reading"] = "; ".join(filter(None, [line["reading"], note]))
             lines.append(
                 {
                     "id": conclusion.id,
                     "conclusion": conclusion.wording,
                     "metric": metric,
                     "measure": conclusion.measure,
+                    "role": conclusion.role,
                     "profile": profile,
                     **line,
                 }
@@ -148,24 +180,87 @@ def ledger(
 
 
 def _false_discoveries(table: pd.DataFrame) -> pd.DataFrame:
-    """Benjamini-Hochberg over the lines each metric tested (decided, with a p-value): at 95% about one
-    line in twenty would hold or reverse by chance alone, so a verdict the control does not keep says so."""
-    table = table.assign(q_value=math.nan)
+    """Multiple-testing control over the family of the report's claims, per metric: the tested claim
+    lines' p-values adjusted by Benjamini-Yekutieli (``p_adjusted``; empty for sanity lines). BY is
+    chosen over Benjamini-Hochberg because most lines share a baseline row, so their tests are
+    dependent, and BY controls the false discovery rate under any dependence; it is chosen over Holm
+    because the ledger asks which claims hold, a discovery question, not whether any one fails. A
+    holds or reversed the control does not keep (adjusted p >= 0.05) says so."""
+    table = table.assign(p_adjusted=math.nan)
     if "p_value" not in table:
         return table
     for metric in METRICS:
-        tested = table.index[(table["metric"] == metric) & table["verdict"].isin(DECIDED) & table["p_value"].notna()]
+        tested = table.index[
+            (table["metric"] == metric)
+            & (table["role"] == "claim")
+            & table["verdict"].isin(DECIDED)
+            & table["p_value"].notna()
+        ]
         if len(tested) < 2:
+            table.loc[tested, "p_adjusted"] = table.loc[tested, "p_value"]
             continue
-        table.loc[tested, "q_value"] = stats.false_discovery_control(table.loc[tested, "p_value"].to_numpy(float))
+        adjusted = stats.false_discovery_control(table.loc[tested, "p_value"].to_numpy(float), method="by")
+        table.loc[tested, "p_adjusted"] = adjusted
         for i in tested:
-            if table.at[i, "verdict"] in ("holds", "reversed") and table.at[i, "q_value"] >= 1 - CONFIDENCE:
+            if table.at[i, "verdict"] in ("holds", "reversed") and table.at[i, "p_adjusted"] >= 1 - CONFIDENCE:
                 note = (
-                    f"not kept by the false-discovery control over the {len(tested)} tested lines "
-                    f"(Benjamini-Hochberg q = {table.at[i, 'q_value']:.3f})"
+                    f"not kept by the multiple-testing control over the {len(tested)} tested claims "
+                    f"(Benjamini-Yekutieli adjusted p = {table.at[i, 'p_adjusted']:.3f})"
                 )
                 table.at[i, "reading"] = "; ".join(filter(None, [table.at[i, "reading"], note]))
     return table
+
+
+def pooled_spreads(found: dict[Side, list[RunRecord]], profile: str) -> dict[tuple[str, str, str], dict]:
+    """Per family of rows (dataset, model family) and metric, the pooled std of test accuracy over
+    every row with at least :data:`MIN_SEEDS` complete, non-collapsed runs (each config once), its
+    degrees of freedom and Bartlett's test of equal variances across those rows (pooling is fair where
+    it finds no evidence against them, p >= 0.05)."""
+    groups: dict[tuple[str, str, str], dict[tuple[str, ...], list[float]]] = {}
+    for runs in found.values():
+        runs = [r for r in runs if not collapsed(r)]
+        if len(runs) < MIN_SEEDS:
+            continue
+        key = tuple(sorted(r.run_id for r in runs))
+        family = (runs[0].config.dataset, "vgg" if runs[0].config.model.startswith("vgg") else "resnet")
+        for metric in METRICS:
+            values = _known(_readable(test_accuracy, r, metric) for r in runs)
+            if len(values) >= MIN_SEEDS:
+                groups.setdefault((*family, metric), {})[key] = values
+    out = {}
+    for family, rows in groups.items():
+        values = list(rows.values())
+        df = sum(len(v) - 1 for v in values)
+        sd = math.sqrt(sum((len(v) - 1) * float(np.var(v, ddof=1)) for v in values) / df)
+        fair = stats.bartlett(*values).pvalue if len(values) >= 2 else math.nan
+        out[family] = {"sd": sd, "df": df, "rows": len(values), "bartlett_p": float(fair)}
+    return out
+
+
+def _fragility(line: dict, conclusion: Conclusion, found: dict[Side, list[RunRecord]], pooled: dict) -> dict:
+    """Beside a two-row accuracy line's Welch interval, one from the pooled std of its family of rows;
+    a verdict that differs between the two is ``fragile``."""
+    out = {"pooled_low": math.nan, "pooled_high": math.nan, "pooled_verdict": None, "fragile": None}
+    a_runs = found.get(conclusion.a, [])
+    if conclusion.kind != "compare" or line["verdict"] not in DECIDED or not a_runs:
+        return out
+    family = pooled.get((a_runs[0].config.dataset, "vgg" if a_runs[0].config.model.startswith("vgg") else "resnet",
+                         line["metric"]))  # fmt: skip
+    if not family or family["rows"] < 2 or not family["bartlett_p"] >= 1 - CONFIDENCE:
+        return out
+    n_a, n_b, d = line["n_a"], line["n_b"], line["difference"]
+    se = family["sd"] * math.sqrt(1 / n_a + 1 / n_b)
+    half = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, family["df"]) * se
+    half90 = stats.t.ppf(1 - (1 - EQUIVALENCE) / 2, family["df"]) * se
+    margin = line["margin"]
+    inside = -margin < d - half90 and d + half90 < margin
+    verdict = "holds" if d - half > 0 else "reversed" if d + half < 0 else "equivalent" if inside else "inconclusive"
+    return {
+        "pooled_low": d - half,
+        "pooled_high": d + half,
+        "pooled_verdict": verdict,
+        "fragile": verdict != line["verdict"],
+    }
 
 
 def run_values(
@@ -180,8 +275,8 @@ def run_values(
     if conclusion.kind == "epochs":  # both lengths from the longer run's trajectory, paired by seed
         k = shorter_epochs(conclusion, profile)
         return {
-            "a": [(r, test_accuracy(r, metric, r.config.epochs)) for r in a_runs],
-            "b": [(r, test_accuracy(r, metric, k)) for r in a_runs],
+            "a": [(r, _readable(test_accuracy, r, metric, r.config.epochs)) for r in a_runs],
+            "b": [(r, _readable(test_accuracy, r, metric, k)) for r in a_runs],
         }
     value = QUANTITIES[conclusion.quantity] if conclusion.kind == "quantity" else test_accuracy
     if conclusion.quantity == "seconds":
@@ -189,9 +284,42 @@ def run_values(
         value = lambda record, metric: fastest_epoch(record, scale)  # noqa: E731
 
     def read(record: RunRecord) -> float | None:
-        return None if collapsed(record) else value(record, metric)
+        if collapsed(record):
+            return None
+        try:
+            return float(value(record, metric))
+        except (KeyError, IndexError, ValueError, TypeError):  # a history without what this line reads
+            return math.nan
 
     return {"a": [(r, read(r)) for r in a_runs], "b": [(r, read(r)) for r in b_runs]}
+
+
+def _the_reports_way(conclusion: Conclusion, runs: list[RunRecord], profile: str) -> dict:
+    """An epoch line's check of the report's margin against ours measured as the report measured it:
+    the highest test accuracy over each length, both read from each longer run's own trajectory (a
+    difference of maxima over nested prefixes, never below 0). The line's own interval stays the
+    honest one; only ``report_inside`` is read this way, and the note says so."""
+    k = shorter_epochs(conclusion, profile)
+    gains = _known(
+        _readable(lambda r: r.history["test_acc"].max() - r.history["test_acc"].iloc[:k].max(), r) for r in runs
+    )
+    reported = reported_margin(conclusion)
+    if reported is None or len(gains) < 2:
+        return {}
+    ci = stats.ttest_1samp(gains, 0.0).confidence_interval(CONFIDENCE)
+    inside = bool(ci.low <= reported <= ci.high)
+    where = "inside" if inside else "outside"
+    way = f"[{ci.low:+.2f}, {ci.high:+.2f}]"
+    note = f"the report's margin is {where} ours measured its way (highest of each length: {way})"
+    return {"report_inside": inside, "report_way_low": ci.low, "report_way_high": ci.high, "reading_way": note}
+
+
+def _readable(value, record: RunRecord, *args) -> float:
+    """``value(record, *args)``, or NaN where the run's history lacks it (left out, and said)."""
+    try:
+        return float(value(record, *args))
+    except (KeyError, IndexError, ValueError, TypeError):
+        return math.nan
 
 
 def shorter_epochs(conclusion: Conclusion, profile: str) -> int:
@@ -213,13 +341,21 @@ def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: s
     if conclusion.kind == "collapse":
         return {**base, **_collapse(conclusion, a_runs, b_runs)}
     values = run_values(conclusion, found, metric, profile)
+    unreadable = sum(v is not None and math.isnan(v) for s in ("a", "b") for _, v in values[s])
+    left = f"{unreadable} run{'s' * (unreadable != 1)} left out: no value to read" if unreadable else ""
     if conclusion.kind == "epochs":
-        a, b = [v for _, v in values["a"]], [v for _, v in values["b"]]
-        return {**base, "n_b": len(b), **_difference(conclusion, a, b, paired=True, collapsed=(0, 0))}
+        pairs = [(x, y) for (_, x), (_, y) in zip(values["a"], values["b"]) if not (math.isnan(x) or math.isnan(y))]
+        a, b = [x for x, _ in pairs], [y for _, y in pairs]
+        line = _difference(conclusion, a, b, paired=True, collapsed=(0, 0))
+        line["reading"] = "; ".join(filter(None, [line["reading"], left]))
+        if metric == "report":
+            line |= _the_reports_way(conclusion, a_runs, profile)
+        return {**base, "n_a": len(a), "n_b": len(b), **line}
     a = _known(v for _, v in values["a"] if v is not None)  # a run without a confusion matrix has no count
     b = _known(v for _, v in values["b"] if v is not None) if conclusion.b else None
     gone = tuple(sum(v is None for _, v in values[s]) for s in ("a", "b"))
     line = _difference(conclusion, a, b, paired=False, collapsed=gone)
+    line["reading"] = "; ".join(filter(None, [line["reading"], left]))
     if conclusion.quantity == "seconds":
         line = _timed(line, devices, [*a_runs, *b_runs], {"side a": a, "side b": b or []})
     return {**base, **line}
@@ -290,13 +426,45 @@ def reported_margin(conclusion: Conclusion) -> float | None:
     return conclusion.sign * (conclusion.reported - conclusion.threshold)
 
 
+def _tests(
+    a: list[float], b: list[float] | None, *, paired: bool, threshold: float, margin: float
+) -> tuple[object, float]:
+    """The two-sided t-test of the line (Welch's for two sides, paired for one trajectory, one-sample
+    against the threshold) and the TOST p-value against ``margin``: the larger p of the two one-sided
+    tests (scipy's ``alternative``) that the difference lies above -margin and below +margin."""
+    if b is None:
+        low = stats.ttest_1samp(a, threshold - margin, alternative="greater")
+        high = stats.ttest_1samp(a, threshold + margin, alternative="less")
+        return stats.ttest_1samp(a, threshold), max(low.pvalue, high.pvalue)
+    test = (
+        (lambda x, y, **k: stats.ttest_rel(x, y, **k))
+        if paired
+        else (lambda x, y, **k: stats.ttest_ind(x, y, equal_var=False, **k))
+    )
+    low = test(np.add(a, margin), b, alternative="greater")
+    high = test(np.subtract(a, margin), b, alternative="less")
+    return test(a, b), max(low.pvalue, high.pvalue)
+
+
+def decide(low: float, high: float, p_tost: float) -> str:
+    """The verdict of a line with enough seeds, from its 95% interval and its TOST p-value. A
+    difference that is significant *and* inside the margin keeps its holds/reversed (it is real)
+    and the line says it is negligible."""
+    if low > 0:
+        return "holds"
+    if high < 0:
+        return "reversed"
+    return "equivalent" if p_tost < 1 - CONFIDENCE else "inconclusive"
+
+
 def _difference(
     conclusion: Conclusion, a: list[float], b: list[float] | None, *, paired: bool, collapsed: tuple[int, int]
 ) -> dict:
-    """Means, stds, the a - b difference (one side: a's margin over the threshold) with its interval,
-    and the verdict."""
+    """Means, stds, the a - b difference (one side: a's margin over the threshold) with its 95%
+    interval, its 90% interval and TOST p-value against the equivalence margin, and the verdict."""
     mean_a, std_a = _mean_std(a)
     mean_b, std_b = _mean_std(b) if b is not None else (None, None)
+    margin = conclusion.margin * (abs(mean_b) if conclusion.relative and mean_b else 1) if conclusion.margin else None
     line = {
         "mean_a": mean_a,
         "std_a": std_a,
@@ -305,23 +473,24 @@ def _difference(
         "difference": math.nan,
         "low": math.nan,
         "high": math.nan,
+        "tost_low": math.nan,
+        "tost_high": math.nan,
+        "margin": margin,
     }
     one_sided = b is None
+    sign = conclusion.sign if one_sided else 1
     if one_sided and a:  # the margin over the threshold, positive in the claimed direction
-        line["difference"] = conclusion.sign * (mean_a - conclusion.threshold)
-    if one_sided and len(a) >= 2:
-        test = stats.ttest_1samp(a, conclusion.threshold)
-        ci = test.confidence_interval(CONFIDENCE)
-        low, high = sorted(conclusion.sign * (x - conclusion.threshold) for x in (ci.low, ci.high))
-        line.update(low=low, high=high, p_value=float(test.pvalue))
-    elif not one_sided and len(a) >= 2 and len(b) >= 2:
-        test = stats.ttest_rel(a, b) if paired else stats.ttest_ind(a, b, equal_var=False)
-        ci = test.confidence_interval(CONFIDENCE)
-        line.update(difference=mean_a - mean_b, low=ci.low, high=ci.high, p_value=float(test.pvalue))
+        line["difference"] = sign * (mean_a - conclusion.threshold)
     elif not one_sided and a and b:
         line["difference"] = mean_a - mean_b
+    if (len(a) >= 2 and one_sided) or (not one_sided and len(a) >= 2 and len(b) >= 2):
+        test, p_tost = _tests(a, b, paired=paired, threshold=conclusion.threshold, margin=margin or 0.0)
+        shift = conclusion.threshold if one_sided else 0.0
+        for level, names in ((CONFIDENCE, ("low", "high")), (EQUIVALENCE, ("tost_low", "tost_high"))):
+            ci = test.confidence_interval(level)
+            line.update(zip(names, sorted(sign * (x - shift) for x in (ci.low, ci.high))))
+        line.update(p_value=float(test.pvalue), p_tost=float(p_tost), df=float(test.df))
     n = min(len(a), len(b)) if not one_sided else len(a)
-    claimed, against = line["low"] > 0, line["high"] < 0
     if any(collapsed):
         sides = [
             f"{name} collapsed in {k} of {k + len(v)}"
@@ -331,40 +500,58 @@ def _difference(
         line.update(verdict="not comparable", reading="; ".join(sides) + "; compared: the runs that trained")
     elif n < MIN_SEEDS:
         line.update(verdict="undecided", reading=f"{n} of {MIN_SEEDS} seeds on the smaller side")
-    elif claimed or against:
-        line.update(verdict="holds" if claimed else "reversed", reading="")
     else:
-        line.update(verdict="no detectable difference", reading="")
+        line.update(verdict=decide(line["low"], line["high"], line["p_tost"]), reading="")
+        if line["verdict"] in ("holds", "reversed") and -margin < line["tost_low"] and line["tost_high"] < margin:
+            line["reading"] = f"negligible: inside the ±{margin:g} equivalence margin"
+        if line["verdict"] == "inconclusive":
+            samples = 1 if one_sided or paired else 2
+            spread = (
+                float(np.std(np.subtract(a, b), ddof=1))
+                if paired
+                else (float(std_a) if one_sided else math.sqrt((std_a**2 + std_b**2) / 2))
+            )
+            line["reading"] = _decide_note(line["difference"], spread, margin, samples, samples * (n - 1), conclusion)
     reported = reported_margin(conclusion)
-    if line["verdict"] == "no detectable difference" and reported:
-        if one_sided or paired:
-            spread, samples = float(np.std(np.subtract(a, b) if paired else a, ddof=1)), 1
-        else:
-            spread, samples = math.sqrt((std_a**2 + std_b**2) / 2), 2
-        if spread > 0:
-            line["seeds_to_show"] = seeds_to_show(reported, spread, samples) or math.inf
     line["report_inside"] = (
         bool(line["low"] <= reported <= line["high"]) if reported is not None and not math.isnan(line["low"]) else None
     )
     return line
 
 
-def seeds_to_show(effect: float, spread: float, samples: int, power: float = POWER) -> int | None:
-    """Seeds per side that show a true difference ``effect`` (its interval excludes 0) with
-    probability ``power``, when runs spread by ``spread``: the power of the two-sided t-test at
-    CONFIDENCE from the noncentral t distribution; ``samples`` is 2 for two sides (``spread`` their
-    pooled std), 1 for a paired or one-sample test. None beyond MOST_SEEDS."""
+def seeds_to_decide(difference: float, spread: float, margin: float, samples: int) -> int | None:
+    """Seeds per side after which a line whose true difference and spread are the ones observed is
+    decided, either way: its 95% interval excludes 0, or its 90% interval fits inside ±margin. The
+    intervals' half-widths use the t quantile at Welch's degrees of freedom for equal sides
+    (``samples`` x (n - 1); ``samples`` is 2 for two sides, 1 for a paired or one-sample line).
+    None beyond MOST_SEEDS."""
+    d = abs(difference)
     for n in range(2, MOST_SEEDS + 1):
-        df = samples * (n - 1)
-        shift = abs(effect) / spread * math.sqrt(n / samples)
-        critical = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, df)
-        if stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift) >= power:
+        df, scale = samples * (n - 1), spread * math.sqrt(samples / n)
+        shows = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, df) * scale < d
+        fits = d + stats.t.ppf(1 - (1 - EQUIVALENCE) / 2, df) * scale < margin
+        if shows or fits:
             return n
     return None
 
 
+def _decide_note(difference: float, spread: float, margin: float, samples: int, df: int, conclusion: Conclusion) -> str:
+    """How many seeds per side would decide an inconclusive line, as a range over the uncertainty of
+    its observed spread (the spread's 95% interval from the chi-square distribution)."""
+    if not spread > 0:
+        return ""
+    lo, hi = (spread * math.sqrt(df / stats.chi2.ppf(q, df)) for q in (1 - (1 - CONFIDENCE) / 2, (1 - CONFIDENCE) / 2))
+    fewest, most = seeds_to_decide(difference, lo, margin, samples), seeds_to_decide(difference, hi, margin, samples)
+    per = " per side" if samples == 2 else ""
+    text = lambda n: str(n) if n is not None else f"over {MOST_SEEDS}"  # noqa: E731
+    span = text(fewest) if fewest == most else f"{text(fewest)}-{text(most)}"
+    return f"{span} seeds{per} would decide it at the observed difference (range: the spread's 95% interval)"
+
+
 def _collapse(conclusion: Conclusion, a_runs: list[RunRecord], b_runs: list[RunRecord]) -> dict:
-    """Collapse rates with exact binomial intervals; with two sides, Fisher's exact test."""
+    """Collapse rates with their exact (Clopper-Pearson) 95% intervals; with two sides, Fisher's exact
+    test of the two rates. A rate decides only where its interval does: 0 of 5 is [0, 0.52], which
+    supports neither "it fails" nor "it never fails"."""
     k_a, n_a = sum(map(collapsed, a_runs)), len(a_runs)
     line = {
         "mean_a": k_a / n_a if n_a else math.nan,
@@ -392,11 +579,13 @@ def _collapse(conclusion: Conclusion, a_runs: list[RunRecord], b_runs: list[RunR
             line.update(low=math.nan, high=math.nan, p_value=p)
     if n < MIN_COLLAPSE_SEEDS:
         verdict, note = "undecided", f"; {n} of {MIN_COLLAPSE_SEEDS} seeds"
-    elif conclusion.b is None:  # "it fails": it collapses in at least some seeds
-        verdict, note = ("holds", "") if k_a > 0 else ("reversed", "; never collapsed")
+    elif conclusion.b is None:  # "it fails": it collapses in most seeds, by its exact interval
+        above, below = line["low"] > FAILS_RATE, line["high"] < FAILS_RATE
+        verdict = "holds" if above else "reversed" if below else "inconclusive"
+        note = f" (exact 95% interval [{line['low']:.2f}, {line['high']:.2f}] against a rate of {FAILS_RATE:g})"
     else:
         significant = line.get("p_value", 1.0) < 1 - CONFIDENCE
-        verdict = ("holds" if line["difference"] > 0 else "reversed") if significant else "no detectable difference"
+        verdict = ("holds" if line["difference"] > 0 else "reversed") if significant else "inconclusive"
         note = f" (Fisher p = {line['p_value']:.3f})"
     return {**line, "verdict": verdict, "reading": reading + note}
 
@@ -435,19 +624,6 @@ def _cost_note(
     return ("; needs " + "; ".join(parts)) if parts else ""
 
 
-def _power_note(conclusion: Conclusion, found: dict[Side, list[RunRecord]], costs: dict[Side, Cost], line: dict) -> str:
-    """What it would take to show the report's margin if it were true: a line with no detectable
-    difference may lack seeds, or may speak against a margin that large."""
-    need, have = line["seeds_to_show"], min(line["n_a"], line["n_b"] or line["n_a"])
-    per = " per side" if conclusion.b is not None and conclusion.kind != "epochs" else ""
-    to_show = f"to show the report's {line['reported']:+.2f} {POWER:.0%} of the time"
-    if math.isinf(need):
-        return f"{to_show} takes over {MOST_SEEDS} seeds{per}"
-    if need <= have:
-        return f"{to_show} takes {need} seeds{per}: a margin that large would likely have shown"
-    return f"{to_show} takes {need} seeds{per}" + _cost_note(conclusion, found, costs, need).replace("; needs", ":")
-
-
 def about(tables: Sequence[str]) -> tuple[Conclusion, ...]:
     """The conclusions with a side in one of ``tables`` (what a table's notebook shows)."""
     return tuple(c for c in CONCLUSIONS if any(s is not None and s[0] in tables for s in (c.a, c.b)))
@@ -461,39 +637,45 @@ def verdict_counts(table: pd.DataFrame, metric: str = "honest") -> dict[str, int
 
 
 CSV_COLUMNS = [
-    "profile", "id", "metric", "conclusion", "measure", "n_a", "mean_a", "std_a", "n_b", "mean_b", "std_b",
-    "difference", "low", "high", "p_value", "q_value", "reported", "report_inside", "verdict", "seeds_to_show",
-    "devices", "reading",
+    "profile", "id", "metric", "role", "conclusion", "measure", "n_a", "mean_a", "std_a", "n_b", "mean_b",
+    "std_b", "difference", "low", "high", "tost_low", "tost_high", "margin", "p_value", "p_tost", "p_adjusted",
+    "pooled_low", "pooled_high", "fragile", "reported", "report_inside", "verdict", "devices", "reading",
 ]  # fmt: skip
 
 
 def to_csv(table: pd.DataFrame) -> str:
     """The ledger's numbers for other tools: one line per conclusion and metric, full precision
-    (counts as integers; ``seeds_to_show`` is ``inf`` beyond MOST_SEEDS)."""
+    (counts as integers; ``p_adjusted`` empty for sanity lines)."""
     frame = table.reindex(columns=CSV_COLUMNS)
-    for column in ("n_a", "n_b", "seeds_to_show"):
+    for column in ("n_a", "n_b"):
         values = [v if v is None or not math.isfinite(v) else int(v) for v in frame[column]]
         frame[column] = pd.Series(values, index=frame.index, dtype=object)
     return frame.to_csv(index=False)
 
 
 def summary(table: pd.DataFrame) -> str:
-    """One sentence: how many conclusions hold, reverse, show no detectable difference... on the final
-    epoch and on the report's metric."""
+    """One sentence: how many conclusions get each verdict on the final epoch and on the report's
+    metric, how many of the claims' holds and reversals the multiple-testing control does not keep,
+    and how many verdicts are fragile."""
     parts = []
     for metric, name in (("honest", "on the final epoch"), ("report", "on the report's highest-over-epochs")):
         counts = verdict_counts(table, metric)
         lines = table[table["metric"] == metric]
         shown = lines["verdict"].isin(("holds", "reversed"))
-        q_values = lines["q_value"] if "q_value" in lines else pd.Series(math.nan, index=lines.index)
-        doubtful = int((shown & (q_values >= 1 - CONFIDENCE)).sum())
+        adjusted = lines["p_adjusted"] if "p_adjusted" in lines else pd.Series(math.nan, index=lines.index)
+        doubtful = int((shown & (adjusted >= 1 - CONFIDENCE)).sum())
+        fragile = int(lines["fragile"].fillna(False).astype(bool).sum()) if "fragile" in lines else 0
         items = [f"{n} {v}" for v, n in counts.items() if n]
-        if doubtful:  # said after the holds and reversals it is about
-            last, both = sum(1 for v in ("holds", "reversed") if counts[v]) - 1, counts["holds"] + counts["reversed"]
-            items[last] += f" ({doubtful} of these {both} not kept by the false-discovery control)"
+        if doubtful:
+            items.append(f"{doubtful} holds/reversed not kept by the multiple-testing control")
+        if fragile:
+            items.append(f"{fragile} fragile")
         parts.append(f"{name}: " + ", ".join(items))
     n = table["id"].nunique()
+    claims = table.loc[table["role"] == "claim", "id"].nunique() if "role" in table else n
     return (
-        f"{n} conclusion{'s' if n != 1 else ''}, 95% intervals over seeds (at least {MIN_SEEDS} per side to decide; "
-        f"{MIN_COLLAPSE_SEEDS} for a collapse rate) — " + "; ".join(parts) + "."
+        f"{n} conclusions ({claims} claims of the report, {n - claims} sanity checks), 95% intervals over seeds "
+        f"(at least {MIN_SEEDS} per side to decide; {MIN_COLLAPSE_SEEDS} for a collapse rate) — "
+        + "; ".join(parts)
+        + "."
     )

@@ -37,6 +37,15 @@ def _gap(record: RunRecord, metric: str) -> float:
     return float(h["train_acc"].max() - h["test_acc"].max())
 
 
+def _swing(record: RunRecord) -> float:
+    """Mean |change| of test accuracy between consecutive epochs of the second half of training
+    (epochs 11-20 of 20), where the learning curve has flattened: over all epochs the rise of the
+    curve alone, (last - first) / (epochs - 1), would count as fluctuation."""
+    acc = record.history["test_acc"]
+    half = len(acc) // 2
+    return float(acc.iloc[max(half - 1, 0) :].diff().abs().iloc[1:].mean())
+
+
 def _per_10k(record: RunRecord, true: str, predicted: str) -> float:
     names = DATASETS[record.config.dataset].classes
     confusion = record.confusion
@@ -97,7 +106,7 @@ QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
     "gap": _gap,
     # one machine's runs; deepcls.analysis.ledger.run_values scales mixed machines
     "seconds": lambda r, m: fastest_epoch(r),
-    "swing": lambda r, m: float(r.history["test_acc"].diff().abs().iloc[1:].mean()),
+    "swing": lambda r, m: _swing(r),
     "bird_airplane": lambda r, m: _per_10k(r, "bird", "airplane"),
     "other_classes": lambda r, m: _other_classes(r),
     "error": lambda r, m: 100 - test_accuracy(r, m),
@@ -108,4 +117,5 @@ QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
 def collapsed(record: RunRecord) -> bool:
     """At chance at the end (final test accuracy at most :data:`CHANCE_CEILING`): the final model
     predicts (nearly) one class. The one collapse rule: tables, findings and the ledger all use it."""
-    return float(record.history["test_acc"].iloc[-1]) <= CHANCE_CEILING
+    acc = pd.to_numeric(record.history.get("test_acc", pd.Series(dtype=float)), errors="coerce").dropna()
+    return bool(len(acc)) and float(acc.iloc[-1]) <= CHANCE_CEILING

@@ -82,6 +82,7 @@ def _aggregate(done: pd.DataFrame, diverged: int, missing: int) -> dict:
             "test_mean": np.nan,
             "test_std": np.nan,
             "final_test_mean": np.nan,
+            "final_test_std": np.nan,
             "seeds_done": 0,
             "diverged": diverged,
             "wall_time_s": np.nan,
@@ -89,16 +90,22 @@ def _aggregate(done: pd.DataFrame, diverged: int, missing: int) -> dict:
             "device": None,
         }
     return {
-        "train_mean": done["highest_train_acc"].astype(float).mean(),
-        "test_mean": done["highest_test_acc"].astype(float).mean(),
-        "test_std": done["highest_test_acc"].astype(float).std(ddof=1) if len(done) > 1 else np.nan,
-        "final_test_mean": done["final_test_acc"].astype(float).mean(),
+        "train_mean": _numbers(done, "highest_train_acc").mean(),
+        "test_mean": _numbers(done, "highest_test_acc").mean(),
+        "test_std": _numbers(done, "highest_test_acc").std(ddof=1) if len(done) > 1 else np.nan,
+        "final_test_mean": _numbers(done, "final_test_acc").mean(),
+        "final_test_std": _numbers(done, "final_test_acc").std(ddof=1) if len(done) > 1 else np.nan,
         "seeds_done": len(done),
         "diverged": diverged,
-        "wall_time_s": done["wall_time_s"].astype(float).sum(),
+        "wall_time_s": _numbers(done, "wall_time_s").sum(),
         "status": status,
         "device": " | ".join(dict.fromkeys(done["device"].astype(str))),
     }
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A metrics column as floats; a missing column or a value that is not a number reads as NaN."""
+    return pd.to_numeric(frame[column], errors="coerce") if column in frame else pd.Series(np.nan, index=frame.index)
 
 
 def records(results: pd.DataFrame, table: str, row: int, store: RunStore) -> list[RunRecord]:

@@ -1,4 +1,16 @@
-"""The report's conclusions as data (``conclusions.csv``), and the training order that fills them first."""
+"""The report's conclusions as data (``conclusions.csv``), and the training order that fills them first.
+
+Each line carries an equivalence ``margin``, fixed before any of our numbers were read, by one rule:
+the smallest difference that would matter to a reader of the report, in the line's own unit, per
+dataset. Accuracy points (test accuracy, train-test gaps, class accuracies, test error): 0.5 on
+CIFAR-10 and 0.1 on MNIST (50 and 10 test images in 10,000: about a fortieth and a tenth of the
+reported error rates, and below one run's seed noise); confusion counts per 10,000 images: 50
+(0.5 points); the epoch-to-epoch swing: 0.25 points (half its 0.5 threshold); a share of errors:
+1 percentage point; seconds: 5% of side b. Collapse rates have none: a rate is compared with its
+exact interval. ``role`` says what the line is: ``claim`` (a conclusion the report draws; the
+multiple-testing family) or ``sanity`` (a check of the set-up that holds by construction, such as
+MNIST being easier than CIFAR-10, or augmented batches widening the train-test gap).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +21,7 @@ from importlib import resources
 import pandas as pd
 
 Side = tuple[str, int]  # (table, row)
+ROLES = ("claim", "sanity")
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,15 @@ class Conclusion:
     threshold: float = 0.0  # a one-sided quantity holds when its interval lies above this (below: sign -1)
     sign: int = 1
     source: str = ""
+    margin: float | None = 0.5  # equivalence margin, in the line's unit (see the module docstring)
+    relative: bool = False  # ``margin`` is a fraction of side b's mean (the seconds line)
+    role: str = "claim"  # "claim" (in the multiple-testing family) or "sanity"
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"conclusion {self.id}: role {self.role!r} is not one of {', '.join(ROLES)}")
+        if self.kind != "collapse" and not (self.margin is not None and self.margin > 0):
+            raise ValueError(f"conclusion {self.id}: a comparison needs an equivalence margin > 0")
 
 
 def _side(table: str, row: str) -> Side | None:
@@ -55,12 +77,25 @@ def load_conclusions() -> tuple[Conclusion, ...]:
                 threshold=float(line["threshold"] or 0),
                 sign=int(line["sign"] or 1),
                 source=line["source"],
+                margin=float(line["margin"].rstrip("%")) / (100 if line["margin"].endswith("%") else 1)
+                if line["margin"]
+                else None,
+                relative=line["margin"].endswith("%"),
+                role=line["role"],
             )
             for line in csv.DictReader(f)
         )
 
 
-CONCLUSIONS = load_conclusions()
+def _unique(conclusions: tuple[Conclusion, ...]) -> tuple[Conclusion, ...]:
+    ids = [c.id for c in conclusions]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:  # a repeated line would count twice in the multiple-testing family
+        raise ValueError(f"conclusions.csv repeats {', '.join(repeated)}")
+    return conclusions
+
+
+CONCLUSIONS = _unique(load_conclusions())
 
 
 def conclusions_first(grid: pd.DataFrame) -> pd.DataFrame:

@@ -264,8 +264,9 @@ table.results td:nth-child(3) {{ text-align: left; }}
 <p class="banner">Profile <strong>{profile}</strong>: {description}.</p>
 <h2 id="conclusions">Which of the report's conclusions hold</h2>
 <p>Each conclusion of the report answered from every stored seed: our margin in the claimed direction with its
-95% interval, under the report's metric (highest test accuracy over epochs) and the final epoch; the verdict needs
-at least 3 seeds per side (5 for a collapse rate). <code>deepcls/ledger.py</code> defines each line.</p>
+95% interval, under the report's metric (highest test accuracy over epochs) and the final epoch: holds, reversed,
+equivalent within the line's margin, inconclusive, undecided (fewer than 3 seeds a side; 5 for a collapse rate) or not
+comparable. <code>deepcls/paper/conclusions.csv</code> defines each line; <code>ledger.csv</code> has every number.</p>
 {conclusions}
 <h2>Notebooks</h2>
 <ul id="notebooks">

@@ -110,8 +110,8 @@ def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
         {
             "conclusion": h["conclusion"],
             "measure": h["measure"],
-            "side a": [_side(m, s, n) for m, s, n in zip(h["mean_a"], h["std_a"], h["n_a"])],
-            "side b": [_side(m, s, n) for m, s, n in zip(h["mean_b"], h["std_b"], h["n_b"])],
+            "side a, final epoch": [_side(m, s, n) for m, s, n in zip(h["mean_a"], h["std_a"], h["n_a"])],
+            "side b, final epoch": [_side(m, s, n) for m, s, n in zip(h["mean_b"], h["std_b"], h["n_b"])],
             "ours, final epoch [95%]": [
                 _interval(d, lo, hi) for d, lo, hi in zip(h["difference"], h["low"], h["high"])
             ],
@@ -119,11 +119,19 @@ def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
                 _interval(d, lo, hi) for d, lo, hi in zip(r["difference"], r["low"], r["high"])
             ],
             "report (in our interval?)": [_reported(m, inside) for m, inside in zip(r["reported"], r["report_inside"])],
-            "verdict (final epoch)": h["verdict"],
-            "verdict (report's metric)": r["verdict"],
+            "margin": [f"±{m:g}" if isinstance(m, float) and m == m else "—" for m in h.get("margin", [None] * len(h))],
+            "verdict (final epoch)": [_verdict(v, f) for v, f in zip(h["verdict"], h.get("fragile", [None] * len(h)))],
+            "verdict (report's metric)": [
+                _verdict(v, f) for v, f in zip(r["verdict"], r.get("fragile", [None] * len(r)))
+            ],
             "note": [short_note(_note(a, b)) for a, b in zip(h["reading"], r["reading"])],
         }
     ).reset_index(names="id")
+
+
+def _verdict(verdict: str, fragile: object) -> str:
+    """The verdict, marked where the pooled spread of its family of rows gives another."""
+    return f"{verdict} (fragile)" if fragile is True else verdict
 
 
 NOTE_CHARS = 120  # a ledger cell's note; the whole reading is in ledger.csv and --evidence

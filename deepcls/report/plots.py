@@ -145,7 +145,8 @@ def sample_grid(
 VERDICT_COLOURS = {
     "holds": "#2a6f97",
     "reversed": "#a4161a",
-    "no detectable difference": "#6c757d",
+    "equivalent": "#2d936c",
+    "inconclusive": "#6c757d",
     "undecided": "#c9a227",
     "not comparable": "#8d6cab",
 }
