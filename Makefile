@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --prefix $(VENV) --name deepcls --display-name "deepcls (.venv)"
 	touch $(STAMP)
 
-# Unit and integration tests, then every notebook at the smoke profile with nbmake (notebooks/conftest.py).
+# Unit and integration tests, then every notebook at the smoke profile with nbmake (notebooks/conftest.py);
+# pytest's temporary folders live in one folder that is removed afterwards, pass or fail.
 test: $(STAMP)
-	$(PY) -m pytest
-	$(PY) -m pytest --nbmake --nbmake-timeout=1200 notebooks/
+	@tmp=$$(mktemp -d); \
+	$(PY) -m pytest --basetemp=$$tmp/unit && \
+	$(PY) -m pytest --basetemp=$$tmp/notebooks --nbmake --nbmake-timeout=1200 notebooks/; \
+	status=$$?; rm -rf $$tmp; exit $$status
 
 # Train a profile's missing runs without rendering (resumable; e.g. PROFILE=paper TABLES=vgg_mnist JOBS=2).
 runs: $(STAMP)

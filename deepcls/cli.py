@@ -483,9 +483,12 @@ def _markdown(args: argparse.Namespace) -> int:
 
 def _integers(flag: str, text: str) -> list[int]:
     try:
-        return [int(part) for part in text.split(",")]
+        values = [int(part) for part in text.split(",")]
     except ValueError:
         raise DeepclsError(f"{flag} must be comma-separated integers, got {text!r}") from None
+    if len(set(values)) < len(values):  # --seeds 0,0 would count one run as two seeds
+        raise DeepclsError(f"{flag} repeats a value: {text!r}")
+    return values
 
 
 def _info() -> int:

@@ -73,6 +73,7 @@ SPEED_FIELDS = ("device", "threads", "channels_last", "compile", "graphs")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_SEED = 2**32  # epoch_seed(seed, epoch) = seed * 1_000_003 + epoch must stay a 64-bit generator seed
 MAX_THREADS = 1024
+MAX_EPOCHS = 10_000  # beyond any schedule deepcls trains; a typo such as 1e20 fails here, not in a loop
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,14 @@ class RunConfig:
         check(self.profile in RUN_PROFILES, f"unknown profile {self.profile!r}; known: {', '.join(RUN_PROFILES)}")
         check(_is_finite(self.lr) and self.lr > 0, f"lr must be a positive finite number, got {self.lr!r}")
         check(_is_int(self.epochs) and self.epochs > 0, f"epochs must be a positive integer, got {self.epochs!r}")
+        check(self.epochs <= MAX_EPOCHS, f"epochs must be at most {MAX_EPOCHS}, got {self.epochs!r}")
+        for f in fields(self):  # the Python API gets what the CLI's flags guarantee: a bool is a bool
+            value = getattr(self, f.name)
+            if f.type in ("bool", "bool | None"):
+                check(
+                    isinstance(value, bool) or (value is None and f.type == "bool | None"),
+                    f"{f.name} must be True or False, got {value!r}",
+                )
         check(
             _is_int(self.batch_size) and self.batch_size > 0,
             f"batch_size must be a positive integer, got {self.batch_size!r}",

@@ -43,9 +43,10 @@ def test_a_time_boxed_job_exports_its_runs_and_another_store_imports_them(
 
 
 @pytest.mark.parametrize(
-    "flags", [["--budget-s", "nan"], ["--budget-s", "-10"], ["--runs-at-once", "0"], ["--budget-s", "5"]]
+    "flags",
+    [["--budget-s", "nan"], ["--budget-s", "-10"], ["--runs-at-once", "0"], ["--budget-s", "5"], ["--seeds", "0,0"]],
 )
-def test_a_bad_budget_is_one_error_line(flags: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_job_flag_is_one_error_line(flags: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     train = [] if flags == ["--budget-s", "5"] else ["--train"]  # a budget without --train is refused too
     assert main(["results", "--profile", "smoke", "--results-dir", str(tmp_path), *train, *flags]) == 2
     err = capsys.readouterr().err

@@ -206,3 +206,16 @@ def test_unknown_device_is_one_clear_error() -> None:
     with pytest.raises(ConfigError, match="device must be"):
         RunConfig(device="bogus")
     assert RunConfig(device="cuda:1").device == "cuda:1"
+
+
+@pytest.mark.parametrize(("field", "value"), [("nesterov", "no"), ("compile", "false"), ("channels_last", 0), ("graphs", "yes")])
+def test_the_python_api_refuses_a_bool_field_that_is_not_a_bool(field: str, value: object) -> None:
+    """``nesterov="no"`` is truthy: it would train with Nesterov under a run id that says "no"."""
+    with pytest.raises(ConfigError, match=f"{field} must be True or False"):
+        RunConfig(**{field: value})
+    assert RunConfig(se=None).se is None and RunConfig(nesterov=True).nesterov is True
+
+
+def test_an_epoch_count_beyond_any_schedule_is_refused() -> None:
+    with pytest.raises(ConfigError, match="epochs must be at most 10000"):
+        RunConfig(epochs=10**20)

@@ -66,17 +66,21 @@ DECIDED = VERDICTS[:4]  # the verdicts of a test with enough seeds
 
 
 # ---------------------------------------------------------------------------- the ledger
-def side_records(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> dict[Side, list[RunRecord]]:
+def side_records(
+    conclusions: Sequence[Conclusion], profile: str, store: RunStore, read: tuple | None = None
+) -> dict[Side, list[RunRecord]]:
     """Every side's complete stored runs (one per seed found in :data:`LEDGER_SEEDS`; failed and
     diverged runs are never seeds); for a seconds line also those of the longer rows of its sides'
-    chains (:func:`longer_rows`)."""
-    results, sides = _side_results(conclusions, profile, store)
+    chains (:func:`longer_rows`). ``read``: :func:`_side_results`, where the caller has it already."""
+    results, sides = read or _side_results(conclusions, profile, store)
     return {s: records(results, *s, store) if s in set(zip(results["table"], results["row"])) else [] for s in sides}
 
 
-def diverged_runs(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> dict[Side, int]:
+def diverged_runs(
+    conclusions: Sequence[Conclusion], profile: str, store: RunStore, read: tuple | None = None
+) -> dict[Side, int]:
     """Every side's diverged runs: counted and shown, never read as accuracies."""
-    results, sides = _side_results(conclusions, profile, store)
+    results, sides = read or _side_results(conclusions, profile, store)
     counts = dict(zip(zip(results["table"], results["row"]), results["diverged"])) if len(results) else {}
     return {s: int(counts.get(s, 0)) for s in sides}
 
@@ -138,9 +142,17 @@ def ledger(
 ) -> pd.DataFrame:
     """One line per conclusion and metric (``report``, ``honest``): n, mean ± std per side, the
     difference and its 95% interval, the verdict and whether the report's margin lies inside. An
-    undecided line says what its missing seeds cost on device ``on`` (deepcls.engine.runtime.target_device)."""
-    found = side_records(conclusions, profile, store)
-    diverged = diverged_runs(conclusions, profile, store)
+    undecided line says what its missing seeds cost on device ``on`` (deepcls.engine.runtime.target_device).
+
+    Lines of :data:`CONCLUSIONS` are always answered within the whole ledger, so that a subset (one
+    notebook's lines, ``--conclusions``) shows the adjusted p-values and pooled spreads of the full
+    family, not of the subset."""
+    asked = [c.id for c in conclusions]
+    if set(asked) <= {c.id for c in CONCLUSIONS}:
+        conclusions = CONCLUSIONS
+    read = _side_results(conclusions, profile, store)  # one reading of the store for runs and counts
+    found = side_records(conclusions, profile, store, read)
+    diverged = diverged_runs(conclusions, profile, store, read)
     costs = row_costs(profile, store, LEDGER_SEEDS, on)
     pooled = pooled_spreads(found, profile)
     lines = []
@@ -176,7 +188,10 @@ def ledger(
                     **line,
                 }
             )
-    return _false_discoveries(pd.DataFrame(lines))
+    table = _false_discoveries(pd.DataFrame(lines))
+    table = table[table["id"].isin(asked)]
+    order = {i: k for k, i in enumerate(asked)}
+    return table.iloc[sorted(range(len(table)), key=lambda k: order[table["id"].iloc[k]])].reset_index(drop=True)
 
 
 def _false_discoveries(table: pd.DataFrame) -> pd.DataFrame:
