@@ -112,7 +112,7 @@ def test_failure_midway_leaves_no_partial_run(tmp_path: Path, monkeypatch: pytes
     assert leftovers(store) == []
 
 
-def test_a_run_trained_elsewhere_is_stored_from_its_files_atomically(
+def test_a_run_trained_elsewhere_is_stored_atomically_from_its_own_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What the ray executor does: a worker's run folder, as bytes, lands in the driver's store."""
