@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e ".[dev]"
-	$(PY) -m ipykernel install --prefix $(VENV) --name deepcls --display-name "deepcls (.venv)"
+	@# ipykernel leaves an empty <tmp>/tmp*_kernels folder behind: give it a temporary folder of its own
+	@tmp=$$(mktemp -d); TMPDIR=$$tmp $(PY) -m ipykernel install --prefix $(VENV) --name deepcls \
+		--display-name "deepcls (.venv)"; status=$$?; rm -rf $$tmp; exit $$status
 	touch $(STAMP)
 
 # Unit and integration tests, then every notebook at the smoke profile with nbmake (notebooks/conftest.py);
