@@ -36,6 +36,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"deepcls: error: {message}\n")
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number >= 1 (``--jobs 0`` would divide the cores by zero)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _a_path(text: str) -> str:
+    """An argparse type: a non-empty path (``--csv ''`` would silently write nothing)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a path (or - to print)")
+    return text
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -88,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="execute the notebooks and render the HTML report")
     report.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
-    report.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel")
+    report.add_argument("--jobs", type=_at_least_one, default=1, help="notebooks executed in parallel")
     report.add_argument("--notebooks", default=None, help="comma-separated notebook names (default: all)")
     report.add_argument("--data-dir", default=None)
     report.add_argument("--results-dir", default=None)
@@ -156,12 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
         "the value each metric reads)",
     )
     ledger.add_argument(
-        "--runs", type=int, default=None, metavar="N", help="with --plan or --train: only the plan's first N runs"
+        "--runs",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="with --plan or --train: only the plan's first N runs",
     )
     add_training_arguments(ledger)
     ledger.add_argument("--markdown", action="store_true", help="a Markdown table (as in results/RESULTS.md)")
     ledger.add_argument(
-        "--csv", default=None, metavar="PATH", help="write the numbers (both metrics, full precision) to PATH; - prints"
+        "--csv",
+        type=_a_path,
+        default=None,
+        metavar="PATH",
+        help="write the numbers (both metrics, full precision) to PATH; - prints",
     )
 
     markdown = sub.add_parser("markdown", help="write results/RESULTS.md (every profile's tables) from the run store")
@@ -189,7 +215,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """Where and how many at once a command's ``--train`` runs, and the folders it reads."""
     parser.add_argument(
         "--jobs",
-        type=int,
+        type=_at_least_one,
         default=1,
         help="with --train: runs trained at once, each with its share of the cores (default: 1)",
     )
@@ -371,8 +397,6 @@ def _ledger(args: argparse.Namespace) -> int:
     if unknown:
         raise DeepclsError(f"unknown conclusion(s) {', '.join(unknown)}; known: {', '.join(known)}")
     conclusions = [known[i] for i in ids]
-    if args.runs is not None and args.runs < 1:
-        raise DeepclsError(f"--runs must be >= 1, got {args.runs}")
     if args.runs is not None and not (args.plan or args.train):
         raise DeepclsError("--runs needs --plan or --train")
     store = RunStore(args.results_dir)

@@ -166,7 +166,7 @@ def test_results_with_zero_jobs_is_one_line(tmp_path: Path, capsys: pytest.Captu
         ],
         capsys,
     )
-    assert code == 2 and out == "" and err == "deepcls: error: jobs must be >= 1, got 0\n"
+    assert code == 2 and out == "" and err == "deepcls: error: argument --jobs: must be >= 1, got 0\n"
     assert not (tmp_path / "results").exists()
 
 
@@ -361,7 +361,10 @@ def test_ledger_runs_takes_the_plans_first_runs_and_says_what_they_complete(
     assert code == 0 and [line.split()[:4] for line in out.splitlines() if "never run" in line] == whole[:3]
     assert f"The first 3 of {len(whole)} runs that would decide the conclusions still short of seeds" in out
     assert "They complete 0. `deepcls ledger --profile smoke --train --runs 3` trains them." in out
-    for bad, message in (("0", "--runs must be >= 1, got 0"), ("x", "argument --runs: invalid int value: 'x'")):
+    for bad, message in (
+        ("0", "argument --runs: must be >= 1, got 0"),
+        ("x", "argument --runs: must be a whole number >= 1, got 'x'"),
+    ):
         code, out, err = run_cli([*args, "--runs", bad], capsys)
         assert code == 2 and out == "" and err == f"deepcls: error: {message}\n"
     code, out, err = run_cli([*args[:-1], "--runs", "3"], capsys)
@@ -393,4 +396,22 @@ def test_output_piped_to_a_reader_that_stops_early_ends_quietly(tmp_path: Path) 
 def test_ledger_plan_and_train_together_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(["ledger", "--plan", "--train", "--results-dir", str(tmp_path)], capsys)
     assert code == 2 and out == "" and err == "deepcls: error: argument --train: not allowed with argument --plan\n"
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["ledger", "--plan", "--jobs", "0"],
+        ["ledger", "--plan", "--runs", "0"],
+        ["ledger", "--csv", ""],
+        ["results", "--jobs", "-1"],
+        ["report", "--jobs", "0"],
+    ],
+)
+def test_a_count_below_one_or_an_empty_path_is_one_error_line(
+    arguments: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli([*arguments, "--profile", "smoke", "--results-dir", str(tmp_path)], capsys)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1 and err.startswith("deepcls: error: argument")
     assert not (tmp_path / "runs").exists()

@@ -208,7 +208,9 @@ def test_unknown_device_is_one_clear_error() -> None:
     assert RunConfig(device="cuda:1").device == "cuda:1"
 
 
-@pytest.mark.parametrize(("field", "value"), [("nesterov", "no"), ("compile", "false"), ("channels_last", 0), ("graphs", "yes")])
+@pytest.mark.parametrize(
+    ("field", "value"), [("nesterov", "no"), ("compile", "false"), ("channels_last", 0), ("graphs", "yes")]
+)
 def test_the_python_api_refuses_a_bool_field_that_is_not_a_bool(field: str, value: object) -> None:
     """``nesterov="no"`` is truthy: it would train with Nesterov under a run id that says "no"."""
     with pytest.raises(ConfigError, match=f"{field} must be True or False"):
