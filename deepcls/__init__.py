@@ -18,7 +18,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from deepcls.store.runs import RunRecord
 
 __version__ = "0.1.0"
 
@@ -115,14 +120,22 @@ class Study:
 
         return markdown(banner(self.profile))
 
-    def grid(self, tables: str | Sequence[str], seeds: Sequence[int] | None = None, rows=None):
+    def grid(
+        self, tables: str | Sequence[str], seeds: Sequence[int] | None = None, rows: Sequence[int] | None = None
+    ) -> pd.DataFrame:
+        """The grid of ``tables`` at the study's profile, for ``seeds`` (default: the study's)."""
         from deepcls.paper.grids import grid
 
         return grid(tables, self.profile, self.seeds if seeds is None else seeds, rows=rows)
 
     def results(
-        self, tables: str | Sequence[str], *, seeds: Sequence[int] | None = None, rows=None, train: bool | None = None
-    ):
+        self,
+        tables: str | Sequence[str],
+        *,
+        seeds: Sequence[int] | None = None,
+        rows: Sequence[int] | None = None,
+        train: bool | None = None,
+    ) -> pd.DataFrame:
         """Train the missing runs of ``tables`` for ``seeds`` (default: the study's) if the study
         trains (or ``train`` says so), then the results table over every stored seed."""
         from deepcls.analysis.results import results_table
@@ -141,13 +154,13 @@ class Study:
             )
         return results_table(grid, self.store)
 
-    def record(self, results, table: str, row: int):
+    def record(self, results: pd.DataFrame, table: str, row: int) -> RunRecord | None:
         """The first stored seed's RunRecord of a results line (None while pending)."""
         from deepcls.analysis.results import first_record
 
         return first_record(results, table, row, self.store)
 
-    def ledger(self, tables: Sequence[str] | None = None):
+    def ledger(self, tables: Sequence[str] | None = None) -> pd.DataFrame:
         """The ledger's lines about ``tables`` (default: all), formatted for reading."""
         from deepcls.analysis import ledger
         from deepcls.report.formatting import format_ledger
