@@ -22,6 +22,7 @@ from deepcls.errors import DeepclsError
 if typing.TYPE_CHECKING:
     import pandas as pd
 
+    from deepcls.paper.conclusions import Conclusion
     from deepcls.store.runs import RunStore
 
 EXIT_USAGE = 2
@@ -168,11 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--plan", action="store_true", help="list the runs that would decide the undecided lines")
     action.add_argument("--train", action="store_true", help="train those runs, cheapest conclusion first")
     action.add_argument(
+        "--time",
+        action="store_true",
+        help="measure the seconds-per-epoch lines: both sides' training steps timed here, alternating "
+        "(--device; on the CPU one thread, or --threads)",
+    )
+    action.add_argument(
         "--evidence",
         action="store_true",
         help="the runs behind each line instead: one row per conclusion, side and run (seed, run id, device, "
         "the value each metric reads)",
     )
+    ledger.add_argument(
+        "--repeats", type=_at_least_one, default=None, metavar="N", help="with --time: repeats per side (default: 10)"
+    )
+    ledger.add_argument("--device", default="auto", help="with --time: where to time (default: auto)")
+    ledger.add_argument("--threads", type=_at_least_one, default=None, help="with --time on the CPU (default: 1)")
     ledger.add_argument(
         "--runs",
         type=_at_least_one,
@@ -369,6 +381,24 @@ def _train_within(args: argparse.Namespace, grid: pd.DataFrame, tables: list[str
     print("\n".join(f"{k}: {v}" for k, v in summary.items()))
 
 
+def _time_lines(args: argparse.Namespace, conclusions: Sequence[Conclusion], store: RunStore) -> None:
+    """Measure and store each seconds line's paired benchmark (deepcls.bench.steps)."""
+    import torch
+
+    from deepcls.analysis.ledger import side_config
+    from deepcls.bench.steps import REPEATS, time_pair
+    from deepcls.store.timings import save_timing
+
+    if not conclusions:
+        raise DeepclsError("--time: none of the chosen conclusions is a seconds line")
+    store.ensure_writable()
+    torch.set_num_threads(args.threads or 1)  # one thread per run, as the costs and the runs are timed
+    for conclusion in conclusions:
+        a, b = (dataclasses.replace(side_config(side, args.profile), device=args.device) for side in conclusion.sides)
+        timing = time_pair(conclusion.id, a, b, args.data_dir, repeats=args.repeats or REPEATS)
+        print(f"wrote {save_timing(store, timing)} ({timing.repeats} repeats on {timing.device})")
+
+
 def _train_grid(args: argparse.Namespace, configs: Sequence[RunConfig], store: RunStore) -> None:
     from deepcls.execution import runner
 
@@ -383,11 +413,9 @@ def _ledger(args: argparse.Namespace) -> int:
 
     from deepcls.analysis import ledger
     from deepcls.analysis import plan as planner
-    from deepcls.analysis.costs import this_machine
     from deepcls.config import threads_per_job
     from deepcls.data.atomic import write_text
-    from deepcls.engine.probe import busy_note, probe_seconds
-    from deepcls.engine.runtime import resolve_device, target_device
+    from deepcls.engine.runtime import target_device
     from deepcls.report import formatting as tables
     from deepcls.store.runs import RunStore
 
@@ -399,11 +427,12 @@ def _ledger(args: argparse.Namespace) -> int:
     conclusions = [known[i] for i in ids]
     if args.runs is not None and not (args.plan or args.train):
         raise DeepclsError("--runs needs --plan or --train")
+    if (args.repeats or args.threads) and not args.time:
+        raise DeepclsError("--repeats and --threads need --time")
     store = RunStore(args.results_dir)
     on = target_device(threads=threads_per_job(args.jobs))  # where --train would train (Ray: where its driver is)
     if args.plan or args.train:
-        probe = probe_seconds(resolve_device("auto"), threads_per_job(args.jobs)) if args.plan else None
-        whole = planner.plan(args.profile, store, conclusions, on, probe)  # costs on this machine's scale
+        whole = planner.plan(args.profile, store, conclusions, on)
         plan = whole.iloc[: args.runs]
         later = whole.iloc[len(plan) :]
         if args.plan:
@@ -411,10 +440,10 @@ def _ledger(args: argparse.Namespace) -> int:
                 print(tables.format_plan(plan).to_string(index=False) + "\n")
             wall_s = planner.wall_seconds(plan, args.jobs)
             print(tables.plan_summary(plan, args.profile, later, jobs=args.jobs, wall_s=wall_s))
-            if len(plan) and (said := this_machine(store, args.profile, on, probe)):
-                print(" ".join(filter(None, [said, busy_note(resolve_device("auto"), threads_per_job(args.jobs))])))
             return 0
         _train_grid(args, plan["config"], store)
+    if args.time:
+        _time_lines(args, [c for c in conclusions if c.quantity == "seconds"], store)
     if args.evidence:
         return _evidence(args, ledger.evidence(args.profile, store, conclusions))
     table = ledger.ledger(args.profile, store, conclusions, on)
@@ -523,8 +552,7 @@ def _info() -> int:
 
     import deepcls
     from deepcls.data import DATASETS, dataset_path, resolve_data_dir
-    from deepcls.engine.probe import busy_note, probe_seconds
-    from deepcls.engine.runtime import resolve_device, target_device
+    from deepcls.engine.runtime import resolve_device
     from deepcls.engine.summary import cpu_bf16
     from deepcls.models import list_models, model_info
 
@@ -539,10 +567,6 @@ def _info() -> int:
         kind = cpu_bf16()
         bf16 = "emulated (no AMX or AVX512-BF16 on this CPU)" if kind == "emulated" else f"native ({kind.upper()})"
     print(f"device: {device}  threads: {torch.get_num_threads()}  bf16: {bf16}")
-    probe = f"{probe_seconds(device, 1):.3f} s on {target_device(threads=1)}"
-    print(f"machine probe: {probe} (deepcls.engine.probe: how this machine compares with those of the stored runs)")
-    if busy := busy_note(device, 1):
-        print(f"  {busy}")
     print(f"data dir: {resolve_data_dir()}")
     for name, spec in DATASETS.items():
         path = dataset_path(name)

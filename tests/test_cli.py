@@ -88,7 +88,6 @@ def test_info_lists_models_and_datasets(capsys: pytest.CaptureFixture[str]) -> N
     assert out.startswith("deepcls ")
     for name in ("mnist", "cifar10", *list_models()):
         assert f"  {name} " in out
-    assert re.search(r"^machine probe: \d+\.\d{3} s on (CPU x1|\S+) ", out, re.MULTILINE)
     assert re.search(r"  bf16: (yes|no|native \((AMX|AVX512_BF16)\)|emulated \(no AMX or AVX512-BF16)", out)
 
 
@@ -314,9 +313,8 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
     assert run_cli([*ledger_args, "--plan"], capsys)[1].endswith("at `smoke`: nothing to train.\n")
     assert len(list((tmp_path / "runs").iterdir())) == 6
     other = [a if a != "first_kernel_5_beats_3" else "vgg7_batch128_beats_32" for a in ledger_args]
-    out = run_cli([*other, "--plan"], capsys)[1]  # costed from the stored runs, which timed this machine
-    assert "Costs are put on this machine: its probe took" in out and "the 6 stored smoke CPU x" in out
-    assert "timed before the probe" not in out  # every stored run carries one
+    out = run_cli([*other, "--plan"], capsys)[1]  # costed from the stored runs' pace on this device
+    assert "estimated from their MACs" in out and "cost unknown" not in out
     code, out, _ = run_cli([*ledger_args, "--evidence"], capsys)  # the runs behind the decided line
     lines = out.splitlines()[1:]
     assert (

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from deepcls.analysis import costs
 from deepcls.analysis import plan as planner
 from deepcls.analysis.costs import Cost, duration
 from deepcls.analysis.ledger import Conclusion
-from deepcls.config import RunConfig, threads_per_job
-from deepcls.engine.probe import probe_seconds
+from deepcls.config import RunConfig
 from deepcls.paper import grids as ex
 from deepcls.store.runs import RunStore
 
@@ -28,13 +26,12 @@ def config(table: str, row: int, seed: int = 0) -> RunConfig:
     return grid.loc[grid["row"] == row, "config"].iloc[0]
 
 
-def store_run(root: Path, cfg: RunConfig, seconds: float, device: str, probe_s: float | None = None) -> None:
-    """A complete run of ``cfg`` that took ``seconds`` on ``device`` (whose probe took ``probe_s``), with its
-    MACs as training records them."""
+def store_run(root: Path, cfg: RunConfig, seconds: float, device: str) -> None:
+    """A complete run of ``cfg`` that took ``seconds`` on ``device``, with its MACs as training records them."""
     history = pd.DataFrame({"epoch": [1], "train_acc": [50.0], "test_acc": [45.0], "seconds": [seconds]})
     metrics = {"status": "complete", "final_test_acc": 45.0, "highest_test_acc": 45.0, "highest_train_acc": 50.0}
     metrics |= {"wall_time_s": seconds, "device": device, "macs": costs.macs(cfg), "epochs_run": cfg.epochs}
-    RunStore(root).save(cfg, history, metrics | ({"probe_s": probe_s} if probe_s else {}), None)
+    RunStore(root).save(cfg, history, metrics, None)
 
 
 def work(cfg: RunConfig) -> float:
@@ -102,65 +99,11 @@ def test_the_cli_names_the_device_it_plans_for(tmp_path: Path, capsys: pytest.Ca
     assert "110 s on CPU x1" in out and "on CPU x1" in out.splitlines()[-1]
 
 
-def test_once_runs_time_their_machine_the_costs_are_put_on_one_machines_scale(tmp_path: Path) -> None:
-    """A run timed before the probe is left out (its machine's speed is unknown); the probed runs are
-    scaled by their probe to their median machine, or to the machine whose probe is given."""
-    base, se = config("resnet_cifar10", 3), config("resnet_se", 1)
-    store_run(tmp_path, base, 100.0, CPU)  # seed 0: an unknown machine
-    store_run(tmp_path, se, 110.0, CPU)
-    store_run(tmp_path, config("resnet_cifar10", 3, 1), 200.0, CPU, probe_s=0.02)
-    store_run(tmp_path, config("resnet_cifar10", 3, 2), 300.0, CPU, probe_s=0.04)
-    found = costs.row_costs(PROFILE, RunStore(tmp_path), range(3), on="CPU x1")
-    assert found[("resnet_cifar10", 3)] == Cost(pytest.approx((200 * 0.03 / 0.02 + 300 * 0.03 / 0.04) / 2), "CPU x1")
-    rate = found[("resnet_cifar10", 3)].seconds / work(base)  # the row without a probed run: from its MACs
-    assert found[("resnet_se", 1)] == Cost(pytest.approx(rate * work(se)), "CPU x1", estimated=True)
-    slower = costs.row_costs(PROFILE, RunStore(tmp_path), range(3), on="CPU x1", probe=0.06)
-    assert slower[("resnet_cifar10", 3)].seconds == pytest.approx(2 * found[("resnet_cifar10", 3)].seconds)
-    assert costs.row_costs(PROFILE, RunStore(tmp_path), range(3), on="CPU x1", probe=0.06) == slower
-    other = costs.row_costs("paper", RunStore(tmp_path), range(3), on="CPU x1")  # no paper run carries a probe
-    assert other[("resnet_cifar10", 3)].estimated
-
-
-def test_this_machine_is_compared_with_the_probes_the_stored_runs_carry(tmp_path: Path) -> None:
-    """Runs timed before the probe say nothing of their machine: without a probed run the line warns."""
-    store_run(tmp_path, config("resnet_cifar10", 3), 100.0, CPU)
-    assert costs.this_machine(RunStore(tmp_path), PROFILE, "CPU x1", 0.05) == (
-        "The 1 stored quick CPU x1 run carries no machine probe: these costs are as timed on machines of "
-        "unknown speed, which can differ by several times (this machine's probe took "
-        "0.050 s on CPU x1)."
-    )
-    store_run(tmp_path, config("resnet_cifar10", 3, 1), 100.0, CPU, 0.02)
-    assert "the 1 stored quick CPU x1 run that carries a probe took a median 0.020 s" in costs.this_machine(
-        RunStore(tmp_path), PROFILE, "CPU x1", 0.06
-    )
-    for seed, probe in ((2, 0.04), (3, 0.03)):
-        store_run(tmp_path, config("resnet_cifar10", 3, seed), 100.0, CPU, probe)
-    said = costs.this_machine(RunStore(tmp_path), PROFILE, "CPU x1", 0.06)
-    assert "Costs are put on this machine: its probe took 0.060 s on CPU x1; the 3 stored quick CPU x1 runs" in said
-    assert said.endswith(
-        "took a median 0.030 s (about 2.0x). The 1 quick CPU x1 run timed before the probe (a machine of unknown speed)"
-        " is left out."
-    )
-    assert costs.this_machine(RunStore(tmp_path), PROFILE, "H100", 0.05) == ""  # none timed there
-    assert costs.this_machine(RunStore(tmp_path), "paper", "CPU x1", 0.05) == ""  # none of that profile
-
-
-def test_the_plan_on_the_cli_costs_runs_on_this_machine(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``--plan`` probes this machine and scales the probed runs' times to it (deepcls.engine.probe),
-    saying so when other work held the cores while it probed."""
+def test_the_plan_on_the_cli_costs_runs_on_this_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from deepcls.cli import main
-    from deepcls.engine import probe as machine
 
-    monkeypatch.setattr(machine.os, "getloadavg", lambda: (99.0, 99.0, 99.0))
-
-    store_run(tmp_path, config("resnet_se", 1), 110.0, CPU, probe_s=1e-3)
+    store_run(tmp_path, config("resnet_se", 1), 110.0, CPU)
     args = ["ledger", "--profile", PROFILE, "--conclusions", "se_helps", "--plan", "--results-dir", str(tmp_path)]
-    assert main([*args, "--jobs", "2"]) == 0
+    assert main(args) == 0
     out = capsys.readouterr().out
-    threads = threads_per_job(2)
-    here = probe_seconds(torch.device("cpu"), threads)  # measured once per process: the same number
-    assert f"{duration(110.0 * here / 1e-3)} on CPU x{threads}" in out
-    assert f"Costs are put on this machine: its probe took {here:.3f} s on CPU x{threads}" in out
-    assert "This machine was busy while it probed (1-minute load 99.0 on " in out
+    assert f"{duration(110.0)} on CPU x1" in out and "probe" not in out

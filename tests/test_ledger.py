@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from deepcls.analysis import ledger
 from deepcls.analysis import plan as planner
 from deepcls.analysis.ledger import CONCLUSIONS, Conclusion
+from deepcls.cli import main
 from deepcls.config import RunConfig
 from deepcls.execution import runner
 from deepcls.paper import grids as ex
 from deepcls.report import formatting as tables
 from deepcls.store.runs import RunStore
+from deepcls.store.timings import StepTiming, load_timing, save_timing, step_config, timing_path
 
 PROFILE = "quick"
 
@@ -272,7 +276,6 @@ def test_the_runs_behind_a_line_give_its_means_seed_by_seed(tmp_path: Path) -> N
     assert list(e["honest"]) == [75.0, 70.0] and list(e["report"]) == [75.0, 75.0]  # last-3 means
     shown = tables.format_evidence(runs)
     assert shown["final epoch"].iloc[5] == "collapsed" and shown["device"].iloc[0] == "CPU x1"
-    assert set(shown["probe"]) == {"—"}  # these runs predate the machine probe
 
 
 def test_a_collapse_rate_has_an_exact_interval_and_needs_five_seeds(tmp_path: Path) -> None:
@@ -344,91 +347,71 @@ def test_the_table_says_whether_the_reports_margin_is_inside_our_interval(
     assert line["report (in our interval?)"] == shown
 
 
-def test_seconds_per_epoch_reads_each_runs_fastest_epoch(tmp_path: Path) -> None:
-    """Other load on a shared machine only adds time: one disturbed epoch does not move the measure."""
-    for seed in range(3):
-        for row, fastest in ((6, 20.0), (3, 10.0)):
-            store_run(tmp_path, config("resnet_cifar10", row, seed), [30.0, 40.0])
-            history = RunStore(tmp_path).run_dir(config("resnet_cifar10", row, seed)) / "history.csv"
-            frame = pd.read_csv(history).assign(seconds=[fastest + 0.1 * seed, 900.0])
-            frame.to_csv(history, index=False)
-    line = verdict(tmp_path, SLOWER)
-    assert line["difference"] == pytest.approx(10.0) and line["verdict"] == "holds"
-
-
-def time_runs(root: Path, row: int, seeds: range, seconds_on_fast: float, probes: list[float | None]) -> None:
-    """Runs of resnet_cifar10 ``row`` whose epochs took ``seconds_on_fast`` on a machine whose probe
-    takes 0.1 s, trained on machines whose probes took ``probes`` (None: timed before the probe)."""
-    for seed, probe in zip(seeds, probes):
-        cfg = config("resnet_cifar10", row, seed)
-        store_run(root, cfg, [30.0, 40.0])
-        history = RunStore(root).run_dir(cfg) / "history.csv"
-        slow = (probe or 0.1) / 0.1
-        frame = pd.read_csv(history).assign(seconds=(seconds_on_fast + 0.1 * seed) * slow, probe_s=probe)
-        frame.to_csv(history, index=False)
-
-
-def test_seconds_from_machines_of_different_speed_are_put_on_one_scale(tmp_path: Path) -> None:
-    """The same epoch takes 2.5x as long on a slower machine: its probe takes 2.5x as long too."""
-    time_runs(tmp_path, 6, range(3), 20.0, [0.1, 0.25, 0.1])
-    time_runs(tmp_path, 3, range(3), 10.0, [0.25, 0.1, 0.25])
-    line = verdict(tmp_path, SLOWER)
-    assert line["difference"] == pytest.approx(10.0 * 0.175 / 0.1, abs=0.5)  # on the median probe, 0.175 s
-    assert line["verdict"] == "holds" and "probe takes 0.175 s" in line["reading"]
-
-
-def test_unprobed_timings_that_spread_over_2x_are_not_compared(tmp_path: Path) -> None:
-    """Without a probe a 2x spread within a side is as likely another machine as other load: the
-    quick profile's unprobed CPU x2 seeds took 10-376 s for one config, so no interval is drawn."""
-    time_runs(tmp_path, 6, range(3), 20.0, [None] * 3)
-    time_runs(tmp_path, 3, range(3), 10.0, [None] * 3)
-    assert verdict(tmp_path, SLOWER)["verdict"] == "holds"  # one machine: read as measured
-    cfg = config("resnet_cifar10", 3, 2)
-    history = RunStore(tmp_path).run_dir(cfg) / "history.csv"
-    pd.read_csv(history).assign(seconds=40.0).to_csv(history, index=False)  # 4x its seed-0 pace
-    line = verdict(tmp_path, SLOWER)
-    assert line["verdict"] == "not comparable"
-    assert line["reading"] == (
-        "timed on machines of unknown speed (no run carries a machine probe): fastest epochs side b 10-40 s"
+def store_timing(root: Path, a: list[float], b: list[float], **changes: object) -> StepTiming:
+    """A paired benchmark of the seconds line's sides (seconds per epoch, one pair per repeat)."""
+    sides = [ledger.side_config(side, PROFILE) for side in SLOWER.sides]
+    timing = StepTiming(
+        conclusion=SLOWER.id,
+        profile=PROFILE,
+        configs=(step_config(sides[0]), step_config(sides[1])),
+        device="CPU x1",
+        steps=(94, 94),
+        seconds_a=tuple(a),
+        seconds_b=tuple(b),
+        measured_at="2026-12-02T00:00:00+00:00",
+        torch="2.14.1",
     )
+    timing = dataclasses.replace(timing, **changes)
+    save_timing(RunStore(root), timing)
+    return timing
 
 
-def test_runs_timed_before_the_probe_are_left_out_once_a_run_has_one(tmp_path: Path) -> None:
-    """A run without a probe says nothing of its machine: the line counts the others and the plan
-    asks for a new seed of that side, not the stored one."""
-    time_runs(tmp_path, 6, range(3), 20.0, [0.1, 0.25, 0.1])
-    time_runs(tmp_path, 3, range(3), 10.0, [None, 0.1, 0.25])
+def test_seconds_per_epoch_come_from_a_paired_benchmark_not_from_runs(tmp_path: Path) -> None:
+    """Runs of both sides timed on different machines say nothing: the line reads the benchmark,
+    a paired t over its repeats, and the plan asks for no runs."""
+    for seed in range(3):  # wall times that would say the opposite
+        store_run(tmp_path, config("resnet_cifar10", 6, seed), [30.0, 40.0])
+        store_run(tmp_path, config("resnet_cifar10", 3, seed), [30.0, 40.0])
     line = verdict(tmp_path, SLOWER)
-    assert (line["n_a"], line["n_b"], line["verdict"]) == (3, 2, "undecided")
-    assert "1 run timed before the machine probe left out" in line["reading"]
-    assert "resnet_cifar10 3: 1 more" in line["reading"]
-    plan = planner.plan(PROFILE, RunStore(tmp_path), [SLOWER])
-    assert list(zip(plan["row"], plan["seed"])) == [(3, 3)]
+    assert (line["verdict"], line["n_a"]) == ("undecided", 0)
+    assert "not measured; measure it: deepcls ledger --time --profile quick" in line["reading"]
+    assert planner.plan(PROFILE, RunStore(tmp_path), [SLOWER]).empty
+    a, b = [20.0, 20.4, 19.8, 20.2, 20.1], [10.0, 10.3, 9.9, 10.1, 10.2]
+    store_timing(tmp_path, a, b)
+    line = verdict(tmp_path, SLOWER)
+    expected = stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert (line["verdict"], line["n_a"], line["n_b"]) == ("holds", 5, 5)
+    assert (line["low"], line["high"]) == pytest.approx((expected.low, expected.high))
+    assert line["margin"] == pytest.approx(0.05 * np.mean(b))  # 5% of side b's seconds
+    assert line["reading"].startswith("paired benchmark on CPU x1, 2026-12-02: 5 alternating repeats")
     evidence = ledger.evidence(PROFILE, RunStore(tmp_path), [SLOWER])
-    assert sorted(evidence.loc[evidence["side"] == "b", "seed"]) == [1, 2]
-    assert list(tables.format_evidence(evidence)["probe"])[-2:] == ["0.100 s", "0.250 s"]
+    assert list(evidence["side"]) == ["a"] * 5 + ["b"] * 5 and list(evidence["honest"]) == a + b
 
 
-def test_a_longer_run_of_the_same_config_and_seed_times_a_side_whose_run_predates_the_probe(tmp_path: Path) -> None:
-    """ResNet-18's 20-epoch seeds were timed before the probe, the 30-epoch runs of seeds 1 and 2 (one
-    chain: epoch k does not depend on the length) after it: those count, and the plan asks for one seed."""
-    assert ledger.longer_rows(("resnet_cifar10", 3), PROFILE) == (("resnet_cifar10", 4), ("resnet_cifar10", 5))
-    time_runs(tmp_path, 6, range(3), 20.0, [0.1, 0.25, 0.1])
-    time_runs(tmp_path, 3, range(3), 10.0, [None, None, None])
-    time_runs(tmp_path, 4, range(1, 3), 10.0, [0.1, 0.25])
+def test_a_timing_within_the_margin_is_equivalent_and_a_stale_or_damaged_one_is_not_read(tmp_path: Path) -> None:
+    store_timing(tmp_path, [10.0, 10.1, 9.9, 10.05], [10.02, 10.08, 9.95, 10.0])
+    assert verdict(tmp_path, SLOWER)["verdict"] == "equivalent"
+    other = ledger.side_config(SLOWER.b, PROFILE)
+    store_timing(tmp_path, [20.0] * 3, [10.0] * 3, configs=(step_config(other), step_config(other)))
     line = verdict(tmp_path, SLOWER)
-    assert (line["n_a"], line["n_b"], line["verdict"]) == (3, 2, "undecided")
-    assert "1 run timed before the machine probe left out" in line["reading"]
-    plan = planner.plan(PROFILE, RunStore(tmp_path), [SLOWER])
-    assert list(zip(plan["row"], plan["seed"])) == [(3, 3)]
-    evidence = ledger.evidence(PROFILE, RunStore(tmp_path), [SLOWER])
-    side_b = evidence[evidence["side"] == "b"]
-    assert list(side_b["run_id"]) == [config("resnet_cifar10", 4, seed).run_id for seed in (1, 2)]
-    assert set(side_b["epochs"]) == {config("resnet_cifar10", 4, 1).epochs}
-    time_runs(tmp_path, 5, range(1), 10.0, [0.25])  # the 50-epoch run of seed 0, timed
+    assert line["verdict"] == "undecided" and "the stored timing measured other configs" in line["reading"]
+    timing_path(RunStore(tmp_path), PROFILE, SLOWER.id).write_text('{"conclusion": "resnet34_slower_per_epoch"}')
     line = verdict(tmp_path, SLOWER)
-    assert (line["n_b"], line["verdict"]) == (3, "holds") and "left out" not in line["reading"]
-    assert line["difference"] == pytest.approx(10.0 * 0.175 / 0.1, abs=0.5)  # on the median probe, 0.175 s
+    assert line["verdict"] == "undecided" and "not a timing (KeyError" in line["reading"]
+    assert ledger.evidence(PROFILE, RunStore(tmp_path), [SLOWER]).empty
+
+
+def test_the_benchmark_times_both_models_in_one_process(data_dir: Path, tmp_path: Path) -> None:
+    """``deepcls ledger --time`` stores a measurement the ledger then reads: ResNet-34's steps take
+    longer than ResNet-18's (about twice the multiply-accumulates)."""
+    args = ["ledger", "--profile", PROFILE, "--conclusions", SLOWER.id, "--results-dir", str(tmp_path)]
+    assert main([*args, "--time", "--repeats", "3", "--data-dir", str(data_dir)]) == 0
+    timing = load_timing(RunStore(tmp_path), PROFILE, SLOWER.id)
+    assert timing is not None and timing.repeats == 3 and timing.device == "CPU x1"
+    assert timing.steps == (94, 94)  # the quick profile's 3,000 images in batches of 32
+    assert min(timing.seconds_a) > max(timing.seconds_b)
+    line = verdict(tmp_path, SLOWER)
+    assert line["verdict"] == "holds" and line["n_a"] == 3
 
 
 def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run_once(tmp_path: Path) -> None:

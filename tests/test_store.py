@@ -28,7 +28,7 @@ def config(**changes: Any) -> RunConfig:
 
 
 def history(epochs: int = 2, acc: float = 90.0) -> pd.DataFrame:
-    rows = [[e, 1e-3, 1.0 / e, acc - 5 + e, 1.2 / e, acc + e, 0.5, 1000.0, 0.05] for e in range(1, epochs + 1)]
+    rows = [[e, 1e-3, 1.0 / e, acc - 5 + e, 1.2 / e, acc + e, 0.5, 1000.0] for e in range(1, epochs + 1)]
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 

@@ -120,7 +120,6 @@ def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], data_d
     assert m["cpu_bf16"] in ("amx", "avx512_bf16", "emulated")  # what a bf16 run's pace follows
     assert m["flush_denormal"] is True  # set before torch's threads started (tests/conftest.py, as the CLI)
     assert m["params"] > 0 and m["macs"] > 0
-    assert h["probe_s"].nunique() == 1 and m["probe_s"] == h["probe_s"].iloc[0] > 0  # one process: one probe
 
     confusion = record.confusion
     assert confusion is not None and confusion.shape == (10, 10)
@@ -313,9 +312,6 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(
     monkeypatch.setattr(Trainer, "train_epoch", recording_train_epoch)
     resumed = train(config, killed_root, data_dir)
     assert epochs_trained == list(range(done, config.epochs))  # resumed, not restarted
-    killed_probe = {row["probe_s"] for row in state["history"]}  # each process times its own machine
-    assert len(killed_probe) == 1 and resumed.history["probe_s"].iloc[:done].tolist() == [*killed_probe] * done
-    assert (resumed.history["probe_s"].iloc[done:] > 0).all()
     assert resumed.status == "complete" and not resumed.reused
     assert not checkpoint.exists()
 

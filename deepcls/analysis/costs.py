@@ -8,11 +8,6 @@ that the device took, median over the profile's runs on it (any profile's, where
 Where the device has no runs at all, the row's own times stand, named with the device they were
 measured on.
 
-Machines of one device name differ too (CPU threads of one name by several times), so once the profile's
-runs on the device time their machine (deepcls.engine.probe), only those count, each put on one
-machine's scale by its probe: this machine's, when it is given, else their median probe. Runs
-timed before the probe come from machines of unknown speed and are left out.
-
 A run's seconds are its epochs at the pace of its median epoch, not its wall time: a few epochs
 slowed by other load on the machine (a CI run beside it, a paused process) are not what one more
 run costs.
@@ -89,8 +84,7 @@ def _typical_seconds(history: pd.DataFrame, wall_time_s: float) -> float:
 
 def _runs(store: RunStore) -> pd.DataFrame:
     """Every stored complete run with what it took: index run_id; profile, device (short), seconds (its
-    epochs at its median epoch's pace), work (NaN where metrics.json predates the MAC count), probe_s
-    (NaN where it predates deepcls.engine.probe)."""
+    epochs at its median epoch's pace), work (NaN where metrics.json predates the MAC count)."""
     rows = {}
     for run_id in store.run_ids():
         record = store.record(run_id)
@@ -106,35 +100,16 @@ def _runs(store: RunStore) -> pd.DataFrame:
             "device": short_device(m.get("device")),
             "seconds": _typical_seconds(record.history, float(wall)),
             "work": _work(m["macs"], config.dataset, config.subset, epochs) if known else math.nan,
-            "probe_s": float(m["probe_s"]) if m.get("probe_s") is not None else math.nan,
         }
-    columns = ["profile", "device", "seconds", "work", "probe_s"]
+    columns = ["profile", "device", "seconds", "work"]
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns) if rows else pd.DataFrame(columns=columns)
 
 
-def _one_machine(runs: pd.DataFrame, profile: str, on: str, probe: float | None) -> pd.DataFrame:
-    """``runs`` with the profile's runs on ``on`` that carry a probe put on one machine's scale (the
-    one whose probe took ``probe`` s; their median probe when None) and the other runs there dropped;
-    ``runs`` as they are when none of the profile's runs there carries a probe."""
-    there = runs["device"] == on
-    probed = there & (runs["profile"] == profile) & runs["probe_s"].notna()
-    if not probed.any():
-        return runs
-    scale = probe or float(runs.loc[probed, "probe_s"].median())
-    kept = runs[~there | probed].copy()
-    mine = kept["device"] == on
-    kept.loc[mine, "seconds"] *= scale / kept.loc[mine, "probe_s"]
-    return kept
-
-
-def row_costs(
-    profile: str, store: RunStore, seeds: Sequence[int], on: str | None = None, probe: float | None = None
-) -> dict[Side, Cost]:
+def row_costs(profile: str, store: RunStore, seeds: Sequence[int], on: str | None = None) -> dict[Side, Cost]:
     """One more seed's cost of every row of every table at ``profile`` on device ``on`` (a short
-    name; REFERENCE_DEVICE by default), from the row's stored ``seeds``; once the profile's runs
-    there carry a machine probe, on the machine whose probe took ``probe`` s (see the module)."""
+    name; REFERENCE_DEVICE by default), from the row's stored ``seeds`` (see the module)."""
     on = on or REFERENCE_DEVICE
-    runs = _one_machine(_runs(store), profile, on, probe)
+    runs = _runs(store)
     there = runs[(runs["device"] == on) & runs["work"].notna()]
     if (there["profile"] == profile).any():
         there = there[there["profile"] == profile]  # a profile's subsets and epochs set its overheads
@@ -154,36 +129,3 @@ def row_costs(
         else:
             out[(table, row)] = UNKNOWN
     return out
-
-
-def this_machine(store: RunStore, profile: str, on: str, probe: float) -> str:
-    """What the costs of ``profile`` on device ``on`` were put on: this machine, whose probe took
-    ``probe`` s, beside the median probe of the stored runs there that carry one, and how many runs
-    were left out as timed before the probe; a warning when none carries one (costs as timed on
-    machines of unknown speed); empty when the profile has no runs there."""
-    runs = _runs(store)
-    there = runs[(runs["device"] == on) & (runs["profile"] == profile)]
-    probes = there["probe_s"].dropna()
-    if there.empty:
-        return ""
-    if probes.empty:
-        runs_do = "runs carry" if len(there) != 1 else "run carries"
-        return (
-            f"The {len(there)} stored {profile} {on} {runs_do} no machine probe: these costs are as timed "
-            f"on machines of unknown speed, which can differ by several times "
-            f"(this machine's probe took {probe:.3f} s on {on})."
-        )
-    stored, left = float(probes.median()), len(there) - len(probes)
-    carry = "runs that carry" if len(probes) != 1 else "run that carries"
-    said = (
-        f"Costs are put on this machine: its probe took {probe:.3f} s on {on}; the {len(probes)} stored {profile} "
-        f"{on} {carry} a probe took a median {stored:.3f} s (about {probe / stored:.1f}x)."
-    )
-    if left:
-        were = (
-            "runs timed before the probe (machines of unknown speed) are"
-            if left > 1
-            else "run timed before the probe (a machine of unknown speed) is"
-        )
-        said += f" The {left} {profile} {on} {were} left out."
-    return said

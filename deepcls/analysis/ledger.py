@@ -15,8 +15,12 @@ the two one-sided tests (TOST) against the line's equivalence margin, and a verd
 - ``undecided``: fewer than :data:`MIN_SEEDS` runs on a side (:data:`MIN_COLLAPSE_SEEDS` for a
   collapse rate) — it says how many more and what they cost;
 - ``not comparable``: a side collapsed to chance in some seeds — the rate is given and the
-  runs that trained are compared; or, for seconds, the sides were timed on different devices or
-  thread counts, or without a machine probe on what were likely different machines.
+  runs that trained are compared.
+
+A seconds-per-epoch line is not read from runs at all: wall times of runs trained at different
+times measure the machines as much as the models. It reads the paired benchmark of both sides'
+training steps stored beside the runs (deepcls.store.timings, measured by ``deepcls ledger
+--time``): a paired t interval over its repeats, its n the repeats.
 
 Multiple-testing control runs over the report's claims only (:func:`_false_discoveries`); a
 two-row line whose verdict changes with the pooled spread of its family of rows is fragile
@@ -30,7 +34,6 @@ of its last three epochs (in place of the report's highest-over-epochs).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -39,19 +42,14 @@ import pandas as pd
 from scipy import stats
 
 from deepcls.analysis.costs import UNKNOWN, Cost, row_costs
-from deepcls.analysis.measures import (
-    QUANTITIES,
-    collapsed,
-    fastest_epoch,
-    machine_scale,
-    probed,
-    run_probe,
-    test_accuracy,
-)
+from deepcls.analysis.measures import QUANTITIES, collapsed, test_accuracy
 from deepcls.analysis.results import SEEDS_LOOKED_UP, records, results_table
+from deepcls.config import RunConfig
+from deepcls.errors import StoreError
 from deepcls.paper import grids as experiments
 from deepcls.paper.conclusions import CONCLUSIONS, Conclusion, Side
 from deepcls.store.runs import RunRecord, RunStore, short_device
+from deepcls.store.timings import StepTiming, load_timing
 
 MIN_SEEDS = 3  # runs per side before a difference is decided
 MIN_COLLAPSE_SEEDS = 5  # runs before a collapse rate is decided
@@ -70,8 +68,7 @@ def side_records(
     conclusions: Sequence[Conclusion], profile: str, store: RunStore, read: tuple | None = None
 ) -> dict[Side, list[RunRecord]]:
     """Every side's complete stored runs (one per seed found in :data:`LEDGER_SEEDS`; failed and
-    diverged runs are never seeds); for a seconds line also those of the longer rows of its sides'
-    chains (:func:`longer_rows`). ``read``: :func:`_side_results`, where the caller has it already."""
+    diverged runs are never seeds). ``read``: :func:`_side_results`, where the caller has it already."""
     results, sides = read or _side_results(conclusions, profile, store)
     return {s: records(results, *s, store) if s in set(zip(results["table"], results["row"])) else [] for s in sides}
 
@@ -86,55 +83,28 @@ def diverged_runs(
 
 
 def _side_results(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> tuple[pd.DataFrame, list[Side]]:
-    sides = {s for c in conclusions for s in (c.a, c.b) if s is not None}
-    timed = [s for c in conclusions if c.quantity == "seconds" for s in (c.a, c.b) if s is not None]
-    sides = sorted(sides | {longer for s in timed for longer in longer_rows(s, profile)})
+    sides = sorted({s for c in conclusions for s in (c.a, c.b) if s is not None})
     grid = experiments.grid(sorted({t for t, _ in sides}), profile, LEDGER_SEEDS)
     return results_table(grid, store), sides
 
 
-@functools.cache
-def longer_rows(side: Side, profile: str) -> tuple[Side, ...]:
-    """The rows of ``side``'s table that train its config for more epochs, shortest first: one chain
-    (deepcls.execution.runner). Epoch k of a run does not depend on its length, so their epochs time its work."""
-    grid = experiments.grid(side[0], profile, (0,))
-    lineage = {row: config.lineage for row, config in zip(grid["row"], grid["config"])}
-    epochs = {row: config.epochs for row, config in zip(grid["row"], grid["config"])}
-    chain = [row for row in lineage if lineage[row] == lineage[side[1]] and epochs[row] > epochs[side[1]]]
-    return tuple((side[0], row) for row in sorted(chain, key=epochs.get))
+def side_config(side: Side, profile: str) -> RunConfig:
+    """The config of ``side``'s row at ``profile`` (seed 0)."""
+    return experiments.grid(side[0], profile, (0,), rows=[side[1]])["config"].iloc[0]
 
 
-def _timing_runs(side: Side, found: dict[Side, list[RunRecord]], profile: str) -> list[RunRecord]:
-    """One run per seed whose epochs time ``side``'s config: its own, or where that one never timed its
-    machine, the shortest run of its chain that did (its epochs are those of one config and seed)."""
-    runs = {r.config.seed: r for r in found.get(side, [])}
-    for longer in longer_rows(side, profile):
-        for record in found.get(longer, []):
-            held = runs.get(record.config.seed)
-            if probed(record) and (held is None or not probed(held)):
-                runs[record.config.seed] = record
-    return [runs[seed] for seed in sorted(runs)]
-
-
-def counted(conclusion: Conclusion, found: dict[Side, list[RunRecord]], profile: str) -> dict[Side, list[RunRecord]]:
-    """The runs that count for ``conclusion``: all its sides' runs, except that a seconds line, once
-    any of its runs timed its machine (deepcls.engine.probe), counts only such runs — a side's own, or a
-    longer run of its chain (:func:`longer_rows`) where its own never timed its machine: the others'
-    machines are unknown, and a difference between machines is no model's doing."""
-    sides = [s for s in (conclusion.a, conclusion.b) if s is not None]
-    if conclusion.quantity != "seconds":
-        return found
-    timed = {s: _timing_runs(s, found, profile) for s in sides}
-    if not any(probed(r) for runs in timed.values() for r in runs):
-        return found
-    return {**found, **{s: [r for r in runs if probed(r)] for s, runs in timed.items()}}
-
-
-def _left_out(conclusion: Conclusion, found: dict[Side, list[RunRecord]], kept: dict[Side, list[RunRecord]]) -> str:
-    sides = [s for s in (conclusion.a, conclusion.b) if s is not None]
-    seeds = {s: {r.config.seed for r in kept.get(s, [])} for s in sides}
-    left = sum(r.config.seed not in seeds[s] for s in sides for r in found.get(s, []))
-    return f"{left} run{'s' * (left != 1)} timed before the machine probe left out" if left else ""
+def timing_of(conclusion: Conclusion, profile: str, store: RunStore) -> tuple[StepTiming | None, str]:
+    """A seconds line's stored paired benchmark, or None and why it is not read."""
+    again = f"measure it: deepcls ledger --time --profile {profile} --conclusions {conclusion.id}"
+    try:
+        timing = load_timing(store, profile, conclusion.id)
+    except StoreError as err:
+        return None, f"{err}; {again}"
+    if timing is None:
+        return None, f"not measured; {again}"
+    if not timing.matches(side_config(conclusion.a, profile), side_config(conclusion.b, profile)):
+        return None, f"the stored timing measured other configs; {again}"
+    return timing, ""
 
 
 def ledger(
@@ -157,18 +127,17 @@ def ledger(
     pooled = pooled_spreads(found, profile)
     lines = []
     for conclusion in conclusions:
-        mine = counted(conclusion, found, profile)
+        timed = timing_of(conclusion, profile, store) if conclusion.quantity == "seconds" else None
         for metric in METRICS:
-            line = answer(conclusion, mine, metric, profile)
-            line["reading"] = "; ".join(filter(None, [line["reading"], _left_out(conclusion, found, mine)]))
-            if line["verdict"] == "undecided":
-                line["reading"] += _cost_note(conclusion, mine, costs)
+            line = answer(conclusion, found, metric, profile) if timed is None else _timed(conclusion, *timed)
+            if line["verdict"] == "undecided" and timed is None:
+                line["reading"] += _cost_note(conclusion, found, costs)
             if " | " in line["devices"]:  # float rounding differs: not one trajectory per setting
                 mixed = "/".join(dict.fromkeys(short_device(d) for d in line["devices"].split(" | ")))
                 line["reading"] = "; ".join(filter(None, [line["reading"], f"runs on mixed devices ({mixed})"]))
             if line.get("reading_way"):
                 line["reading"] = "; ".join(filter(None, [line["reading"], line.pop("reading_way")]))
-            line |= _fragility(line | {"metric": metric}, conclusion, mine, pooled)
+            line |= _fragility(line | {"metric": metric}, conclusion, found, pooled)
             line["diverged_a"] = diverged.get(conclusion.a, 0)
             line["diverged_b"] = diverged.get(conclusion.b, 0) if conclusion.b else None
             gone = [f"side {s} {k} diverged" for s, k in (("a", line["diverged_a"]), ("b", line["diverged_b"])) if k]
@@ -247,7 +216,8 @@ def pooled_spreads(found: dict[Side, list[RunRecord]], profile: str) -> dict[tup
         values = list(rows.values())
         df = sum(len(v) - 1 for v in values)
         sd = math.sqrt(sum((len(v) - 1) * float(np.var(v, ddof=1)) for v in values) / df)
-        fair = stats.bartlett(*values).pvalue if len(values) >= 2 else math.nan
+        testable = len(values) >= 2 and all(np.var(v) > 0 for v in values)  # Bartlett needs spread in every row
+        fair = stats.bartlett(*values).pvalue if testable else math.nan
         out[family] = {"sd": sd, "df": df, "rows": len(values), "bartlett_p": float(fair)}
     return out
 
@@ -294,9 +264,6 @@ def run_values(
             "b": [(r, _readable(test_accuracy, r, metric, k)) for r in a_runs],
         }
     value = QUANTITIES[conclusion.quantity] if conclusion.kind == "quantity" else test_accuracy
-    if conclusion.quantity == "seconds":
-        scale = machine_scale([*a_runs, *b_runs])
-        value = lambda record, metric: fastest_epoch(record, scale)  # noqa: E731
 
     def read(record: RunRecord) -> float | None:
         if collapsed(record):
@@ -371,22 +338,22 @@ def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: s
     gone = tuple(sum(v is None for _, v in values[s]) for s in ("a", "b"))
     line = _difference(conclusion, a, b, paired=False, collapsed=gone)
     line["reading"] = "; ".join(filter(None, [line["reading"], left]))
-    if conclusion.quantity == "seconds":
-        line = _timed(line, devices, [*a_runs, *b_runs], {"side a": a, "side b": b or []})
     return {**base, **line}
 
 
 def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS) -> pd.DataFrame:
     """The runs behind every ledger line, so a verdict can be checked seed by seed: one row per
     conclusion, side and run — its table row, seed, the epochs read (an epoch line reads side b at the
-    shorter length of side a's runs), run id, device, its machine's probe seconds (deepcls.engine.probe; empty
-    for a run trained before the probe), whether it collapsed, and the value each metric reads (empty
-    for a collapsed run left out of a difference; 1/0 for a collapse rate)."""
+    shorter length of side a's runs), run id, device, whether it collapsed, and the value each metric
+    reads (empty for a collapsed run left out of a difference; 1/0 for a collapse rate). A seconds
+    line's rows are its benchmark's repeats (seed: the repeat; run id empty)."""
     found = side_records(conclusions, profile, store)
     rows = []
     for conclusion in conclusions:
-        mine = counted(conclusion, found, profile)
-        values = {metric: run_values(conclusion, mine, metric, profile) for metric in METRICS}
+        if conclusion.quantity == "seconds":
+            rows += _timing_evidence(conclusion, profile, store)
+            continue
+        values = {metric: run_values(conclusion, found, metric, profile) for metric in METRICS}
         shorter = shorter_epochs(conclusion, profile) if conclusion.kind == "epochs" else None
         for name, side in (("a", conclusion.a), ("b", conclusion.b)):
             if side is None:
@@ -403,35 +370,48 @@ def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = 
                         "epochs": shorter if name == "b" and shorter else record.config.epochs,
                         "run_id": record.run_id,
                         "device": record.metrics.get("device", "?"),
-                        "probe_s": run_probe(record),
                         "collapsed": collapsed(record),
                         **{metric: values[metric][name][i][1] for metric in METRICS},
                     }
                 )
-    columns = ["profile", "id", "side", "table", "row", "seed", "epochs", "run_id", "device", "probe_s", "collapsed"]
-    columns += METRICS
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
 
 
-def _timed(line: dict, devices: list[str], runs: list[RunRecord], sides: dict[str, list[float]]) -> dict:
-    """A seconds line compares one device and thread count on one machine's scale: runs that timed
-    their machine are scaled by it (deepcls.engine.probe); runs that did not are read as measured."""
-    if len(devices) > 1:
-        return line | {"verdict": "not comparable", "reading": "sides timed on different devices or thread counts"}
-    scale = machine_scale(runs)  # deepcls.analysis.ledger.counted: all runs timed their machine, or none did
-    spread = _spread(sides)
-    if scale is None and spread:  # seeds of one config spread over 2x: different machines, most likely
-        unknown = f"timed on machines of unknown speed (no run carries a machine probe): fastest epochs {spread}"
-        return line | {"verdict": "not comparable", "reading": unknown}
-    scaled = f"on the scale of a machine whose probe takes {scale:.3f} s" if scale is not None else ""
-    disturbed = f"fastest epochs {spread}: other load on the machine" if spread else ""
-    return line | {"reading": "; ".join(filter(None, (line["reading"], scaled, disturbed)))}
+EVIDENCE_COLUMNS = ["profile", "id", "side", "table", "row", "seed", "epochs", "run_id", "device", "collapsed"]
+EVIDENCE_COLUMNS += METRICS
 
 
-def _spread(sides: dict[str, list[float]]) -> str:
-    """The sides whose timings spread over 2x on one device, and how far: not the model. On one
-    machine's scale that is other load on the machine; without a probe, as likely another machine."""
-    return ", ".join(f"{name} {min(v):.0f}-{max(v):.0f} s" for name, v in sides.items() if v and max(v) > 2 * min(v))
+def _timing_evidence(conclusion: Conclusion, profile: str, store: RunStore) -> list[dict]:
+    timing, _ = timing_of(conclusion, profile, store)
+    if timing is None:
+        return []
+    rows = []
+    for name, side, seconds in (("a", conclusion.a, timing.seconds_a), ("b", conclusion.b, timing.seconds_b)):
+        for repeat, value in enumerate(seconds):
+            rows.append(
+                {"profile": profile, "id": conclusion.id, "side": name, "table": side[0], "row": side[1]}
+                | {"seed": repeat, "epochs": None, "run_id": "", "device": timing.device, "collapsed": False}
+                | dict.fromkeys(METRICS, value)
+            )
+    return rows
+
+
+def _timed(conclusion: Conclusion, timing: StepTiming | None, problem: str) -> dict:
+    """A seconds line from its paired benchmark: side a's seconds per epoch minus side b's, paired by
+    repeat; undecided, saying why, without a usable one."""
+    n = timing.repeats if timing else 0
+    base = {"reported": reported_margin(conclusion), "devices": timing.device if timing else "", "n_a": n, "n_b": n}
+    if timing is None:
+        line = _difference(conclusion, [], [], paired=True, collapsed=(0, 0))
+        return {**base, **line, "verdict": "undecided", "reading": problem}
+    line = _difference(conclusion, list(timing.seconds_a), list(timing.seconds_b), paired=True, collapsed=(0, 0))
+    if line["verdict"] == "undecided":
+        line["reading"] = f"{n} of {MIN_SEEDS} repeats"
+    how = (
+        f"paired benchmark on {timing.device}, {timing.measured_at[:10]}: {n} alternating repeats of "
+        f"{timing.steps[0]} and {timing.steps[1]} training steps; side a takes {line['mean_a'] / line['mean_b']:.2f}x"
+    )
+    return {**base, **line, "reading": "; ".join(filter(None, [how, line["reading"].replace("seeds", "repeats")]))}
 
 
 def reported_margin(conclusion: Conclusion) -> float | None:
@@ -622,7 +602,10 @@ def seeds_needed(conclusion: Conclusion) -> int:
 
 
 def trained_sides(conclusion: Conclusion) -> list[Side]:
-    """The sides whose runs decide it (an epoch conclusion reads both lengths from side a's runs)."""
+    """The sides whose runs decide it (an epoch conclusion reads both lengths from side a's runs; a
+    seconds line reads a benchmark, no runs)."""
+    if conclusion.quantity == "seconds":
+        return []
     return [conclusion.a] if conclusion.kind == "epochs" or conclusion.b is None else [conclusion.a, conclusion.b]
 
 

@@ -1,11 +1,12 @@
 """What one stored run yields for a conclusion of the report: its test accuracy under either
-metric, its train–test gap, confusion counts, the seconds of its fastest epoch on one machine's
-scale, whether it collapsed to chance. deepcls.analysis.ledger compares these over seeds."""
+metric, its train–test gap, its fluctuation, confusion counts, whether it collapsed to chance.
+deepcls.analysis.ledger compares these over seeds (seconds per epoch come from a paired benchmark
+instead, deepcls.store.timings)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -72,40 +73,8 @@ def _pair_share(record: RunRecord) -> float:
     return float(100 * pairs / errors) if errors else math.nan
 
 
-def run_probe(record: RunRecord) -> float:
-    """The run's machine probe (deepcls.engine.probe), the median over its epochs; NaN for a run trained
-    before the probe."""
-    return float(record.history["probe_s"].median()) if "probe_s" in record.history else math.nan
-
-
-def probed(record: RunRecord) -> bool:
-    return not math.isnan(run_probe(record))
-
-
-def machine_scale(records: Sequence[RunRecord]) -> float | None:
-    """The probe seconds the runs' epoch times are put on: the median over the runs; None when no run
-    timed its machine (their seconds are then read as measured, as if on one machine)."""
-    probes = [run_probe(r) for r in records if probed(r)]
-    return float(np.median(probes)) if probes else None
-
-
-def fastest_epoch(record: RunRecord, scale: float | None = None) -> float:
-    """Seconds of the run's fastest epoch: other load on a shared machine only ever adds time (timeit's
-    reasoning). With ``scale``, each epoch's seconds × scale / its probe: on a machine whose probe takes
-    ``scale`` seconds (NaN for a run that never timed its machine)."""
-    h = record.history
-    if scale is None:
-        return float(h["seconds"].min())
-    if not probed(record):
-        return math.nan
-    timed = h.dropna(subset=["probe_s"])
-    return float((timed["seconds"] / timed["probe_s"]).min() * scale)
-
-
 QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
     "gap": _gap,
-    # one machine's runs; deepcls.analysis.ledger.run_values scales mixed machines
-    "seconds": lambda r, m: fastest_epoch(r),
     "swing": lambda r, m: _swing(r),
     "bird_airplane": lambda r, m: _per_10k(r, "bird", "airplane"),
     "other_classes": lambda r, m: _other_classes(r),

@@ -16,7 +16,6 @@ from deepcls.analysis.ledger import (
     LEDGER_SEEDS,
     Conclusion,
     Side,
-    counted,
     seeds_needed,
     side_records,
     trained_sides,
@@ -31,7 +30,6 @@ def plan(
     store: RunStore,
     conclusions: Sequence[Conclusion] = CONCLUSIONS,
     on: str | None = None,
-    probe: float | None = None,
 ) -> pd.DataFrame:
     """The runs that would decide the undecided conclusions: each side's lowest missing seeds up to
     :func:`deepcls.analysis.ledger.seeds_needed`, one line per run (``table``, ``row``, ``seed``, ``config``,
@@ -39,15 +37,15 @@ def plan(
     its resume checkpoint or in a shorter run of its chain that is kept or planned before it (a
     30-epoch run continues into the 50-epoch one), NaN if never run, ``timed_on``, the device of
     those times, ``estimated`` where they come from the row's MACs: see deepcls.analysis.costs; ``on`` is the
-    device the runs would train on, deepcls.engine.runtime.target_device, ``probe`` the probe seconds of the
-    machine they would train on, deepcls.engine.probe; ``progress``, how far an interrupted or running
-    one has got).
+    device the runs would train on, deepcls.engine.runtime.target_device; ``progress``, how far an
+    interrupted or running one has got). A seconds line needs no runs: ``deepcls ledger --time``
+    measures it.
     Cheapest conclusion first, counting runs already planned as free, so that each hour of
     training decides as many conclusions as it can; never-run rows go last. Within a conclusion the
     sides take turns, the one with fewer seeds first: the first runs of a plan cut short give both
     sides the two seeds an interval needs."""
     found = side_records(conclusions, profile, store)
-    costs = row_costs(profile, store, LEDGER_SEEDS, on, probe)
+    costs = row_costs(profile, store, LEDGER_SEEDS, on)
 
     @functools.cache
     def config_of(side: Side, seed: int) -> RunConfig:
@@ -74,7 +72,7 @@ def plan(
 
     missing: dict[str, list[tuple[Side, int]]] = {}
     for conclusion in conclusions:
-        ranked, mine = [], counted(conclusion, found, profile)
+        ranked, mine = [], found
         for i, side in enumerate(trained_sides(conclusion)):
             have = {r.config.seed for r in mine.get(side, [])}
             taken = have | {r.config.seed for r in found.get(side, [])}

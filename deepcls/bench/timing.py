@@ -3,12 +3,16 @@ work before reading its clock)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import torch
 
-from deepcls.data import BatchLoader
-from deepcls.engine.probe import benchmark  # torch.utils.benchmark, imported there without its CPU-only warning
+# torch.utils.benchmark imports cpp_extension, which warns on every CPU-only machine
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+from torch.utils import benchmark  # noqa: E402
+
+from deepcls.data import BatchLoader  # noqa: E402
 
 WARMUP = 3
 

@@ -45,7 +45,6 @@ from deepcls.data import (
 from deepcls.engine import summary as metrics
 from deepcls.engine.graphs import Graphed, state_kept, use_graphs
 from deepcls.engine.optim import lr_factor, make_optimizer
-from deepcls.engine.probe import probe_seconds
 from deepcls.engine.runtime import bar_timing, flushes_denormals, resolve_device, show_progress
 from deepcls.errors import ConfigError, DataError
 from deepcls.models import build_for_dataset, input_padding, model_summary
@@ -62,9 +61,8 @@ HISTORY_COLUMNS = [
     "test_acc",
     "seconds",
     "images_per_s",
-    "probe_s",  # the machine's speed while the epoch trained (deepcls.engine.probe)
 ]
-TIMING_COLUMNS = ["seconds", "images_per_s", "probe_s"]  # measured by the clock: differ between reruns
+TIMING_COLUMNS = ["seconds", "images_per_s"]  # measured by the clock: differ between reruns
 T = TypeVar("T")
 Steps = Generator[tuple[int, int], None, T]  # yields (steps done, steps in all) after every training step
 
@@ -275,7 +273,6 @@ class Trainer:
             **bar_timing(),
         )
         status, diverged_epoch, predictions = "complete", None, None
-        probe_s = probe_seconds(self.device) if len(self.history) < cfg.epochs else math.nan
         try:
             for epoch in range(len(self.history), cfg.epochs):
                 bar.set_description(f"{cfg.model} {cfg.dataset} epoch {epoch + 1}/{cfg.epochs}")
@@ -300,7 +297,6 @@ class Trainer:
                         "test_acc": test_acc,
                         "seconds": time.perf_counter() - start,
                         "images_per_s": self.train_loader.num_samples / train_seconds,
-                        "probe_s": probe_s,
                     }
                 )
                 if self.checkpoint_due(epoch):
@@ -425,7 +421,6 @@ class Trainer:
             **metrics.accuracy_summary(history),
             "wall_time_s": float(history["seconds"].sum()),
             "images_per_s": float(history["images_per_s"].mean()) if len(history) else None,
-            "probe_s": metrics.median_or_none(history["probe_s"]),
             "params": self.size["params"],
             "macs": self.size["macs"],
             "device": metrics.device_name(self.device),

@@ -27,12 +27,6 @@ def accuracy_summary(history: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def median_or_none(values: pd.Series) -> float | None:
-    """The median of the known values; None when there are none (JSON has no NaN)."""
-    known = values.dropna()
-    return float(known.median()) if len(known) else None
-
-
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
     """Counts of (true, predicted) pairs: rows are true classes."""
     return np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(classes, classes)
@@ -71,6 +65,6 @@ def device_name(device: torch.device) -> str:
 def cpu_bf16() -> str:
     """Which bf16 arithmetic this CPU has: ``"amx"``, ``"avx512_bf16"`` or ``"emulated"``. Machines of
     one device name differ here: without either, bf16 is converted in software, several times slower,
-    so a bf16 run's pace follows this more than the fp32 probe (deepcls.engine.probe)."""
+    so a bf16 run's pace follows this more than the CPU's name."""
     caps = torch.cpu.get_capabilities()
     return "amx" if caps.get("amx_bf16") else "avx512_bf16" if caps.get("avx512_bf16") else "emulated"

@@ -55,6 +55,13 @@ class Conclusion:
             raise ValueError(f"conclusion {self.id}: role {self.role!r} is not one of {', '.join(ROLES)}")
         if self.kind != "collapse" and not (self.margin is not None and self.margin > 0):
             raise ValueError(f"conclusion {self.id}: a comparison needs an equivalence margin > 0")
+        if self.quantity == "seconds" and self.b is None:
+            raise ValueError(f"conclusion {self.id}: seconds are timed against a second side")
+
+    @property
+    def sides(self) -> tuple[Side, ...]:
+        """Its sides: ``a``, and ``b`` where it has one."""
+        return (self.a,) if self.b is None else (self.a, self.b)
 
 
 def _side(table: str, row: str) -> Side | None:

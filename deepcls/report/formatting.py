@@ -173,7 +173,7 @@ def _note(honest: str, report: str) -> str:
 def format_evidence(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs behind the ledger (deepcls.analysis.ledger.evidence), one display line each: the value each
     metric reads to two decimals ("collapsed" where a collapsed run is left out, "—" where a run lacks
-    it), the device short, the machine's probe ("—": trained before the probe)."""
+    it), the device short."""
 
     def value(v: float | None, gone: bool) -> str:
         if v is None or math.isnan(v):
@@ -187,10 +187,9 @@ def format_evidence(runs: pd.DataFrame) -> pd.DataFrame:
             "table": runs["table"],
             "row": runs["row"],
             "seed": runs["seed"],
-            "epochs": runs["epochs"],
+            "epochs": ["—" if e is None or e != e else int(e) for e in runs["epochs"]],
             "run id": runs["run_id"],
             "device": [short_device(d) for d in runs["device"]],
-            "probe": ["—" if math.isnan(p) else f"{p:.3f} s" for p in runs["probe_s"]],
             "final epoch": [value(v, g) for v, g in zip(runs["honest"], runs["collapsed"])],
             "report's metric": [value(v, g) for v, g in zip(runs["report"], runs["collapsed"])],
         }

@@ -58,19 +58,21 @@ def ledger_section(profiles: Sequence[str], store: RunStore) -> str:
 
 
 LEDGER_METHOD = """Every conclusion of the report is a line of data (`deepcls/paper/conclusions.csv`): the two
-rows it compares, or a measurable form of it (a train-test gap, the seconds of the fastest epoch, a
-confusion count per 10,000 images, the epoch-to-epoch swing of test accuracy, a collapse-to-chance
-rate), the report's own margin, an equivalence margin fixed in advance (`deepcls/paper/conclusions.py`
+rows it compares, or a measurable form of it (a train-test gap, seconds per epoch, a confusion
+count per 10,000 images, the epoch-to-epoch swing of test accuracy, a collapse-to-chance rate), the
+report's own margin, an equivalence margin fixed in advance (`deepcls/paper/conclusions.py`
 states the rule) and its role: a claim of the report or a sanity check of the set-up. The ledger
 answers each from every stored complete seed under two metrics: the report's (highest test accuracy
 over epochs) and the honest one (the final epoch). A line gives n and mean ± std per side and our
 margin in the claimed direction with its 95% interval (scipy.stats: Welch's t; a paired t for two
-lengths of one run; a one-sample t against a threshold; Clopper-Pearson / Fisher for collapse rates).
+lengths of one run or the repeats of a paired benchmark; a one-sample t against a threshold;
+Clopper-Pearson / Fisher for collapse rates). Seconds per epoch come from that benchmark, both
+models' training steps timed in one process on one machine, alternating (`deepcls ledger --time`).
 Verdicts: **holds** / **reversed** (the 95% interval excludes 0; "negligible" where it also lies
 inside the margin), **equivalent** (two one-sided tests: the 90% interval inside ±margin),
 **inconclusive** (neither; the note says how many seeds per side would decide it),
 **undecided** (fewer than 3 seeds a side; 5 for a collapse rate) and **not comparable** (a side
-collapsed to chance, or timings from different devices). Multiple-testing control
+collapsed to chance). Multiple-testing control
 (Benjamini-Yekutieli, valid when lines share a baseline row) runs over each metric's tested claims;
 a holds or reversed it does not keep says so. A two-row line whose verdict changes with the pooled
 spread of its family of rows (same dataset and model family; Bartlett's test decides whether pooling
