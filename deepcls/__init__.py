@@ -45,6 +45,10 @@ _SURFACE = {
     # training
     "fit": "deepcls.engine.fit",
     "run_grid": "deepcls.execution.runner",
+    # trained networks
+    "load_model": "deepcls.engine.evaluate",
+    "test_batches": "deepcls.engine.evaluate",
+    "evaluate_run": "deepcls.engine.evaluate",
     # the store
     "RunStore": "deepcls.store.runs",
     # reading

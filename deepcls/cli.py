@@ -27,6 +27,7 @@ if typing.TYPE_CHECKING:
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+KEEP_WEIGHTS = "keep complete runs' weights in their run folders (default: the ignored results/.cache)"
 EXIT_INTERRUPTED = 130
 
 
@@ -104,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--results-dir", help="run store root (default: $DEEPCLS_RESULTS_DIR or ./results)")
     train.add_argument("--force", action="store_true", help="retrain even if the run is stored")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--keep-weights", action="store_true", help=KEEP_WEIGHTS)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="re-measure a stored run's network on its test split: stored vs re-measured accuracy"
+    )
+    evaluate.add_argument("run", metavar="RUN", help="a run id (deepcls results shows them)")
+    evaluate.add_argument("--device", default="auto", help="where to evaluate (default: auto)")
+    evaluate.add_argument("--data-dir", default=None)
+    evaluate.add_argument("--results-dir", default=None)
 
     report = sub.add_parser("report", help="execute the notebooks and render the HTML report")
     report.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
@@ -238,6 +248,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gpus-per-run", type=float, default=0, help="with --executor ray: GPUs per run, e.g. 0.25 (default: 0)"
     )
+    parser.add_argument("--keep-weights", action="store_true", help=f"with --train: {KEEP_WEIGHTS}")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--results-dir", default=None)
 
@@ -266,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _results(args)
         if args.command == "ledger":
             return _ledger(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
         if args.command == "markdown":
             return _markdown(args)
         if args.command == "runs":
@@ -309,7 +322,12 @@ def _train(args: argparse.Namespace) -> int:
     runtime.configure(config.device, config.threads)
     try:
         record = fit(
-            config, data_dir=args.data_dir, results_dir=args.results_dir, force=args.force, progress=not args.quiet
+            config,
+            data_dir=args.data_dir,
+            results_dir=args.results_dir,
+            force=args.force,
+            progress=not args.quiet,
+            keep_weights=args.keep_weights,
         )
     except (DeepclsError, OSError):
         raise
@@ -366,6 +384,19 @@ def _results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from deepcls.engine.evaluate import evaluate_run
+    from deepcls.store.runs import RunStore
+
+    found = evaluate_run(args.run, RunStore(args.results_dir), args.data_dir, args.device)
+    print(f"run {found.run_id}: trained on {found.trained_on}, evaluated on {found.device}")
+    print(f"final test accuracy: stored {found.stored:.2f}, re-measured {found.measured:.2f}")
+    allowed = "bit-equal on the device it trained on" if found.tolerance == 0 else f"within {found.tolerance:g}"
+    verdict = "agrees" if found.agrees else "DIFFERS"
+    print(f"difference {found.difference:+.2f} points: {verdict} ({allowed})")
+    return 0 if found.agrees else EXIT_FAILED
+
+
 def _train_within(args: argparse.Namespace, grid: pd.DataFrame, tables: list[str] | None, store: RunStore) -> None:
     from deepcls.execution.interleaved import RUNS_AT_ONCE
     from deepcls.execution.timebox import train_within
@@ -376,7 +407,13 @@ def _train_within(args: argparse.Namespace, grid: pd.DataFrame, tables: list[str
     if runs is not None and runs < 1:
         raise DeepclsError(f"--runs-at-once must be >= 1, got {runs}")
     summary = train_within(
-        grid, store, tables=tables, budget_s=budget, runs=runs or RUNS_AT_ONCE, data_dir=args.data_dir
+        grid,
+        store,
+        tables=tables,
+        budget_s=budget,
+        runs=runs or RUNS_AT_ONCE,
+        data_dir=args.data_dir,
+        keep_weights=args.keep_weights,
     )
     print("\n".join(f"{k}: {v}" for k, v in summary.items()))
 
@@ -405,7 +442,9 @@ def _train_grid(args: argparse.Namespace, configs: Sequence[RunConfig], store: R
     executor = None
     if args.executor == "ray":
         executor = runner.make_executor("ray", address=args.address, num_gpus=args.gpus_per_run)
-    runner.run_grid(configs, store=store, data_dir=args.data_dir, jobs=args.jobs, executor=executor)
+    runner.run_grid(
+        configs, store=store, data_dir=args.data_dir, jobs=args.jobs, executor=executor, keep_weights=args.keep_weights
+    )
 
 
 def _ledger(args: argparse.Namespace) -> int:

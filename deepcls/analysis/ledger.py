@@ -409,7 +409,8 @@ def _timed(conclusion: Conclusion, timing: StepTiming | None, problem: str) -> d
         line["reading"] = f"{n} of {MIN_SEEDS} repeats"
     how = (
         f"paired benchmark on {timing.device}, {timing.measured_at[:10]}: {n} alternating repeats of "
-        f"{timing.steps[0]} and {timing.steps[1]} training steps; side a takes {line['mean_a'] / line['mean_b']:.2f}x"
+        f"{timing.steps[0]} and {timing.steps[1]} training steps; "
+        f"side a takes {line['mean_a'] / line['mean_b']:.2f}x side b's time"
     )
     return {**base, **line, "reading": "; ".join(filter(None, [how, line["reading"].replace("seeds", "repeats")]))}
 
@@ -498,7 +499,7 @@ def _difference(
     else:
         line.update(verdict=decide(line["low"], line["high"], line["p_tost"]), reading="")
         if line["verdict"] in ("holds", "reversed") and -margin < line["tost_low"] and line["tost_high"] < margin:
-            line["reading"] = f"negligible: inside the ±{margin:g} equivalence margin"
+            line["reading"] = f"negligible: inside the ±{margin:.3g} equivalence margin"
         if line["verdict"] == "inconclusive":
             samples = 1 if one_sided or paired else 2
             spread = (

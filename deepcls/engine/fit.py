@@ -49,6 +49,7 @@ from deepcls.engine.runtime import bar_timing, flushes_denormals, resolve_device
 from deepcls.errors import ConfigError, DataError
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.store.runs import FINISHED, RunRecord, RunStore
+from deepcls.store.weights import HASH_KEY, sha256, weights_bytes, write_cached
 
 SYNC_EVERY = 50  # steps between host reads of the running loss (and divergence checks)
 EVAL_BATCH = 1000
@@ -88,6 +89,7 @@ def fit_steps(
     bar_position: int | None = None,
     notes: dict[str, Any] | None = None,
     checkpoint_every_s: float = 0.0,
+    keep_weights: bool = False,
 ) -> Steps[RunRecord]:
     """:func:`fit` one training step at a time: yields after each step, returns the record.
 
@@ -95,7 +97,8 @@ def fit_steps(
     ``metrics.json``. Closing the generator stops the run as a kill would: its epoch checkpoint
     stays for a resume, and nothing is recorded as failed. ``checkpoint_every_s`` > 0 writes the
     resume checkpoint only when that long has passed since the last one (on a GPU an epoch takes
-    seconds and a ResNet checkpoint with Adam's moments is 135 MB).
+    seconds and a ResNet checkpoint with Adam's moments is 135 MB). A complete run's weights are
+    kept in the store's cache, or with ``keep_weights`` in its run folder (deepcls.store.weights).
     """
     store = store or RunStore(results_dir)
     if not force and (stored := _reusable(store, config, data_dir)) is not None:
@@ -104,6 +107,7 @@ def fit_steps(
     def new_trainer() -> Trainer:
         trainer = Trainer(config, data_dir)  # bad data fails here, before anything is written
         trainer.checkpoint_every_s = checkpoint_every_s
+        trainer.keep_weights = keep_weights
         if notes is not None:  # the caller's dict, so that what it adds later is saved too
             notes.update(trainer.notes)
             trainer.notes = notes
@@ -213,6 +217,7 @@ class Trainer:
         self.extended_from: str | None = None  # run id of the shorter run this one continues
         self.notes: dict[str, Any] = {"cuda_graphs": self.graphs}  # added to metrics.json
         self.checkpoint_every_s = 0.0  # 0: after every epoch
+        self.keep_weights = False  # a complete run's weights in its run folder, not the cache
         self.last_checkpoint = time.monotonic()
 
     def state(self) -> dict[str, Any]:
@@ -443,7 +448,13 @@ class Trainer:
             confusion = metrics.confusion_matrix(labels, predictions, self.spec.num_classes)
             summary.update(metrics.confusion_summary(confusion))
             samples = metrics.samples(labels, predictions, self.test_index.numpy())
-        store.save(cfg, history, summary, confusion, samples)
+        weights = None
+        if status == "complete":  # the weights the final test accuracy was measured with
+            weights = weights_bytes(self.model.state_dict())
+            summary[HASH_KEY] = sha256(weights)
+            if not self.keep_weights:
+                write_cached(store.root, cfg.run_id, weights)
+        store.save(cfg, history, summary, confusion, samples, weights if self.keep_weights else None)
         return store.load(cfg)
 
 

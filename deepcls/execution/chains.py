@@ -32,6 +32,7 @@ class Options:
     data_dir: str | None = None
     force: bool = False
     progress: bool | None = None
+    keep_weights: bool = False  # complete runs' weights in their run folders (deepcls.store.weights)
 
 
 class Executor(Protocol):
@@ -53,6 +54,7 @@ def train_chain(chain: Chain, options: Options) -> list[Outcome]:
                 force=options.force,
                 progress=options.progress,
                 bar_position=BAR_POSITION,
+                keep_weights=options.keep_weights,
             )
             outcomes.append(Outcome(config.run_id))
         except DeepclsError:

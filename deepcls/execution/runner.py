@@ -135,17 +135,19 @@ def run_grid(
     jobs: int = 1,
     executor: Executor | str | None = None,
     executor_options: dict | None = None,
+    keep_weights: bool = False,
 ) -> list[Outcome]:
     """Train what the store does not have yet (identical configs once), in order; one outcome per
     run trained. A run that fails or diverges is recorded and the grid goes on; bad input
     (DeepclsError) stops it. ``executor`` (an Executor, or a name for :func:`make_executor` with
-    ``executor_options``, as the notebooks' parameters give it) defaults to :func:`default_executor`."""
+    ``executor_options``, as the notebooks' parameters give it) defaults to :func:`default_executor`.
+    ``keep_weights``: complete runs keep their weights in their run folders, not the cache."""
     store = store or RunStore(results_dir)
     configs = list(configs)
     if isinstance(executor, str):
         executor = make_executor(executor, **(executor_options or {}))
     executor = executor or default_executor(configs, jobs)
-    options = Options(str(store.root), data_dir, force, progress)
+    options = Options(str(store.root), data_dir, force, progress, keep_weights)
     unique = list(dict.fromkeys(configs))
     todo = [c for c in unique if force or not store.has(c)]
     bar = tqdm(

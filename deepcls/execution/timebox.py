@@ -35,6 +35,7 @@ def train_within(
     runs: int = RUNS_AT_ONCE,
     data_dir: str | None = None,
     progress: bool | None = None,
+    keep_weights: bool = False,
 ) -> dict:
     """Train ``grid``'s missing runs within ``budget_s`` seconds; returns what was trained and how
     fast (images trained per second of the whole job)."""
@@ -45,7 +46,9 @@ def train_within(
     device = runtime.configure(configs[0].device if configs else "auto")
     log = partial(print, flush=True)
     executor = _Logged(ConcurrentExecutor(runs=runs, budget_s=budget_s, checkpoint_every_s=CHECKPOINT_EVERY_S, log=log))
-    outcomes = run_grid(configs, store=store, data_dir=data_dir, executor=executor, progress=progress)
+    outcomes = run_grid(
+        configs, store=store, data_dir=data_dir, executor=executor, progress=progress, keep_weights=keep_weights
+    )
     trained = time.monotonic() - start
     new = sorted(set(store.run_ids()) - before)
     images = sum(_images_trained(store, run_id) for run_id in new)

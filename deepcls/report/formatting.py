@@ -85,6 +85,11 @@ def _interval(difference: float, low: float, high: float) -> str:
     return f"{difference:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
+def _margin(margin: float | None) -> str:
+    """An equivalence margin to three significant digits ("—": none)."""
+    return f"±{margin:.3g}" if isinstance(margin, float) and margin == margin else "—"
+
+
 def _reported(margin: float | None, inside: bool | None) -> str:
     """The report's margin, and whether our interval under the report's own metric contains it."""
     text = signed(margin)
@@ -119,7 +124,9 @@ def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
                 _interval(d, lo, hi) for d, lo, hi in zip(r["difference"], r["low"], r["high"])
             ],
             "report (in our interval?)": [_reported(m, inside) for m, inside in zip(r["reported"], r["report_inside"])],
-            "margin": [f"±{m:g}" if isinstance(m, float) and m == m else "—" for m in h.get("margin", [None] * len(h))],
+            "margin": [
+                f"±{m:.3g}" if isinstance(m, float) and m == m else "—" for m in h.get("margin", [None] * len(h))
+            ],
             "verdict (final epoch)": [_verdict(v, f) for v, f in zip(h["verdict"], h.get("fragile", [None] * len(h)))],
             "verdict (report's metric)": [
                 _verdict(v, f) for v, f in zip(r["verdict"], r.get("fragile", [None] * len(r)))

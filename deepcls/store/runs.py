@@ -1,8 +1,9 @@
 """The run store: ``<root>/runs/<run-id>/`` written atomically, cache lookup, resume checkpoints.
 
-A run directory holds ``config.json``, ``history.csv``, ``metrics.json``,
-``confusion.npy`` and ``samples.npz``. It is assembled in a temporary directory and
-swapped into place (one atomic exchange on Linux; elsewhere two renames whose middle state
+A run directory holds ``config.json``, ``history.csv``, ``metrics.json``, ``confusion.npy``,
+``samples.npz`` and, when asked, ``weights.safetensors`` (deepcls.store.weights; by default a
+complete run's weights are kept in ``<root>/.cache/weights``). It is assembled in a temporary
+directory and swapped into place (one atomic exchange on Linux; elsewhere two renames whose middle state
 the next ``RunStore`` restores), so a reader sees the old run or the new one, never a
 half-written one or none. A run folder with a damaged file is reported in one line and
 treated as missing; a damaged checkpoint is discarded with one line. Epoch
@@ -201,8 +202,10 @@ class RunStore:
         metrics: dict[str, Any],
         confusion: np.ndarray | None = None,
         samples: dict[str, np.ndarray] | None = None,
+        weights: bytes | None = None,
     ) -> Path:
-        """Write a run directory atomically (replacing an older one) and return its path."""
+        """Write a run directory atomically (replacing an older one) and return its path; ``weights``
+        (safetensors bytes, deepcls.store.weights) go in it as ``weights.safetensors``."""
 
         def write(tmp: Path) -> None:
             (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2, allow_nan=False) + "\n")
@@ -212,6 +215,8 @@ class RunStore:
                 np.save(tmp / "confusion.npy", confusion)
             if samples:
                 np.savez(tmp / "samples.npz", **samples)
+            if weights is not None:
+                (tmp / "weights.safetensors").write_bytes(weights)
 
         return self._write_run(config.run_id, write)
 

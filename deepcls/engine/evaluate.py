@@ -1,0 +1,143 @@
+"""A stored run's trained network: built from its own config, loaded from its checked weights
+(deepcls.store.weights), and re-measured on its own test split.
+
+Re-measuring runs the training's own evaluation pass (deepcls.engine.fit.Trainer.evaluate: the same
+test subset, padding, memory format, precision and batch size), so on the device and thread count
+a run trained with it gives the stored final test accuracy bit for bit. Elsewhere float rounding
+differs (another CPU's kernels, a GPU's bf16) and may flip a few borderline images:
+:data:`OTHER_DEVICE_TOLERANCE` says how many points that may move the accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from deepcls.config import RunConfig
+from deepcls.data import BatchLoader, Split, balanced_subset, get_spec, load_dataset
+from deepcls.engine import summary
+from deepcls.engine.fit import Trainer
+from deepcls.engine.runtime import configure, resolve_device
+from deepcls.errors import StoreError
+from deepcls.models import build_for_dataset, input_padding
+from deepcls.store.runs import RunRecord, RunStore
+from deepcls.store.weights import HASH_KEY, read_weights
+
+OTHER_DEVICE_TOLERANCE = 0.2  # points (20 of 10,000 test images) on a device or thread count other than the run's
+
+
+def stored_run(run: RunConfig | str | RunRecord, store: RunStore | None = None) -> RunRecord:
+    """The complete stored run named by a config, a run id or a record; StoreError in one line otherwise."""
+    if isinstance(run, RunRecord):
+        return run
+    store = store or RunStore()
+    record = store.record(run)
+    run_id = run.run_id if isinstance(run, RunConfig) else run
+    if record is None:
+        raise StoreError(f"no readable stored run {run_id!r} in {store.runs}")
+    if record.status != "complete":
+        raise StoreError(f"run {run_id} is {record.status}: only a complete run keeps its weights")
+    return record
+
+
+def load_model(
+    run: RunConfig | str | RunRecord, store: RunStore | None = None, device: str | torch.device = "cpu"
+) -> nn.Module:
+    """The trained network of a stored complete run, in eval mode on ``device``: built from the
+    run's config, its weights checked against the SHA-256 in its metrics.json. It takes images
+    normalized as deepcls.data.BatchLoader makes them (:func:`test_batches`)."""
+    store = store or RunStore()
+    record = stored_run(run, store)
+    state = read_weights(record.path, store.root, record.run_id, record.metrics.get(HASH_KEY))
+    config = record.config
+    model = build_for_dataset(config.model, config.dataset, init=config.init, **config.model_options())
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise StoreError(f"run {record.run_id}'s weights do not fit its model: {str(err).splitlines()[0]}") from None
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.to(device).eval()
+
+
+def test_batches(
+    run: RunConfig | str | RunRecord,
+    store: RunStore | None = None,
+    data_dir: str | None = None,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of the run's own test split (its ``test_subset``), normalized as in training: what
+    :func:`load_model`'s network takes."""
+    config = run.config if isinstance(run, RunRecord) else run if isinstance(run, RunConfig) else None
+    config = config or stored_run(run, store).config
+    spec = get_spec(config.dataset)
+    _, test = load_dataset(config.dataset, data_dir)
+    if config.test_subset is not None:
+        index = balanced_subset(test.y, config.test_subset, spec.num_classes)
+        test = Split(test.x[index], test.y[index])
+    pad_to = input_padding(config.model, spec)
+    loader = BatchLoader(
+        test, spec, batch_size=batch_size, device=device, pad_to=pad_to, channels_last=config.channels_last
+    )
+    return loader.epoch(0)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A stored run's final test accuracy beside the one re-measured on ``device`` (its short name)."""
+
+    run_id: str
+    stored: float
+    measured: float
+    trained_on: str
+    device: str
+    tolerance: float
+
+    @property
+    def difference(self) -> float:
+        return self.measured - self.stored
+
+    @property
+    def agrees(self) -> bool:
+        return abs(self.difference) <= self.tolerance
+
+
+def training_threads(record: RunRecord) -> int | None:
+    """The CPU thread count a run trained with, from its metrics.json device (``cpu: ... x4 threads``)."""
+    found = re.search(r" x(\d+) threads$", str(record.metrics.get("device", "")))
+    return int(found.group(1)) if found else None
+
+
+def evaluate_run(
+    run: RunConfig | str | RunRecord,
+    store: RunStore | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+) -> Evaluation:
+    """Re-measure a stored run's final test accuracy with its kept weights on ``device`` (on the CPU
+    with the thread count it trained with, so that its own machine reproduces it exactly)."""
+    store = store or RunStore()
+    record = stored_run(run, store)
+    model = load_model(record, store)
+    config = record.config
+    resolved = resolve_device(device)
+    configure(resolved, training_threads(record) if resolved.type == "cpu" else None)
+    trainer = Trainer(dataclasses.replace(config, device=str(resolved)), data_dir)
+    trainer.model.load_state_dict(model.state_dict())
+    _, accuracy, _ = trainer.evaluate()
+    here = summary.device_name(resolved)
+    trained_on = str(record.metrics.get("device", "?"))
+    return Evaluation(
+        run_id=record.run_id,
+        stored=float(record.metrics["final_test_acc"]),
+        measured=float(accuracy),
+        trained_on=trained_on,
+        device=here,
+        tolerance=0.0 if here == trained_on else OTHER_DEVICE_TOLERANCE,
+    )
