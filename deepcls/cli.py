@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     load = steps.add_parser("import", help="verify an archive's runs and move them into the store")
     load.add_argument("archive")
     load.add_argument("--results-dir", default=None)
-    load.add_argument("--replace", action="store_true", help="overwrite runs the store has already")
+    load.add_argument("--replace", action="store_true", help="also replace finished runs the store has already")
     sub.add_parser("info", help="models, datasets, device and versions")
     return parser
 

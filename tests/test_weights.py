@@ -15,6 +15,7 @@ import deepcls as dc
 from deepcls.cli import main
 from deepcls.config import RunConfig
 from deepcls.errors import StoreError
+from deepcls.store.archive import merge_runs, pack_runs
 from deepcls.store.runs import RunStore
 from deepcls.store.weights import HASH_KEY, WEIGHTS_FILE, WeightsError, cache_path, sha256
 
@@ -74,6 +75,15 @@ def test_kept_weights_travel_in_the_run_folder_and_an_extended_run_keeps_its_own
     store = RunStore(tmp_path)
     for record in (one, two):
         assert dc.evaluate_run(record.run_id, store, str(data_dir), "cpu").measured == record.metrics["final_test_acc"]
+
+    pack_runs(store, [one.run_id], tmp_path / "runs.tar.gz")  # the weights travel with the run
+    elsewhere = RunStore(tmp_path / "elsewhere")
+    assert merge_runs(tmp_path / "runs.tar.gz", elsewhere) == ([one.run_id], [])
+    assert dc.evaluate_run(one.run_id, elsewhere, str(data_dir), "cpu").agrees
+    (one.path / WEIGHTS_FILE).write_bytes((one.path / WEIGHTS_FILE).read_bytes()[:-1] + b" ")
+    pack_runs(store, [one.run_id], tmp_path / "swapped.tar.gz")
+    with pytest.raises(StoreError, match="weights.safetensors is not the one its metrics.json names"):
+        merge_runs(tmp_path / "swapped.tar.gz", RunStore(tmp_path / "third"))
 
 
 def test_a_run_stored_without_weights_says_how_to_get_them(tmp_path: Path, stored_run) -> None:

@@ -1,9 +1,15 @@
-"""Atomic file writing: a reader sees the old file or the new one, never a half-written one."""
+"""Atomic file writing: a reader sees the old file or the new one, never a half-written one.
+
+The new file keeps the mode of the one it replaces (a new one gets the umask's default, as ``open``
+gives), and a symlink is written through: its target is replaced, the link stays.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,16 +21,51 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
     ``suffix`` keeps an extension that a writer insists on (``np.savez`` appends ``.npz``).
     """
-    path = Path(path)
+    path = _through_links(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", suffix=suffix, dir=path.parent)
-    os.close(fd)
+    tmp = temporary_file(path.parent, f".tmp-{path.name}-", suffix)
     try:
-        yield Path(tmp)
+        yield tmp
+        try:
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # the replaced file's mode, not mkstemp's 0600
+        except FileNotFoundError:
+            pass
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def temporary_file(folder: Path, prefix: str, suffix: str = "") -> Path:
+    """A new empty file of a name no one else has in ``folder``, with the umask's default mode."""
+    while True:
+        path = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+
+
+def temporary_folder(folder: Path, prefix: str) -> Path:
+    """A new empty folder of a name no one else has in ``folder``, with the umask's default mode."""
+    while True:
+        path = folder / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+
+
+def _through_links(path: Path) -> Path:
+    """The file a symlink ends at (``path`` itself when it is none); OSError for a link loop."""
+    if not path.is_symlink():
+        return path
+    real = Path(os.path.realpath(path))
+    if real.is_symlink():
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+    return real
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -164,12 +164,14 @@ OUTCOMES = "outcomes.json"  # beside index.html: {notebook: null if it ran, else
 
 def _earlier_outcomes(html_dir: Path) -> list[NotebookOutcome]:
     """The outcomes of earlier builds, so a partial rebuild keeps showing a page that failed as failed.
-    Pages of a build before outcomes were recorded count as ok; an unreadable record as none."""
+    Pages of a build before outcomes were recorded count as ok; an unreadable record as none. A name
+    that is not a page of its own beside index.html (``../x``) is no notebook's and is dropped."""
     try:
         recorded = json.loads((html_dir / OUTCOMES).read_text(encoding="utf-8"))
-        outcomes = [NotebookOutcome(n, e is None, e or "") for n, e in recorded.items()]
+        outcomes = [NotebookOutcome(n, e is None, str(e or "")) for n, e in recorded.items()]
     except (OSError, ValueError, AttributeError):
         outcomes = [NotebookOutcome(p.stem, True) for p in html_dir.glob("*.html") if p.stem != "index"]
+    outcomes = [o for o in outcomes if o.name and not o.name.startswith(".") and Path(o.name).name == o.name]
     return [o for o in outcomes if not o.ok or (html_dir / f"{o.name}.html").exists()]
 
 

@@ -1,9 +1,9 @@
 """The run store: ``<root>/runs/<run-id>/`` written atomically, cache lookup, resume checkpoints.
 
 A run directory holds ``config.json``, ``history.csv``, ``metrics.json``, ``confusion.npy``,
-``samples.npz`` and, when asked, ``weights.safetensors`` (deepcls.store.weights; by default a
-complete run's weights are kept in ``<root>/.cache/weights``). It is assembled in a temporary
-directory and swapped into place (one atomic exchange on Linux; elsewhere two renames whose middle state
+``samples.npz`` and, when asked, ``weights.safetensors`` (:data:`RUN_FILES`; deepcls.store.weights:
+by default a complete run's weights are kept in ``<root>/.cache/weights``). It is assembled in a
+temporary directory and swapped into place (one atomic exchange on Linux; elsewhere two renames whose middle state
 the next ``RunStore`` restores), so a reader sees the old run or the new one, never a
 half-written one or none. A run folder with a damaged file is reported in one line and
 treated as missing; a damaged checkpoint is discarded with one line. Epoch
@@ -37,10 +37,13 @@ import pandas as pd
 import torch
 
 from deepcls.config import RunConfig
-from deepcls.data.atomic import write_with
+from deepcls.data.atomic import temporary_folder, write_with
 from deepcls.errors import StoreError
 
 FINISHED = ("complete", "diverged")  # outcomes that are reused instead of retrained
+RUN_FILES = frozenset(  # every file a run folder can hold: what save() writes, and the trained weights
+    {"config.json", "history.csv", "metrics.json", "confusion.npy", "samples.npz", "weights.safetensors"}
+)
 _RENAME_EXCHANGE = 2  # renameat2 flag: swap two paths atomically (Linux >= 3.15)
 
 
@@ -73,7 +76,11 @@ class RunRecord:
 
 
 class DamagedRun(StoreError):
-    """A stored run folder with a file that cannot be read back."""
+    """A stored run folder with a file that cannot be read back: ``file`` (its name) and ``reason``."""
+
+    def __init__(self, message: str, file: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.file, self.reason = file, reason
 
 
 def warn(message: str) -> None:
@@ -95,7 +102,12 @@ class RunStore:
 
     # ------------------------------------------------------------------ paths
     def run_dir(self, run: RunConfig | str) -> Path:
-        return self.runs / (run.run_id if isinstance(run, RunConfig) else run)
+        """``runs/<run-id>``; StoreError for a name that is not a folder of its own there (a run id read
+        from a file or a command line, such as ``../x``, never reaches outside the store)."""
+        run_id = run.run_id if isinstance(run, RunConfig) else run
+        if not (isinstance(run_id, str) and _plain_name(run_id)):
+            raise StoreError(f"{run_id!r} is not a run id (a folder name under {self.runs})")
+        return self.runs / run_id
 
     def ensure_writable(self) -> None:
         """Fail early, with one line, if runs cannot be written here."""
@@ -163,7 +175,9 @@ class RunStore:
         except Exception as err:  # any damage: bad JSON, encoding, CSV, array, a config that no longer validates
             reason = f"{type(err).__name__}: {err}"[:200]
             raise DamagedRun(
-                f"run {run_id} is damaged, treated as missing (retrained when asked): {path / name} ({reason})"
+                f"run {run_id} is damaged, treated as missing (retrained when asked): {path / name} ({reason})",
+                name,
+                reason,
             ) from None
         return RunRecord(
             path=path, config=config, history=history, metrics=metrics, confusion=confusion, samples=samples
@@ -240,23 +254,64 @@ class RunStore:
         self.runs.mkdir(parents=True, exist_ok=True)
         target = self.run_dir(run_id)
         with self._writing():
-            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=self.runs))
+            tmp = temporary_folder(self.runs, f".tmp-{target.name}-")  # the umask's mode, not mkdtemp's 0700
             try:
                 write(tmp)
-                if not target.exists():
-                    os.replace(tmp, target)
-                elif not _exchange(tmp, target):  # no atomic swap here: rename aside, then in
-                    aside = self._aside(target)
-                    os.replace(target, aside)  # killed now: recover() puts it back, readers find it
-                    try:
-                        os.replace(tmp, target)
-                    except BaseException:
-                        os.replace(aside, target)
-                        raise
-                    tmp = aside
+                tmp = self._swap_in(tmp, target)
             finally:
-                shutil.rmtree(tmp, ignore_errors=True)  # the half-written run, or the replaced one
+                _remove(tmp)  # the half-written run, or the replaced one
         return target
+
+    def _swap_in(self, new: Path, target: Path) -> Path:
+        """Put the folder ``new`` (in ``runs/``, named as a temporary that recover() removes) at
+        ``target``, so that readers see the old run or the new one; return where the old one is now
+        (to be removed). One atomic exchange where the system has it, else two renames whose middle
+        state readers see through and the next start restores. The caller holds ``_writing()``."""
+        if not os.path.lexists(target):
+            os.replace(new, target)
+            return new
+        if _exchange(new, target):
+            return new
+        aside = self._aside(target)
+        os.replace(target, aside)  # killed now: recover() puts it back, readers find it
+        try:
+            os.replace(new, target)
+        except BaseException:
+            os.replace(aside, target)
+            raise
+        return aside
+
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A new empty folder under ``runs/`` to assemble runs in before :meth:`adopt` moves them in,
+        removed on exit, or by the next start after a kill. Writes are held while it lives, so no
+        start removes it meanwhile."""
+        self.runs.mkdir(parents=True, exist_ok=True)
+        with self._writing():
+            folder = temporary_folder(self.runs, ".tmp-import-")
+            try:
+                yield folder
+            finally:
+                _remove(folder)
+
+    def adopt(self, config: RunConfig, folder: Path, replace: bool = False) -> bool:
+        """Move the verified run folder ``folder`` (inside :meth:`staging`) in as the run of ``config``,
+        in place of no run, a failed or damaged record of it, or (``replace``) a finished one; False,
+        changing nothing, when a finished run is stored and not ``replace``. Under the run's lock
+        (waits while it trains). The replaced run's resume checkpoint and kept final state go first:
+        they hold its weights, and a longer run must not continue them as the new run's."""
+        target = self.run_dir(config)
+        with self.claim(config):
+            try:
+                finished = self.load(config).status in FINISHED
+            except StoreError:  # none, or damaged
+                finished = False
+            if finished and not replace:
+                return False
+            self.drop_checkpoint(config)
+            self.final_path(config).unlink(missing_ok=True)
+            _remove(self._swap_in(folder, target))
+        return True
 
     @staticmethod
     def _aside(path: Path) -> Path:
@@ -306,6 +361,8 @@ class RunStore:
         process writes, and on a store this process cannot write."""
         found = [p for folder in (self.runs, self.checkpoints) if folder.is_dir() for p in folder.iterdir()]
         leftovers = [p for p in found if p.name.startswith((".tmp-", ".old-"))]
+        if self.root.is_dir():  # archive imports of earlier versions staged beside the runs
+            leftovers += [p for p in self.root.iterdir() if p.name.startswith(".merge-") and p.is_dir()]
         if not leftovers:
             return
         try:
@@ -313,13 +370,11 @@ class RunStore:
                 if not held:
                     return
                 for path in leftovers:
-                    if path.name.startswith(".old-") and not (live := path.with_name(path.name[5:])).exists():
+                    if path.name.startswith(".old-") and not os.path.lexists(live := path.with_name(path.name[5:])):
                         os.replace(path, live)
                         warn(f"restored run {live.name}, which an interrupted save had moved aside")
-                    elif path.is_dir():
-                        shutil.rmtree(path)
                     else:
-                        path.unlink()
+                        _remove(path)
         except (OSError, sqlite3.Error):  # a read-only store: readers still see the runs (an aside one
             return  # through _readable_dir)
 
@@ -474,6 +529,14 @@ def _exchange(a: Path, b: Path) -> bool:
 
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a link (never what it points to) or a folder with what it holds, if there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _plain_name(name: str) -> bool:
