@@ -661,3 +661,14 @@ def test_stopping_a_grid_stops_its_worker_processes(stop: signal.Signals, data_d
                 os.kill(pid, signal.SIGKILL)
         grid.wait()
     assert list((tmp_path / "runs").glob("*")) == []  # nothing stored half-way
+
+
+def test_the_python_api_refuses_what_the_cli_refuses() -> None:
+    """A seed given twice would count one run as two; a budget must be a positive finite time."""
+    from deepcls.execution.runner import ConcurrentExecutor
+
+    with pytest.raises(ConfigError, match="seeds repeat a value"):
+        ex.grid("resnet_se", "quick", (0, 0))
+    for budget in (float("nan"), float("inf"), -10.0, 0.0):
+        with pytest.raises(ConfigError, match="a budget must be a positive number of seconds"):
+            ConcurrentExecutor(budget_s=budget)

@@ -14,6 +14,7 @@ one before) and hands the chains to an executor. An executor trains chains and r
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import threading
@@ -85,6 +86,8 @@ class ConcurrentExecutor:
     ) -> None:
         if runs < 1:
             raise ConfigError(f"runs at once must be >= 1, got {runs}")
+        if budget_s is not None and not (math.isfinite(budget_s) and budget_s > 0):
+            raise ConfigError(f"a budget must be a positive number of seconds, got {budget_s}")
         self.runs, self.budget_s, self.checkpoint_every_s = runs, budget_s, checkpoint_every_s
         self.log = log  # with a budget: a line per scheduling decision (deepcls.execution.interleaved)
 

@@ -192,7 +192,11 @@ def best_recipe(dataset: str, family: str) -> dict:
 
 
 def table_grid(table: str, profile: str, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
-    """One line per (row, seed): the reported numbers and the RunConfig that reproduces them."""
+    """One line per (row, seed): the reported numbers and the RunConfig that reproduces them. A seed
+    given twice is a ConfigError: it would count one run as two seeds."""
+    seeds = list(seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds repeat a value: {seeds} (each seed is one run)")
     lines = []
     for _, row in table_rows(table).iterrows():
         for seed in seeds:
