@@ -123,7 +123,9 @@ def test_a_run_trained_elsewhere_is_stored_atomically_from_its_own_files(
     assert driver.save_files(cfg.run_id, files) == driver.run_dir(cfg)
     assert driver.run_files(cfg) == files and driver.load(cfg).config == cfg and leftovers(driver) == []
 
-    for run_id, names in (("../escape", ["metrics.json"]), (cfg.run_id, ["../metrics.json"]), (cfg.run_id, [".x"])):
+    refused = [("../escape", ["metrics.json"]), (cfg.run_id, ["../metrics.json"]), (cfg.run_id, [".x"])]
+    refused.append((cfg.run_id, ["metrics.json", "run.sh"]))  # only the files a run folder holds
+    for run_id, names in refused:
         with pytest.raises(StoreError, match="refusing to store"):
             driver.save_files(run_id, dict.fromkeys(names, b"{}"))
 

@@ -236,7 +236,8 @@ class RunStore:
 
     def save_files(self, run_id: str, files: Mapping[str, bytes]) -> Path:
         """Write a run directory trained elsewhere from its files' bytes (``run_files``), atomically."""
-        if not all(_plain_name(name) for name in (run_id, *files)):  # the names came over the network
+        # the names came over the network: a plain run id, and only the files a run folder holds
+        if not _plain_name(run_id) or not set(files) <= RUN_FILES:
             raise StoreError(f"refusing to store run {run_id!r} with files {sorted(files)}")
 
         def write(tmp: Path) -> None:
