@@ -5,7 +5,7 @@ run folders as bytes; the driver writes each into its store atomically (``RunSto
 the driver's store never holds a partial run, and a run trained on the cluster is the same folder a
 local ``fit`` writes. A dataset travels once per node: the driver puts its npz into Ray's object store
 once, and the first task on a node that needs it writes it into that node's scratch folder, where the
-node's later tasks find it.
+node's later tasks find it; when the grid ends, the driver has every node remove its copy.
 
 Faults: a worker process killed mid-run makes Ray run its task again (``max_retries``); on the same
 node the retry resumes from the run's epoch checkpoint in the scratch store, elsewhere it starts over.
@@ -15,17 +15,19 @@ has not received yet: the same command again trains what its store lacks.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
 import os
 import shutil
 import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from deepcls.config import RunConfig
 from deepcls.data import dataset_path, load_dataset
@@ -37,9 +39,10 @@ from deepcls.store.runs import RunStore
 
 SCRATCH_ENV = "DEEPCLS_RAY_SCRATCH"  # a node's scratch folder, else <tmp>/deepcls-ray
 CONNECT_TIMEOUT_S = 10.0  # to reach the head before Ray is asked to join it
+CLEANUP_TIMEOUT_S = 60.0  # for the nodes to remove a finished grid's data
 TASK_NAME = "deepcls-chain"  # worker processes running a chain are titled ray::deepcls-chain
 
-Dataset = tuple[str, "ray.ObjectRef"]  # (digest of the npz bytes, the bytes in the object store)
+Dataset = tuple[str, "ray.ObjectRef"]  # (the grid's folder under <scratch>/data, the npz bytes in the object store)
 RunFiles = dict[str, bytes]
 
 
@@ -77,9 +80,10 @@ class RayExecutor:
         for name in names:
             load_dataset(name, options.data_dir)  # here, downloaded if missing; bad data stops the grid with one line
         started = self._connect()
+        grid = uuid.uuid4().hex[:16]  # the nodes' data folder for this grid, removed when it ends
         pending: dict[ray.ObjectRef, Chain] = {}
         try:
-            datasets = {name: _put_dataset(name, options.data_dir) for name in names}
+            datasets = {name: _put_dataset(name, options.data_dir, grid) for name in names}
             task = _train_chain_task.options(
                 name=TASK_NAME,
                 num_cpus=self.num_cpus,
@@ -99,6 +103,7 @@ class RayExecutor:
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
+            _remove_node_data(grid, self.scratch_dir)
             if started:
                 ray.shutdown()
 
@@ -122,10 +127,39 @@ def _host_port(address: str) -> tuple[str, int] | None:
     return (host.strip("[]"), int(port)) if host and "/" not in host and port.isdigit() else None
 
 
-def _put_dataset(name: str, data_dir: str | None) -> Dataset:
+def _put_dataset(name: str, data_dir: str | None, grid: str) -> Dataset:
     """Put a dataset's npz bytes into the object store, once for the whole grid."""
-    payload = dataset_path(name, data_dir).read_bytes()
-    return hashlib.sha256(payload).hexdigest()[:16], ray.put(payload)
+    return grid, ray.put(dataset_path(name, data_dir).read_bytes())
+
+
+def _scratch(scratch_dir: str | None) -> Path:
+    """A node's scratch folder: ``scratch_dir``, else ``$DEEPCLS_RAY_SCRATCH``, else <tmp>/deepcls-ray."""
+    return Path(scratch_dir or os.environ.get(SCRATCH_ENV) or Path(tempfile.gettempdir()) / "deepcls-ray")
+
+
+def _remove_node_data(grid: str, scratch_dir: str | None) -> None:
+    """Have every live node remove its copies of a grid's data (best effort: a lost node keeps its own)."""
+    try:
+        nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"]]
+        refs = [
+            _remove_data_task.options(
+                num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+            ).remote(grid, scratch_dir)
+            for node in nodes
+        ]
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=CLEANUP_TIMEOUT_S)
+    except ray.exceptions.RayError:  # the cluster itself is gone
+        pass
+
+
+@ray.remote
+def _remove_data_task(grid: str, scratch_dir: str | None) -> None:
+    """On a node: remove the grid's data folder, and the data folder once no grid uses it."""
+    data = _scratch(scratch_dir) / "data"
+    shutil.rmtree(data / grid, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        data.rmdir()
 
 
 def _store_chain(store: RunStore, chain: Chain, ref: ray.ObjectRef) -> list[Outcome]:
@@ -152,7 +186,7 @@ def _train_chain_task(
     chain: list[RunConfig], options: Options, dataset: Dataset, threads: int, scratch_dir: str | None
 ) -> list[tuple[Outcome, RunFiles | None]]:
     """On a worker: train a chain into the node's scratch store; return each run's outcome and files."""
-    scratch = Path(scratch_dir or os.environ.get(SCRATCH_ENV) or Path(tempfile.gettempdir()) / "deepcls-ray")
+    scratch = _scratch(scratch_dir)
     data_dir = _node_data_dir(scratch / "data", chain[0].dataset, dataset)
     store = RunStore(scratch)
     runtime.configure("auto", threads)
@@ -168,9 +202,9 @@ def _train_chain_task(
 
 
 def _node_data_dir(root: Path, name: str, dataset: Dataset) -> Path:
-    """This node's copy of a dataset, fetched from the object store by the node's first task."""
-    digest, ref = dataset
-    folder = root / digest
+    """This node's copy of a dataset for its grid, fetched from the object store by the node's first task."""
+    grid, ref = dataset
+    folder = root / grid
     path = folder / dataset_path(name).name
     if not path.exists():
         payload = ray.get(ref)
