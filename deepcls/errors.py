@@ -15,3 +15,7 @@ class DataError(DeepclsError):
 
 class StoreError(DeepclsError):
     """The run store cannot be read or written."""
+
+
+class ClusterError(DeepclsError):
+    """A Ray cluster that cannot be reached, or that refuses this client."""

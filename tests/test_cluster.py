@@ -4,12 +4,19 @@ The module starts the cluster once: ``unshare --net`` makes a namespace whose on
 127.0.0.1, and the head node, a second node and every grid's driver (tests/cluster_driver.py) run in
 it through ``nsenter``; nothing here can send a packet beyond loopback. Each node offers one CPU, so
 two runs train at once, one per node.
+
+The cluster is locked as the README's procedure locks one: ``RAY_AUTH_MODE=token`` everywhere, a
+token made on the head with ``ray get-auth-token --generate`` in its home folder, the second node
+given it by ``RAY_AUTH_TOKEN`` and the drivers by ``RAY_AUTH_TOKEN_PATH``. The second node and the
+drivers have a home folder of their own holding another, stale ``~/.ray/auth_token`` (what a local
+``ray.init()`` leaves behind): the tests pass with a token there and without one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -51,6 +58,7 @@ class Cluster:
     address: str
     nodes: list[subprocess.Popen]  # `ray start --block` of the head and of the second node
     log: Path
+    env: dict[str, str]  # a driver's environment: the token in a file, a stale one in ~/.ray
 
     def driver(self, configs: list[RunConfig], root: Path, data_dir: Path, scratch: Path) -> list[str]:
         """The command that runs a grid of ``configs`` on this cluster into the store at ``root``."""
@@ -66,7 +74,7 @@ class Cluster:
 
     def run_grid(self, configs: list[RunConfig], root: Path, data_dir: Path, scratch: Path) -> dict[str, Any]:
         done = subprocess.run(
-            self.driver(configs, root, data_dir, scratch), env=_env(), capture_output=True, text=True, timeout=600
+            self.driver(configs, root, data_dir, scratch), env=self.env, capture_output=True, text=True, timeout=600
         )
         assert done.returncode == 0, f"driver failed:\n{done.stdout}\n{done.stderr}\n{self.tail()}"
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -87,10 +95,21 @@ class Cluster:
         return self.log.read_text()[-3000:] if self.log.exists() else ""
 
 
-def _env() -> dict[str, str]:
-    """The tests' environment, with this checkout first on the path of every Ray process."""
+def _env(home: Path) -> dict[str, str]:
+    """The tests' environment, with this checkout first on the path of every Ray process, ``home``
+    for its home folder and no Ray authentication settings of the machine's."""
     path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0", "DEEPCLS_PROGRESS": "0"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH") and k != "RAY_ADDRESS"}
+    return {**env, "HOME": str(home), "PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0", "DEEPCLS_PROGRESS": "0"}
+
+
+def _home(root: Path, token: str | None = None) -> Path:
+    """A home folder; ``token``: with it in ~/.ray/auth_token, as Ray keeps one."""
+    root.mkdir(parents=True)
+    if token is not None:
+        (root / ".ray").mkdir()
+        (root / ".ray" / "auth_token").write_text(token)
+    return root
 
 
 def _wait_for(condition: Any, what: str, timeout: float, poll: float = 0.2) -> None:
@@ -109,8 +128,7 @@ def _no_namespaces() -> str:
     return ""
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def _need_ray_and_namespaces() -> None:
     if not os.environ.get("CI"):  # CI installs the dev extra, which has Ray: never skip there
         pytest.importorskip("ray")
     missing = _no_namespaces()
@@ -118,6 +136,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.fail(missing, pytrace=False)
     if missing:
         pytest.skip(missing)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    _need_ray_and_namespaces()
     ray_cli = Path(sys.executable).with_name("ray")  # the venv's, beside its python
     if not ray_cli.exists():
         ray_cli = Path(shutil.which("ray") or "ray")
@@ -125,21 +148,34 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     netns = f"/proc/{holder.pid}/ns/net"
     temp = Path(tempfile.mkdtemp(prefix="dcray-"))  # short: Ray's socket paths live under it
     log = tmp_path_factory.mktemp("ray") / "nodes.log"
-    env = {**_env(), "DEEPCLS_RAY_SCRATCH": str(tmp_path_factory.mktemp("scratch"))}  # the nodes' default scratch
+    homes = tmp_path_factory.mktemp("homes")
+    head_home, home = _home(homes / "head"), _home(homes / "other", token=secrets.token_hex(32))  # stale
+    scratch = str(tmp_path_factory.mktemp("scratch"))  # the nodes' default scratch
+    head_env = {**_env(head_home), "RAY_AUTH_MODE": "token", "DEEPCLS_RAY_SCRATCH": scratch}
     nodes: list[subprocess.Popen] = []
     try:
         _wait_for(lambda: os.readlink(netns) != os.readlink("/proc/self/ns/net"), "network namespace", 30, 0.01)
         enter = ["nsenter", f"--net={netns}"]
         subprocess.run([*enter, "ip", "link", "set", "lo", "up"], check=True)
+        made = subprocess.run(
+            [*enter, str(ray_cli), "get-auth-token", "--generate"], env=head_env, capture_output=True, text=True
+        )
+        token = made.stdout.strip()
+        assert made.returncode == 0 and token == (head_home / ".ray" / "auth_token").read_text().strip(), made.stderr
+        token_file = homes / "token"
+        token_file.write_text(token)
+        token_file.chmod(0o600)
+        node_env = {**_env(home), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "DEEPCLS_RAY_SCRATCH": scratch}
         address = f"127.0.0.1:{PORT}"
         with open(log, "ab") as out:
             start = [*enter, str(ray_cli), "start", "--block", "--node-ip-address=127.0.0.1", *NODE_OPTIONS]
             head = [f"--port={PORT}", "--head", "--include-dashboard=false", f"--temp-dir={temp}"]
-            nodes.append(subprocess.Popen([*start, *head], env=env, stdout=out, stderr=out))
+            nodes.append(subprocess.Popen([*start, *head], env=head_env, stdout=out, stderr=out))
             _wait_for(lambda: log.read_text().count("Ray runtime started") == 1, "head node start", 180)
-            nodes.append(subprocess.Popen([*start, f"--address={address}"], env=env, stdout=out, stderr=out))
+            nodes.append(subprocess.Popen([*start, f"--address={address}"], env=node_env, stdout=out, stderr=out))
             _wait_for(lambda: log.read_text().count("Ray runtime started") == 2, "second node start", 180)
-        yield Cluster(enter, address, nodes, log)
+        driver_env = {**_env(home), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+        yield Cluster(enter, address, nodes, log, driver_env)
     finally:
         family = [p for node in nodes for p in _descendants(node.pid)]
         for node in reversed(nodes):
@@ -217,9 +253,7 @@ def test_a_grid_on_two_nodes_stores_what_the_local_executor_stores(
     assert store.load(BASE).metrics["extended_from"] == short.run_id  # the chain stayed in one task
     assert store.status(diverging) == "diverged"
     assert list((tmp_path / "scratch" / "runs").iterdir()) == []  # the workers keep no finished run
-    node_data = list((tmp_path / "scratch" / "data").glob("*/*"))  # one copy: both nodes share this disk
-    assert [p.name for p in node_data] == ["mnist.npz"]
-    assert node_data[0].read_bytes() == (data_dir / "mnist.npz").read_bytes()
+    assert not (tmp_path / "scratch" / "data").exists()  # nor the grid's data
 
 
 def test_a_worker_killed_mid_run_is_retried_and_every_run_is_stored_once(
@@ -230,7 +264,7 @@ def test_a_worker_killed_mid_run_is_retried_and_every_run_is_stored_once(
     root, scratch = tmp_path / "cluster", tmp_path / "scratch"
     checkpoints = RunStore(scratch).checkpoints
     driver = subprocess.Popen(
-        cluster.driver(grid, root, data_dir, scratch), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cluster.driver(grid, root, data_dir, scratch), env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         training: list[tuple[psutil.Process, str]] = []  # (worker, the lock of the run it trains)
@@ -271,7 +305,7 @@ def test_a_killed_command_leaves_no_partial_run_and_the_rerun_trains_only_what_i
     command += ["--results-dir", str(root), "--data-dir", str(data_dir)]
     grid = experiments.grid(["vgg_mnist"], "smoke", [0, 1, 2], [6, 9])["config"]
     store = RunStore(root)
-    driver = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    driver = subprocess.Popen(command, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         _wait_for(lambda: len(store.run_ids()) >= 1, "a first stored run", 300, 0.01)
         driver.kill()
@@ -286,9 +320,58 @@ def test_a_killed_command_leaves_no_partial_run_and_the_rerun_trains_only_what_i
     rerun = cluster.run_grid(list(grid), root, data_dir, tmp_path / "scratch")
     assert {run_id for run_id, _ in rerun["outcomes"]} == {c.run_id for c in grid} - stored
     assert set(store.run_ids()) == {c.run_id for c in grid}
-    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, env=cluster.env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("vgg7") >= 2 and "pending" not in done.stdout  # the table shows the stored runs
+
+
+def test_a_client_without_the_clusters_token_is_refused_in_one_line(
+    cluster: Cluster, data_dir: Path, tmp_path: Path
+) -> None:
+    command = [*cluster.enter, sys.executable, "-m", "deepcls", "results", "--profile", "smoke", "--train"]
+    command += ["--tables", "vgg_mnist", "--rows", "6", "--executor", "ray", "--address", cluster.address]
+    command += ["--results-dir", str(tmp_path / "results"), "--data-dir", str(data_dir)]
+    stale = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_TOKEN_PATH"}  # only ~/.ray's stale token
+    none = {k: v for k, v in stale.items() if k != "RAY_AUTH_MODE"} | {"HOME": str(_home(tmp_path / "home"))}
+    clients = {  # deepcls asks for token authentication itself when RAY_AUTH_MODE is unset
+        "a wrong token": (stale, "InvalidAuthToken: Authentication token is missing or incorrect; it needs"),
+        "no token": (none, "no authentication token was found; it needs the head's token"),
+        "none asked for": ({**stale, "RAY_AUTH_MODE": "disabled"}, "; set RAY_AUTH_MODE=token and the head's token"),
+    }
+    for client, (env, reason) in clients.items():
+        start = time.monotonic()
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        seconds = time.monotonic() - start
+        assert done.returncode == 2 and done.stdout == "", f"{client}: {done.stdout}{done.stderr}"
+        assert done.stderr.startswith(f"deepcls: error: cannot join the Ray cluster at {cluster.address}: ")
+        assert done.stderr.count("\n") == 1 and reason in done.stderr, f"{client}: {done.stderr}"
+        assert seconds < 60, f"{client}: refused after {seconds:.0f} s"
+    assert RunStore(tmp_path / "results").run_ids() == []
+
+
+def test_a_ray_of_its_own_listens_on_loopback_only_is_locked_and_leaves_no_data(data_dir: Path, tmp_path: Path) -> None:
+    """Without an address the executor starts Ray itself. In a namespace where this machine has
+    another address, with a route through it, every socket listens on 127.0.0.1 all the same; the
+    token lives in the driver's environment for the grid only, never in ~/.ray, and the nodes'
+    copy of the data is gone when the grid ends."""
+    _need_ray_and_namespaces()
+    home, scratch = _home(tmp_path / "home"), tmp_path / "scratch"
+    config = BASE.replace(epochs=1)
+    args = {"address": None, "nodes": 1, "configs": [config.to_dict()], "results_dir": str(tmp_path / "results")}
+    args |= {"data_dir": str(data_dir), "scratch_dir": None, "watch": True}
+    network = "ip link set lo up && ip addr add 192.0.2.1/24 dev lo && ip route add default dev lo src 192.0.2.1"
+    command = ["unshare", "--net", "sh", "-c", f'{network} && exec "$@"', "sh", sys.executable, str(DRIVER)]
+    env = {**_env(home), "DEEPCLS_RAY_SCRATCH": str(scratch)}  # the scratch folder workers default to
+    done = subprocess.run([*command, json.dumps(args)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"driver failed:\n{done.stdout}\n{done.stderr}"
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["outcomes"] == [[config.run_id, None]] and RunStore(tmp_path / "results").run_ids() == [
+        config.run_id
+    ]
+    assert outcome["listeners"] and set(outcome["listeners"]) <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
+    assert outcome["ray_env"] == {}  # the driver's environment as it was
+    assert not (home / ".ray").exists()
+    assert scratch.is_dir() and not (scratch / "data").exists()
 
 
 def test_make_executor_ray_checks_its_options() -> None:
