@@ -47,7 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).with_name("cluster_driver.py")
 PORT = 6380  # the namespace is ours: no other process can hold its ports
 NODE_OPTIONS = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=100000000", "--disable-usage-stats"]
-METRICS_TIMING = {"wall_time_s", "images_per_s", "probe_s", "finished_at"}
+METRICS_TIMING = {"wall_time_s", "images_per_s", "finished_at"}
 # Smoke-sized VGG-7 runs on real MNIST, one torch thread each, whichever executor trains them.
 BASE = RunConfig(**SMALL_VGG7, batch_size=32, epochs=2, subset=256, test_subset=256, threads=1)
 
