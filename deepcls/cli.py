@@ -244,7 +244,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--executor", default="local", choices=("local", "ray"), help="with --train: where runs train (default: local)"
     )
-    parser.add_argument("--address", default=None, help="with --executor ray: the Ray cluster's head, HOST:PORT")
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="with --executor ray: the Ray cluster's head, HOST:PORT (default: $RAY_ADDRESS, else a Ray of its own "
+        "on 127.0.0.1)",
+    )
     parser.add_argument(
         "--gpus-per-run", type=float, default=0, help="with --executor ray: GPUs per run, e.g. 0.25 (default: 0)"
     )
