@@ -425,19 +425,18 @@ def _train_within(args: argparse.Namespace, grid: pd.DataFrame, tables: list[str
 
 def _time_lines(args: argparse.Namespace, conclusions: Sequence[Conclusion], store: RunStore) -> None:
     """Measure and store each seconds line's paired benchmark (deepcls.bench.steps)."""
-    import torch
-
     from deepcls.analysis.ledger import side_config
     from deepcls.bench.steps import REPEATS, time_pair
+    from deepcls.engine.runtime import thread_count
     from deepcls.store.timings import save_timing
 
     if not conclusions:
         raise DeepclsError("--time: none of the chosen conclusions is a seconds line")
     store.ensure_writable()
-    torch.set_num_threads(args.threads or 1)  # one thread per run, as the costs and the runs are timed
     for conclusion in conclusions:
         a, b = (dataclasses.replace(side_config(side, args.profile), device=args.device) for side in conclusion.sides)
-        timing = time_pair(conclusion.id, a, b, args.data_dir, repeats=args.repeats or REPEATS)
+        with thread_count(args.threads or 1):  # one thread per run, as the costs and the runs are timed
+            timing = time_pair(conclusion.id, a, b, args.data_dir, repeats=args.repeats or REPEATS)
         print(f"wrote {save_timing(store, timing)} ({timing.repeats} repeats on {timing.device})")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
 from deepcls.analysis import ledger
@@ -405,7 +406,9 @@ def test_the_benchmark_times_both_models_in_one_process(data_dir: Path, tmp_path
     """``deepcls ledger --time`` stores a measurement the ledger then reads: ResNet-34's steps take
     longer than ResNet-18's (about twice the multiply-accumulates)."""
     args = ["ledger", "--profile", PROFILE, "--conclusions", SLOWER.id, "--results-dir", str(tmp_path)]
-    assert main([*args, "--time", "--repeats", "3", "--data-dir", str(data_dir)]) == 0
+    threads = torch.get_num_threads()
+    assert main([*args, "--time", "--repeats", "3", "--threads", "1", "--data-dir", str(data_dir)]) == 0
+    assert torch.get_num_threads() == threads  # the caller's later training rounds as before
     timing = load_timing(RunStore(tmp_path), PROFILE, SLOWER.id)
     assert timing is not None and timing.repeats == 3 and timing.device == "CPU x1"
     assert timing.steps == (94, 94)  # the quick profile's 3,000 images in batches of 32

@@ -22,7 +22,7 @@ from deepcls.config import RunConfig
 from deepcls.data import BatchLoader, Split, balanced_subset, get_spec, load_dataset
 from deepcls.engine import summary
 from deepcls.engine.fit import Trainer
-from deepcls.engine.runtime import configure, resolve_device
+from deepcls.engine.runtime import configure, resolve_device, thread_count
 from deepcls.errors import StoreError
 from deepcls.models import build_for_dataset, input_padding
 from deepcls.store.runs import RunRecord, RunStore
@@ -126,12 +126,12 @@ def evaluate_run(
     record = stored_run(run, store)
     model = load_model(record, store)
     config = record.config
-    resolved = resolve_device(device)
-    configure(resolved, training_threads(record) if resolved.type == "cpu" else None)
-    trainer = Trainer(dataclasses.replace(config, device=str(resolved)), data_dir)
-    trainer.model.load_state_dict(model.state_dict())
-    _, accuracy, _ = trainer.evaluate()
-    here = summary.device_name(resolved)
+    resolved = configure(resolve_device(device))
+    with thread_count(training_threads(record) if resolved.type == "cpu" else None):
+        trainer = Trainer(dataclasses.replace(config, device=str(resolved)), data_dir)
+        trainer.model.load_state_dict(model.state_dict())
+        _, accuracy, _ = trainer.evaluate()
+        here = summary.device_name(resolved)
     trained_on = str(record.metrics.get("device", "?"))
     return Evaluation(
         run_id=record.run_id,

@@ -8,6 +8,8 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -123,6 +125,21 @@ def keep_freed_memory() -> bool:
                 return False
             _applied = bool(mallopt(M_MMAP_THRESHOLD, LARGEST)) and bool(mallopt(M_TRIM_THRESHOLD, LARGEST))
     return _applied
+
+
+@contextmanager
+def thread_count(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count at ``threads`` for the block (None: as it is), then as it was:
+    a measurement in a caller's process (a notebook, a test) must not change how its later training
+    rounds floats."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def target_device(device: str = "auto", threads: int | None = None) -> str:
