@@ -74,8 +74,7 @@ def test_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of the run's own test split (its ``test_subset``), normalized as in training: what
     :func:`load_model`'s network takes."""
-    config = run.config if isinstance(run, RunRecord) else run if isinstance(run, RunConfig) else None
-    config = config or stored_run(run, store).config
+    config = run if isinstance(run, RunConfig) else stored_run(run, store).config
     spec = get_spec(config.dataset)
     _, test = load_dataset(config.dataset, data_dir)
     if config.test_subset is not None:

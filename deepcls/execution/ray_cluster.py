@@ -154,29 +154,24 @@ class RayExecutor:
 def _token_auth(own_token: bool) -> Iterator[None]:
     """Ray's token authentication for this process while the block runs (``RAY_AUTH_MODE=token``
     unless the environment says otherwise); ``own_token``: a fresh token, unless the environment
-    names one, for a Ray this process starts. The environment's Ray settings are restored afterwards."""
+    names one, for a Ray this process starts. The environment is restored afterwards."""
     try:
         from ray._raylet import AuthenticationTokenLoader, Config
     except ImportError:  # older than 2.52: no token authentication
         raise ConfigError(f"the ray executor needs Ray >= 2.52 (token authentication), not {ray.__version__}") from None
-    saved = {name: os.environ.get(name) for name in (AUTH_MODE, AUTH_TOKEN)}
 
     def reload() -> None:  # Ray reads the mode and the token once and keeps them
         Config.initialize("")
         AuthenticationTokenLoader.instance().reset_cache()
 
-    os.environ.setdefault(AUTH_MODE, "token")
-    if own_token and not (os.environ.get(AUTH_TOKEN) or os.environ.get(AUTH_TOKEN_PATH)):
-        os.environ[AUTH_TOKEN] = secrets.token_hex(32)  # Ray's own form; its nodes inherit the environment
-    reload()
     try:
-        yield
+        with mock.patch.dict(os.environ):  # restored as it was when the block ends
+            os.environ.setdefault(AUTH_MODE, "token")
+            if own_token and not (os.environ.get(AUTH_TOKEN) or os.environ.get(AUTH_TOKEN_PATH)):
+                os.environ[AUTH_TOKEN] = secrets.token_hex(32)  # Ray's own form; its nodes inherit the environment
+            reload()
+            yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         reload()
 
 
