@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from deepcls.store.runs import RunRecord
 
-__version__ = "0.1.0"
+from deepcls.version import __version__ as __version__
 
 _SURFACE = {
     # what a run is
@@ -47,6 +47,7 @@ _SURFACE = {
     "run_grid": "deepcls.execution.runner",
     # trained networks
     "load_model": "deepcls.engine.evaluate",
+    "predict": "deepcls.engine.predict",
     "test_batches": "deepcls.engine.evaluate",
     "evaluate_run": "deepcls.engine.evaluate",
     # the store

@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--results-dir", default=None)
 
+    predict = sub.add_parser("predict", help="classify image files with a stored run's network: its top classes")
+    predict.add_argument("run", metavar="RUN", help="a run id (deepcls results shows them)")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...), any size")
+    predict.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per image (default: 3)")
+    predict.add_argument("--results-dir", default=None)
+
     report = sub.add_parser("report", help="execute the notebooks and render the HTML report")
     report.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     report.add_argument("--jobs", type=_at_least_one, default=1, help="notebooks executed in parallel")
@@ -137,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=20)
     bench.add_argument("--augment", default="flip,crop")
     bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
+    bench.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="deepcls's precision (default: auto: bf16 on CUDA and AMX CPUs, else fp32); the reference loop is fp32",
+    )
     bench.add_argument(
         "--compile-mode",
         default=None,
@@ -284,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ledger(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "predict":
+            return _predict(args)
         if args.command == "markdown":
             return _markdown(args)
         if args.command == "runs":
@@ -400,6 +414,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     verdict = "agrees" if found.agrees else "DIFFERS"
     print(f"difference {found.difference:+.2f} points: {verdict} ({allowed})")
     return 0 if found.agrees else EXIT_FAILED
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from deepcls.engine.predict import predict
+
+    found = predict(args.run, args.images, args.top, results_dir=args.results_dir)
+    for image, classes in zip(args.images, found):
+        print(f"{image}: " + ", ".join(f"{name} {100 * probability:.1f}%" for name, probability in classes))
+    return 0
 
 
 def _train_within(args: argparse.Namespace, grid: pd.DataFrame, tables: list[str] | None, store: RunStore) -> None:
@@ -593,14 +616,13 @@ def _info() -> int:
     import torch
     import torchvision
 
-    import deepcls
     from deepcls.data import DATASETS, dataset_path, resolve_data_dir
-    from deepcls.engine.runtime import resolve_device
-    from deepcls.engine.summary import cpu_bf16
     from deepcls.models import list_models, model_info
+    from deepcls.numeric import cpu_bf16, cpu_model, resolve_device, resolve_precision
+    from deepcls.version import __version__
 
     print(
-        f"deepcls {deepcls.__version__}  torch {torch.__version__}  torchvision {torchvision.__version__}  "
+        f"deepcls {__version__}  torch {torch.__version__}  torchvision {torchvision.__version__}  "
         f"python {platform.python_version()}"
     )
     device = resolve_device("auto")
@@ -609,7 +631,10 @@ def _info() -> int:
     else:  # runs either way on the CPU; without AMX or AVX512-BF16 converted in software
         kind = cpu_bf16()
         bf16 = "emulated (no AMX or AVX512-BF16 on this CPU)" if kind == "emulated" else f"native ({kind.upper()})"
-    print(f"device: {device}  threads: {torch.get_num_threads()}  bf16: {bf16}")
+        bf16 += "" if kind == "amx" else ", slower than fp32 without AMX"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    print(f"device: {device} ({name})  threads: {torch.get_num_threads()}  bf16: {bf16}")
+    print(f"precision: auto trains in {resolve_precision('auto', device)} here")
     print(f"data dir: {resolve_data_dir()}")
     for name, spec in DATASETS.items():
         path = dataset_path(name)

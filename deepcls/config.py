@@ -14,6 +14,7 @@ from typing import Any
 from deepcls.data import DATASETS, parse_augment
 from deepcls.errors import ConfigError
 from deepcls.models import INIT_SCHEMES, check_option, list_models, model_info
+from deepcls.numeric import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,17 @@ def get_profile(name: str) -> Profile:
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "triangle")
-PRECISIONS = ("fp32", "bf16")
 RUN_PROFILES = (*PROFILE_NAMES, CUSTOM)
 
 # Options forwarded to build_model when set (None means "the model's default").
 MODEL_OPTIONS = ("stem", "se", "width", "first_kernel", "batch_norm", "classifier_width")
-# Knobs that change speed, not the experiment: recorded, not part of the run id (they can change
-# float rounding, so two runs of one id on different thread counts agree only statistically).
-SPEED_FIELDS = ("device", "threads", "channels_last", "compile", "graphs")
+# Numeric settings: they change speed and float rounding, not the experiment. Recorded with the run as
+# its numeric class (deepcls.numeric), not part of the run id, so a stored run is found from any machine;
+# two runs of one id in different numeric classes agree only statistically.
+SPEED_FIELDS = ("device", "threads", "precision", "channels_last", "compile", "graphs")
+# Run ids hash the identity as it was when precision was part of it and every run trained in bf16:
+# the key stays in the hashed JSON at that value, so every stored run id is unchanged.
+ID_PRECISION = "bf16"
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_SEED = 2**32  # epoch_seed(seed, epoch) = seed * 1_000_003 + epoch must stay a 64-bit generator seed
 MAX_THREADS = 1024
@@ -78,7 +82,7 @@ MAX_EPOCHS = 10_000  # beyond any schedule deepcls trains; a typo such as 1e20 f
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Every knob that changes a result, plus the speed-only knobs listed in SPEED_FIELDS."""
+    """Every knob that changes a result, plus the numeric settings listed in SPEED_FIELDS."""
 
     dataset: str = "cifar10"
     model: str = "resnet18"
@@ -102,14 +106,14 @@ class RunConfig:
     batch_size: int = 32
     augment: tuple[str, ...] = ()
     label_smoothing: float = 0.0
-    precision: str = "bf16"
     seed: int = 0
     subset: int | None = None  # class-balanced first N training samples
     test_subset: int | None = None  # class-balanced first N test samples
     profile: str = CUSTOM
-    # speed only
+    # numeric settings (recorded with the run, not hashed into its id)
     device: str = "auto"
     threads: int | None = None
+    precision: str = "auto"  # auto: bf16 where the hardware computes it natively, else fp32 (deepcls.numeric)
     channels_last: bool = True
     compile: bool = False
     graphs: bool | None = None  # CUDA graphs for full batches (deepcls.engine.graphs); None: on CUDA unless compiled
@@ -209,14 +213,17 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        hashed = self.identity() | {"precision": ID_PRECISION}
+        canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha1(canonical.encode()).hexdigest()[:10]
         return f"{self.dataset}-{self.model}-{digest}"
 
     @property
     def extendable(self) -> bool:
         """True when epoch ``k`` does not depend on the total number of epochs (constant lr,
-        no warm-up): the first M epochs of this run are then exactly an M-epoch run."""
+        no warm-up): an M-epoch run can be continued into this one. Within one numeric class on the
+        CPU, the first M epochs of this run are then bit for bit an M-epoch run (tested); across
+        classes they are another sample."""
         return self.schedule == "constant" and self.warmup == 0
 
     @property

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deepcls.cli import main
-from deepcls.engine.runtime import resolve_device
+from deepcls.numeric import resolve_device
 
 
 def test_bench_times_both_loops_on_the_engines_device(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,7 +30,7 @@ BAD_FIELDS = [
     ({"batch_size": 0}, r"batch_size must be a positive integer"),
     ({"optimizer": "rmsprop"}, r"unknown optimizer 'rmsprop'; known: sgd, adam, adamw"),
     ({"schedule": "linear"}, r"unknown schedule 'linear'; known: constant, step, cosine, triangle"),
-    ({"precision": "fp16"}, r"unknown precision 'fp16'; known: fp32, bf16"),
+    ({"precision": "fp16"}, r"unknown precision 'fp16'; known: auto, fp32, bf16"),
     ({"init": "orthogonal"}, r"unknown init 'orthogonal'"),
     ({"augment": ("flip", "mixup")}, r"unknown augmentation 'mixup'"),
     ({"augment": "crop,blur"}, r"unknown augmentation 'blur'"),
@@ -119,7 +119,6 @@ def test_run_id_is_stable_for_equal_configs() -> None:
         {"subset": 100},
         {"epochs": 3},
         {"batch_norm": True},
-        {"precision": "fp32"},
     ],
     ids=lambda c: ",".join(c),
 )
@@ -130,7 +129,14 @@ def test_run_id_changes_with_result_fields(changes: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "changes",
-    [{"device": "cpu"}, {"threads": 1}, {"channels_last": False}, {"compile": True}],
+    [
+        {"device": "cpu"},
+        {"threads": 1},
+        {"channels_last": False},
+        {"compile": True},
+        {"precision": "fp32"},
+        {"precision": "bf16"},
+    ],
     ids=lambda c: ",".join(c),
 )
 def test_run_id_ignores_speed_fields(changes: dict[str, Any]) -> None:

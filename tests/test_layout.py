@@ -8,7 +8,8 @@ from pathlib import Path
 import deepcls
 
 PACKAGE = Path(deepcls.__file__).parent
-TOP_LEVEL = {"__init__", "__main__", "cli", "config", "errors"}  # everything else lives in subpackages
+# entry points and the modules every stage shares; everything else lives in subpackages
+TOP_LEVEL = {"__init__", "__main__", "cli", "config", "errors", "numeric", "version"}
 READERS = ("analysis", "report")  # read the store; never import what trains
 TRAINERS = ("engine", "execution")
 
@@ -76,6 +77,12 @@ def test_top_level_holds_only_the_entry_points_and_shared_modules():
     assert top <= TOP_LEVEL, sorted(top - TOP_LEVEL)
     packages = [p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()]
     assert 4 <= len(packages) <= 9, packages
+
+
+def test_nothing_imports_from_the_package_root():
+    """The root only re-exports for notebooks: a module that imported from it would run back up the flow."""
+    importers = sorted(module for module, targets in _graph().items() if "deepcls" in targets and module != "deepcls")
+    assert not importers, importers
 
 
 def test_no_import_cycle_among_modules():

@@ -21,7 +21,7 @@ from deepcls.analysis.findings import NOISE_ROW, NOISE_SEEDS
 from deepcls.analysis.ledger import CONCLUSIONS
 from deepcls.analysis.results import results_table
 from deepcls.config import threads_per_job
-from deepcls.engine.runtime import resolve_device
+from deepcls.numeric import resolve_device
 from deepcls.paper import grids as ex
 from deepcls.report import formatting as tables
 from deepcls.report.build import (

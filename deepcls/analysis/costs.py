@@ -25,9 +25,10 @@ import pandas as pd
 from deepcls.config import RunConfig
 from deepcls.data import get_spec
 from deepcls.models import build_for_dataset, input_padding, model_summary
+from deepcls.numeric import short_device
 from deepcls.paper import grids as experiments
 from deepcls.paper.conclusions import Side
-from deepcls.store.runs import RunStore, short_device
+from deepcls.store.runs import RunStore
 
 
 def duration(seconds: float | None) -> str:

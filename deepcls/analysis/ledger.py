@@ -46,9 +46,10 @@ from deepcls.analysis.measures import QUANTITIES, collapsed, test_accuracy
 from deepcls.analysis.results import SEEDS_LOOKED_UP, records, results_table
 from deepcls.config import RunConfig
 from deepcls.errors import StoreError
+from deepcls.numeric import short_device
 from deepcls.paper import grids as experiments
 from deepcls.paper.conclusions import CONCLUSIONS, Conclusion, Side
-from deepcls.store.runs import RunRecord, RunStore, short_device
+from deepcls.store.runs import RunRecord, RunStore
 from deepcls.store.timings import StepTiming, load_timing
 
 MIN_SEEDS = 3  # runs per side before a difference is decided

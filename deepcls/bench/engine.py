@@ -16,9 +16,10 @@ from deepcls.bench.timing import WARMUP, endless, seconds_per_call, synchronize
 from deepcls.config import RunConfig
 from deepcls.data import get_spec, load_dataset
 from deepcls.engine.fit import Trainer
-from deepcls.engine.runtime import configure, resolve_device
+from deepcls.engine.runtime import configure
 from deepcls.execution.interleaved import Lane
 from deepcls.models import build_for_dataset, input_padding
+from deepcls.numeric import resolve_device, resolve_precision
 
 EVAL_IMAGES = 2000
 REFERENCE_WORKERS = 2  # what pytorch-cifar style scripts used
@@ -124,7 +125,7 @@ def bench_config(args: argparse.Namespace, batch_size: int) -> RunConfig:
         stem=args.stem,
         batch_size=batch_size,
         augment=args.augment,
-        precision="bf16",
+        precision=args.precision,
         compile=args.compile,
         graphs=False,
         test_subset=EVAL_IMAGES,
@@ -156,6 +157,7 @@ def bench_batch(args: argparse.Namespace, batch_size: int, together: list[int]) 
         "device": str(device),
         "threads": torch.get_num_threads(),
         "compile": args.compile,
+        "precision": resolve_precision(config.precision, device),
         "reference": reference,
         "deepcls": engine,
         "modes": modes,
@@ -191,7 +193,7 @@ def print_result(result: dict) -> None:
         f"{reference['train_images_per_s']:12.0f}{reference['eval_images_per_s']:12.0f}{1:12.2f}x"
     )
     labels = {
-        "eager": f"deepcls eager (bf16, channels_last{', compile' if result['compile'] else ''})",
+        "eager": f"deepcls eager ({result['precision']}, channels_last{', compile' if result['compile'] else ''})",
         "graphs": "deepcls + CUDA graphs (manual capture)",
     }
     for mode, numbers in result["modes"].items():

@@ -1,7 +1,7 @@
 """``python -m deepcls.bench.loader``: the cost of BatchLoader next to a training step, on CPU.
 
 On CIFAR-10 it times the training loader with ``flip,crop`` and without augmentation, and
-one ResNet-18 step (ImageNet stem, channels_last, bf16 autocast, Adam) at the same batch
+one ResNet-18 step (ImageNet stem, channels_last, auto precision, Adam) at the same batch
 size, then prints the loader's time per batch as a share of that step (target: under 5%).
 """
 
@@ -40,7 +40,7 @@ def train_step_seconds(batch_size: int, steps: int, data_dir: str | None) -> flo
             model="resnet18",
             stem="imagenet",
             batch_size=batch_size,
-            precision="bf16",
+            precision="auto",
             subset=batch_size,
             test_subset=100,
         ),
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  loader, {'no augmentation':22s}{b / plain:9.0f} img/s {1e3 * plain:9.1f} ms/batch")
     print(
         f"  {'ResNet-18 training step':30s}{b / step:9.0f} img/s {1e3 * step:9.1f} ms/step"
-        f"  (ImageNet stem, channels_last, bf16 autocast, Adam)"
+        f"  (ImageNet stem, channels_last, auto precision, Adam)"
     )
     print(
         f"loader with {'+'.join(AUGMENT)}: {share:.1f}% of a training step (target < {TARGET_PERCENT:g}%: "

@@ -20,11 +20,11 @@ from torch import nn
 
 from deepcls.config import RunConfig
 from deepcls.data import BatchLoader, Split, balanced_subset, get_spec, load_dataset
-from deepcls.engine import summary
 from deepcls.engine.fit import Trainer
-from deepcls.engine.runtime import configure, resolve_device, thread_count
+from deepcls.engine.runtime import configure, thread_count
 from deepcls.errors import StoreError
 from deepcls.models import build_for_dataset, input_padding
+from deepcls.numeric import device_name, numeric_class, resolve_device, run_precision, same_numeric_class
 from deepcls.store.runs import RunRecord, RunStore
 from deepcls.store.weights import HASH_KEY, read_weights
 
@@ -126,11 +126,13 @@ def evaluate_run(
     model = load_model(record, store)
     config = record.config
     resolved = configure(resolve_device(device))
+    precision = run_precision(config.to_dict(), record.metrics)
     with thread_count(training_threads(record) if resolved.type == "cpu" else None):
-        trainer = Trainer(dataclasses.replace(config, device=str(resolved)), data_dir)
+        trainer = Trainer(dataclasses.replace(config, device=str(resolved), precision=precision), data_dir)
         trainer.model.load_state_dict(model.state_dict())
         _, accuracy, _ = trainer.evaluate()
-        here = summary.device_name(resolved)
+        here = device_name(resolved)
+        same_class = same_numeric_class(record.metrics, numeric_class(resolved, trainer.precision))
     trained_on = str(record.metrics.get("device", "?"))
     return Evaluation(
         run_id=record.run_id,
@@ -138,5 +140,5 @@ def evaluate_run(
         measured=float(accuracy),
         trained_on=trained_on,
         device=here,
-        tolerance=0.0 if here == trained_on else OTHER_DEVICE_TOLERANCE,
+        tolerance=0.0 if here == trained_on and same_class else OTHER_DEVICE_TOLERANCE,
     )

@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from deepcls import __version__
 from deepcls.config import RunConfig
 from deepcls.data import (
     OFFICIAL_FINGERPRINTS,
@@ -45,11 +44,13 @@ from deepcls.data import (
 from deepcls.engine import summary as metrics
 from deepcls.engine.graphs import Graphed, state_kept, use_graphs
 from deepcls.engine.optim import lr_factor, make_optimizer
-from deepcls.engine.runtime import bar_timing, flushes_denormals, resolve_device, show_progress
+from deepcls.engine.runtime import bar_timing, flushes_denormals, show_progress
 from deepcls.errors import ConfigError, DataError
 from deepcls.models import build_for_dataset, input_padding, model_summary
-from deepcls.store.runs import FINISHED, RunRecord, RunStore
+from deepcls.numeric import device_name, numeric_class, precision_warning, resolve_device, resolve_precision
+from deepcls.store.runs import FINISHED, RunRecord, RunStore, warn
 from deepcls.store.weights import HASH_KEY, sha256, weights_bytes, write_cached
+from deepcls.version import __version__
 
 SYNC_EVERY = 50  # steps between host reads of the running loss (and divergence checks)
 EVAL_BATCH = 1000
@@ -65,6 +66,7 @@ HISTORY_COLUMNS = [
 ]
 TIMING_COLUMNS = ["seconds", "images_per_s"]  # measured by the clock: differ between reruns
 T = TypeVar("T")
+_warned: set[str] = set()
 Steps = Generator[tuple[int, int], None, T]  # yields (steps done, steps in all) after every training step
 
 
@@ -184,6 +186,7 @@ class Trainer:
     def __init__(self, config: RunConfig, data_dir: str | None = None) -> None:
         self.config = config
         self.device = resolve_device(config.device)  # process-wide settings: deepcls.engine.runtime.configure
+        self.precision = resolve_precision(config.precision, self.device)
         self.graphs = use_graphs(config.graphs, self.device, config.compile)
         if self.graphs and self.device.type != "cuda":  # bad input: said before any data is read
             raise ConfigError(f"graphs=True needs a CUDA device; this run trains on {self.device}")
@@ -200,6 +203,9 @@ class Trainer:
         )
         self.test_loader = BatchLoader(test, self.spec, batch_size=EVAL_BATCH, **common)
 
+        if (warning := precision_warning(config.precision, self.device)) and warning not in _warned:
+            _warned.add(warning)  # once per process, not once per run of a grid
+            warn(warning)
         torch.manual_seed(config.seed)
         self.model = build_for_dataset(config.model, config.dataset, init=config.init, **config.model_options()).to(
             self.device
@@ -237,7 +243,7 @@ class Trainer:
         self.extended_from = state.get("extended_from")
 
     def autocast(self) -> torch.autocast:
-        enabled = self.config.precision == "bf16"
+        enabled = self.precision == "bf16"
         if self.graphs:  # the autocast weight cache is not allowed inside graph capture
             return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled, cache_enabled=False)
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
@@ -428,12 +434,9 @@ class Trainer:
             "images_per_s": float(history["images_per_s"].mean()) if len(history) else None,
             "params": self.size["params"],
             "macs": self.size["macs"],
-            "device": metrics.device_name(self.device),
-            **(
-                {"cpu_bf16": metrics.cpu_bf16(), "flush_denormal": flushes_denormals()}
-                if self.device.type == "cpu"
-                else {}
-            ),
+            "device": device_name(self.device),
+            "numeric_class": numeric_class(self.device, self.precision),
+            **({"flush_denormal": flushes_denormals()} if self.device.type == "cpu" else {}),
             "torch_version": torch.__version__,
             "deepcls_version": __version__,
             "data_fingerprint": self.data_fingerprint,

@@ -13,35 +13,7 @@ from contextlib import contextmanager
 
 import torch
 
-from deepcls.engine.summary import device_name
-from deepcls.errors import ConfigError
-from deepcls.store.runs import short_device
-
-
-def device_type(device: str) -> str:
-    """``cuda``, ``cpu`` or ``mps``: where a run of this device setting trains (no check that it exists)."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device).type
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else Apple's MPS, else the CPU; any other name as given, if
-    this machine has it."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (resolved.index or 0) >= count:
-            have = f"it has {count} CUDA device(s)" if count else "CUDA is not available"
-            raise ConfigError(f"device {device!r} is not on this machine ({have}); use --device auto or cpu")
-    if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {device!r} is not on this machine (MPS is not available); use --device auto or cpu")
-    return resolved
-
+from deepcls.numeric import device_name, resolve_device, short_device
 
 TINY = 1e-20  # its square, 1e-40, lies below float32's smallest normal number (1.18e-38)
 _flushing: bool | None = None

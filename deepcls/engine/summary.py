@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import platform
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 SAMPLES_KEPT = 64  # correctly and wrongly classified test indices kept for image grids
 
@@ -53,18 +51,3 @@ def samples(labels: np.ndarray, predictions: np.ndarray, index: np.ndarray) -> d
         "wrong_pred": predictions[wrong],
         "wrong_true": labels[wrong],
     }
-
-
-def device_name(device: torch.device) -> str:
-    """How metrics.json names the machine a run's wall time was measured on."""
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
-
-
-def cpu_bf16() -> str:
-    """Which bf16 arithmetic this CPU has: ``"amx"``, ``"avx512_bf16"`` or ``"emulated"``. Machines of
-    one device name differ here: without either, bf16 is converted in software, several times slower,
-    so a bf16 run's pace follows this more than the CPU's name."""
-    caps = torch.cpu.get_capabilities()
-    return "amx" if caps.get("amx_bf16") else "avx512_bf16" if caps.get("avx512_bf16") else "emulated"

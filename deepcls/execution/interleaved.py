@@ -32,9 +32,9 @@ import torch
 
 from deepcls.config import RunConfig
 from deepcls.data import dataset_cache, get_spec
-from deepcls.engine import runtime
 from deepcls.engine.fit import fit_steps
 from deepcls.errors import DeepclsError
+from deepcls.numeric import resolve_device
 
 RUNS_AT_ONCE = 8  # default runs in flight; `deepcls bench` measures the gain per count
 PLAN_EVERY_S = 30.0  # with a budget: how often the step cost is measured and the runs re-chosen
@@ -99,7 +99,7 @@ class _Slot:
     def __init__(self, chain: Sequence[RunConfig], position: int, fit_options: dict[str, Any]) -> None:
         self.pending = deque(chain)
         self.position, self.fit_options = position, fit_options
-        self.lane = Lane(runtime.resolve_device(chain[0].device))
+        self.lane = Lane(resolve_device(chain[0].device))
         self.outcomes: list[tuple[str, str | None]] = []
         self.config: RunConfig | None = None
         self.taken = 0  # steps since the scheduler last looked

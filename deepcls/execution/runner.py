@@ -33,6 +33,7 @@ from deepcls.errors import ConfigError
 from deepcls.execution import chains
 from deepcls.execution.chains import Chain, Executor, Options, Outcome, train_chain
 from deepcls.execution.interleaved import RUNS_AT_ONCE, train_together
+from deepcls.numeric import device_type
 from deepcls.store.runs import RunStore
 
 
@@ -177,7 +178,7 @@ def run_grid(
 def default_executor(configs: Sequence[RunConfig], jobs: int = 1) -> Executor:
     """Several runs at once in this process when they all train on CUDA and one job is asked for;
     else ``LocalExecutor(jobs)`` (on the CPU, interleaving runs gains nothing over processes)."""
-    devices = {runtime.device_type(c.device) for c in configs}
+    devices = {device_type(c.device) for c in configs}
     if jobs == 1 and devices == {"cuda"}:
         return ConcurrentExecutor()
     return LocalExecutor(jobs)

@@ -16,10 +16,11 @@ from functools import partial
 import pandas as pd
 
 from deepcls.data import get_spec
-from deepcls.engine import runtime, summary
+from deepcls.engine import runtime
 from deepcls.execution.chains import Chain, Executor, Options, Outcome
 from deepcls.execution.interleaved import RUNS_AT_ONCE
 from deepcls.execution.runner import ConcurrentExecutor, run_grid
+from deepcls.numeric import device_name
 from deepcls.paper.conclusions import conclusions_first
 from deepcls.store.runs import RunStore
 
@@ -53,7 +54,7 @@ def train_within(
     new = sorted(set(store.run_ids()) - before)
     images = sum(_images_trained(store, run_id) for run_id in new)
     return {
-        "device": summary.device_name(device),
+        "device": device_name(device),
         "runs_at_once": runs,
         "budget_s": budget_s,
         "training_s": round(trained, 1),

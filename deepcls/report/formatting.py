@@ -8,7 +8,7 @@ import pandas as pd
 
 from deepcls.analysis.costs import duration
 from deepcls.config import get_profile
-from deepcls.store.runs import short_device
+from deepcls.numeric import short_device
 
 
 def pct(value: float | None, std: float | None = None) -> str:

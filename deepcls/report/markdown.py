@@ -12,9 +12,10 @@ from deepcls.analysis.results import results_table
 from deepcls.config import get_profile
 from deepcls.data.atomic import write_text
 from deepcls.errors import DeepclsError
+from deepcls.numeric import short_device
 from deepcls.paper import grids as experiments
 from deepcls.report import formatting as tables
-from deepcls.store.runs import RunStore, short_device
+from deepcls.store.runs import RunStore
 
 
 def profile_summary(profile: str, store: RunStore) -> str:

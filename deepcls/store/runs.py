@@ -543,23 +543,3 @@ def _remove(path: Path) -> None:
 def _plain_name(name: str) -> bool:
     """A file name of its own: no folder, not hidden (a store's temporaries start with ".")."""
     return bool(name) and not name.startswith(".") and Path(name).name == name
-
-
-def short_device(names: str | None) -> str:
-    """A run's ``metrics.json`` device, short: ``"cuda: NVIDIA H200"`` -> ``"H200"``,
-    ``"cpu: x86_64 x1 threads"`` -> ``"CPU x1"``; several (seeds on different machines) joined by "/";
-    a name without ``kind: `` as it is."""
-    if not isinstance(names, str) or not names:
-        return "—"
-    short = []
-    for name in names.split(" | "):
-        if ": " not in name:  # short already (a benchmark's device: deepcls.engine.runtime.target_device)
-            short.append(name)
-            continue
-        kind, _, detail = name.partition(": ")
-        if kind == "cuda":
-            short.append(detail.removeprefix("NVIDIA ").strip())
-        else:
-            threads = next((w for w in detail.split() if w.startswith("x") and w[1:].isdigit()), "")
-            short.append(f"{kind.upper()} {threads}".strip())
-    return "/".join(dict.fromkeys(short))
