@@ -115,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--results-dir", default=None)
 
+    reproduce = sub.add_parser(
+        "reproduce",
+        help="retrain stored runs from their config.json and compare the histories epoch by epoch",
+    )
+    reproduce.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or --profile for its complete runs)")
+    reproduce.add_argument("--profile", default=None, choices=PROFILE_NAMES, help="without RUN: this profile's runs")
+    reproduce.add_argument("--sample", type=_at_least_one, default=None, metavar="K", help="K of them, a fixed draw")
+    reproduce.add_argument("--data-dir", default=None)
+    reproduce.add_argument("--results-dir", default=None)
+    reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
+
     predict = sub.add_parser("predict", help="classify image files with a stored run's network: its top classes")
     predict.add_argument("run", metavar="RUN", help="a run id (deepcls results shows them)")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...), any size")
@@ -298,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "predict":
             return _predict(args)
+        if args.command == "reproduce":
+            return _reproduce(args)
         if args.command == "markdown":
             return _markdown(args)
         if args.command == "runs":
@@ -416,6 +429,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0 if found.agrees else EXIT_FAILED
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from deepcls.engine.reproduce import pick_runs, reproduce
+    from deepcls.store.runs import RunStore
+
+    if not args.runs and args.profile is None:
+        raise DeepclsError("name the runs to reproduce (RUN ...) or a --profile to draw them from")
+    store = RunStore(args.results_dir)
+    runs = pick_runs(store, args.runs, args.profile, args.sample)
+    if not runs:
+        raise DeepclsError(f"no complete stored {args.profile} runs in {store.runs}")
+    failed = 0
+    for run_id in runs:
+        found = reproduce(run_id, store, args.data_dir, progress=not args.quiet)
+        print("\n".join(found.lines()), flush=True)
+        failed += found.failed
+    if failed:
+        print(f"{failed} of {len(runs)} retrains in the stored run's numeric class were not bit-identical")
+    return 1 if failed else 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     from deepcls.engine.predict import predict
 
@@ -479,8 +512,8 @@ def _ledger(args: argparse.Namespace) -> int:
 
     from deepcls.analysis import ledger
     from deepcls.analysis import plan as planner
+    from deepcls.atomic import write_text
     from deepcls.config import threads_per_job
-    from deepcls.data.atomic import write_text
     from deepcls.engine.runtime import target_device
     from deepcls.report import formatting as tables
     from deepcls.store.runs import RunStore
@@ -543,7 +576,7 @@ def _ledger(args: argparse.Namespace) -> int:
 
 def _evidence(args: argparse.Namespace, runs: pd.DataFrame) -> int:
     """``deepcls ledger --evidence``: the per-run values behind the ledger, as CSV, Markdown or a terminal table."""
-    from deepcls.data.atomic import write_text
+    from deepcls.atomic import write_text
     from deepcls.report import formatting as tables
 
     if args.csv == "-":

@@ -222,8 +222,8 @@ class RunConfig:
     def extendable(self) -> bool:
         """True when epoch ``k`` does not depend on the total number of epochs (constant lr,
         no warm-up): an M-epoch run can be continued into this one. Within one numeric class on the
-        CPU, the first M epochs of this run are then bit for bit an M-epoch run (tested); across
-        classes they are another sample."""
+        CPU, the first M epochs of this run are then bit for bit the M-epoch run; across classes
+        they are another sample."""
         return self.schedule == "constant" and self.warmup == 0
 
     @property

@@ -31,14 +31,15 @@ import pytest
 import torch
 
 import deepcls.store.runs as store_module
+from deepcls.atomic import write_text, write_with
 from deepcls.cli import main
 from deepcls.config import RunConfig
-from deepcls.data.atomic import write_text, write_with
 from deepcls.engine.fit import HISTORY_COLUMNS
 from deepcls.engine.summary import accuracy_summary
 from deepcls.errors import StoreError
 from deepcls.report.build import _earlier_outcomes
 from deepcls.store import archive as archive_module
+from deepcls.store import checkpoints
 from deepcls.store.archive import merge_runs, pack_runs
 from deepcls.store.runs import RunStore
 
@@ -189,11 +190,11 @@ def test_a_finished_run_replaces_a_failed_or_damaged_record_of_itself(
         save_run(store, config, "old", status="failed" if held == "failed" else "complete")
     if held == "damaged":
         damage(store, config)
-    store.save_checkpoint(config, {"model": {}, "history": []})  # the failed run's, for a resume
+    checkpoints.save_checkpoint(store, config, {"model": {}, "history": []})  # the failed run's, for a resume
     code, out, _ = imported(exported(tmp_path, [config]), store.root, capsys)
     assert code == 0 and "imported 1 runs, skipped 0" in out
     assert store.load(config).metrics["tag"] == "archive" and store.status(config) == "complete"
-    assert not store.checkpoint_path(config).exists() and leftovers(store.root) == []
+    assert not checkpoints.checkpoint_path(store, config).exists() and leftovers(store.root) == []
 
 
 def test_a_finished_run_is_kept_without_replace_and_swapped_with_it(
@@ -293,11 +294,14 @@ def test_a_replaced_runs_kept_final_state_is_not_continued(tmp_path: Path) -> No
     store, config = RunStore(tmp_path / "here"), RUNS[0]
     save_run(store, config, "old")
     store.ensure_writable()
-    torch.save({"model": {}, "history": [{"epoch": 1}]}, store.final_path(config))
-    assert store.prefix_run(config.replace(epochs=2)) == config  # a longer run would continue it
+    torch.save({"model": {}, "history": [{"epoch": 1}]}, checkpoints.final_path(store, config))
+    assert checkpoints.prefix_run(store, config.replace(epochs=2)) == config  # a longer run would continue it
     merge_runs(exported(tmp_path, [config]), store, replace=True)
     assert store.load(config).metrics["tag"] == "archive"
-    assert not store.final_path(config).exists() and store.prefix_run(config.replace(epochs=2)) is None
+    assert (
+        not checkpoints.final_path(store, config).exists()
+        and checkpoints.prefix_run(store, config.replace(epochs=2)) is None
+    )
 
 
 def test_an_import_stopped_by_ctrl_c_leaves_the_store_as_it_was(

@@ -20,6 +20,7 @@ from deepcls.cli import build_parser, main
 from deepcls.config import RunConfig
 from deepcls.data import AUGMENTATIONS
 from deepcls.models import list_models
+from deepcls.store import checkpoints
 
 SMALL_ARGS = [
     "--dataset",
@@ -229,7 +230,7 @@ def test_results_shows_how_far_an_unfinished_run_has_got(capsys: pytest.CaptureF
     from deepcls.store.runs import RunStore
 
     config = experiments.table_grid("vgg_mnist", "paper").query("row == 9")["config"].iloc[0]
-    RunStore(tmp_path).save_checkpoint(config, {"history": [{"epoch": e} for e in range(1, 8)]})
+    checkpoints.save_checkpoint(RunStore(tmp_path), config, {"history": [{"epoch": e} for e in range(1, 8)]})
     assert (
         main(
             ["results", "--profile", "paper", "--tables", "vgg_mnist", "--rows", "9,10", "--results-dir", str(tmp_path)]

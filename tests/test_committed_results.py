@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 import re
@@ -27,6 +28,19 @@ def test_every_committed_run_loads_and_hashes_to_its_folder_name() -> None:
     assert folders == STORE.run_ids() and len(folders) > 80  # no stray or unreadable folder
     for run_id in folders:
         assert STORE.load(run_id).config.run_id == run_id
+
+
+def test_every_committed_run_keeps_its_id_and_its_numbers() -> None:
+    """Precision left the run id (deepcls 0.2.0) without moving any: each of the runs stored before
+    (their ids and accuracies, snapshot in committed_accuracies.csv) is still there under its id, with
+    every accuracy unchanged to the last digit, and hashes to it."""
+    with open(Path(__file__).parent / "committed_accuracies.csv", newline="") as f:
+        before = {row.pop("run_id"): row for row in csv.DictReader(f)}
+    assert len(before) == 202 and set(before) <= set(STORE.run_ids())
+    for run_id, accuracies in before.items():
+        record = STORE.load(run_id)
+        assert record.config.run_id == run_id
+        assert {k: float(v) for k, v in accuracies.items()} == {k: record.metrics[k] for k in accuracies}, run_id
 
 
 @pytest.mark.parametrize("run_id", STORE.run_ids())

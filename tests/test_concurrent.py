@@ -21,6 +21,7 @@ from deepcls.engine.optim import lr_factor
 from deepcls.errors import ConfigError
 from deepcls.execution import interleaved as concurrent
 from deepcls.execution.runner import ConcurrentExecutor, LocalExecutor, default_executor, run_grid
+from deepcls.store import checkpoints
 from deepcls.store.runs import RunStore
 
 TINY = dict(dataset="mnist", epochs=2, subset=200, test_subset=100, batch_size=64)  # 3 full batches + 8
@@ -87,7 +88,7 @@ def test_a_time_budget_stops_cleanly_and_the_next_call_resumes(
     finished = list(concurrent.train_together([[config]], runs=1, budget_s=7, **options))
     store = RunStore(tmp_path)
     assert finished == [] and store.status(config) is None  # stopped: neither complete nor failed
-    assert len(store.load_checkpoint(config)["history"]) == 1  # ... with its first epoch kept
+    assert len(checkpoints.load_checkpoint(store, config)["history"]) == 1  # ... with its first epoch kept
     assert not store.training(config)  # and its lock released
 
     monkeypatch.undo()

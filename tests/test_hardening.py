@@ -32,6 +32,7 @@ from deepcls.errors import ConfigError, DataError
 from deepcls.models import build_model
 from deepcls.paper import grids as ex
 from deepcls.report.build import OUTCOMES, NotebookOutcome, build_report
+from deepcls.store import checkpoints
 from deepcls.store.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,7 +188,7 @@ def test_a_reader_during_a_replacement_sees_the_old_run(tmp_path: Path, monkeypa
 def test_the_next_start_removes_stale_temporaries_and_keeps_live_files(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     fake_run(store, TINY, "live")
-    store.save_checkpoint(TINY, {"model": {}, "history": []})
+    checkpoints.save_checkpoint(store, TINY, {"model": {}, "history": []})
     stale = [
         tmp_path / "runs" / f".tmp-{TINY.run_id}-abc",  # a save killed while writing
         tmp_path / "runs" / f".old-{TINY.run_id}",  # a save killed before deleting the replaced run
@@ -199,7 +200,7 @@ def test_the_next_start_removes_stale_temporaries_and_keeps_live_files(tmp_path:
     stale[2].write_bytes(b"\0" * 1000)
     store = RunStore(tmp_path)
     assert not any(p.exists() for p in stale) and leftovers(tmp_path) == []
-    assert store.load(TINY).metrics["tag"] == "live" and store.checkpoint_path(TINY).exists()
+    assert store.load(TINY).metrics["tag"] == "live" and checkpoints.checkpoint_path(store, TINY).exists()
 
 
 # ---------------------------------------------------------------------- 3. the data fingerprint
@@ -281,7 +282,9 @@ def test_a_checkpoint_from_other_data_is_discarded_and_the_run_starts_over(
     config = TINY.replace(epochs=2)
     reference = train(config, tmp_path / "reference", data_dir)
     store = RunStore(tmp_path / "results")
-    store.save_checkpoint(config, {"model": {}, "optimizer": {}, "history": [{}], "data_fingerprint": "0" * 64})
+    checkpoints.save_checkpoint(
+        store, config, {"model": {}, "optimizer": {}, "history": [{}], "data_fingerprint": "0" * 64}
+    )
     steps = count_steps(monkeypatch)
     record = train(config, store.root, data_dir)
     assert len(steps) == 2 * 4  # both epochs trained: 200 images in batches of 64
@@ -390,10 +393,10 @@ def test_a_damaged_resume_checkpoint_is_discarded_and_the_run_starts_over(
     config = TINY.replace(epochs=2)
     reference = train(config, tmp_path / "reference", data_dir)
     store = RunStore(tmp_path / "results")
-    path = store.checkpoint_path(config)
+    path = checkpoints.checkpoint_path(store, config)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"PK\x03\x04 half of a checkpoint")
-    assert store.progress(config) == "checkpoint damaged, the run will start over"  # `results` reads it
+    assert checkpoints.progress(store, config) == "checkpoint damaged, the run will start over"  # `results` reads it
     capsys.readouterr()
     argv = ["train", *cli_args(config), "--results-dir", str(store.root), "--data-dir", str(data_dir), "--quiet"]
     code, out, err = run_cli(argv, capsys)
@@ -409,7 +412,7 @@ def test_a_damaged_final_state_is_not_continued(
     reference = train(longer, tmp_path / "reference", data_dir)
     root = tmp_path / "results"
     train(short, root, data_dir)
-    final = RunStore(root).final_path(short)
+    final = checkpoints.final_path(RunStore(root), short)
     assert final.exists()
     final.write_bytes(final.read_bytes()[:1000])  # truncated
     capfd.readouterr()
@@ -423,7 +426,7 @@ def test_a_checkpoint_that_does_not_fit_the_model_is_discarded(
     data_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     store = RunStore(tmp_path)
-    store.save_checkpoint(TINY, {"model": {"w": torch.zeros(2)}, "optimizer": {}, "history": []})
+    checkpoints.save_checkpoint(store, TINY, {"model": {"w": torch.zeros(2)}, "optimizer": {}, "history": []})
     record = train(TINY, tmp_path, data_dir)
     assert record.status == "complete" and "does not fit the model" in capfd.readouterr().err
 
@@ -469,27 +472,31 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes_identically(
     config = TINY.replace(epochs=2)
     reference = train(config, tmp_path / "reference", data_dir)
     root = tmp_path / "results"
-    real_checkpoint, written = RunStore.save_checkpoint, []
+    real_checkpoint, written = checkpoints.save_checkpoint, []
 
     def full(path: Path) -> OSError:
         return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    def checkpoint_then_full(self: RunStore, cfg: RunConfig, state: dict) -> None:
+    def checkpoint_then_full(store: RunStore, cfg: RunConfig, state: dict) -> None:
         if written:
-            raise full(self.checkpoint_path(cfg))
-        real_checkpoint(self, cfg, state)
+            raise full(checkpoints.checkpoint_path(store, cfg))
+        real_checkpoint(store, cfg, state)
         written.append(cfg)
 
     def save_full(self: RunStore, cfg: RunConfig, *args: Any, **kwargs: Any) -> None:
         raise full(self.runs)
 
-    monkeypatch.setattr(RunStore, "save_checkpoint", checkpoint_then_full)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", checkpoint_then_full)
     monkeypatch.setattr(RunStore, "save", save_full)  # the failed record cannot be written either
     argv = ["train", *cli_args(config), "--results-dir", str(root), "--data-dir", str(data_dir), "--quiet"]
     code, out, err = run_cli(argv, capsys)
     assert code == 1 and out == "" and "No space left on device" in one_line(err) and "resume" in err
     store = RunStore(root)
-    assert store.run_ids() == [] and leftovers(root) == [] and len(store.load_checkpoint(config)["history"]) == 1
+    assert (
+        store.run_ids() == []
+        and leftovers(root) == []
+        and len(checkpoints.load_checkpoint(store, config)["history"]) == 1
+    )
     monkeypatch.undo()
     code, out, err = run_cli(argv, capsys)
     assert code == 0 and out.startswith(f"trained {config.run_id}: status complete, epochs 2")

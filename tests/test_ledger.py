@@ -19,6 +19,7 @@ from deepcls.config import RunConfig
 from deepcls.execution import runner
 from deepcls.paper import grids as ex
 from deepcls.report import formatting as tables
+from deepcls.store import checkpoints
 from deepcls.store.runs import RunStore
 from deepcls.store.timings import StepTiming, load_timing, save_timing, step_config, timing_path
 
@@ -276,7 +277,7 @@ def test_the_runs_behind_a_line_give_its_means_seed_by_seed(tmp_path: Path) -> N
     assert list(e["side"]) == ["a", "b"] and list(e["epochs"]) == [3, 2] and e["run_id"].nunique() == 1
     assert list(e["honest"]) == [75.0, 70.0] and list(e["report"]) == [75.0, 75.0]  # last-3 means
     shown = tables.format_evidence(runs)
-    assert shown["final epoch"].iloc[5] == "collapsed" and shown["device"].iloc[0] == "CPU x1"
+    assert shown["final epoch"].iloc[5] == "collapsed" and shown["numeric class"].iloc[0] == "CPU ? x1 auto"
 
 
 def test_a_collapse_rate_has_an_exact_interval_and_needs_five_seeds(tmp_path: Path) -> None:
@@ -457,7 +458,7 @@ def test_the_plan_counts_what_an_interrupted_run_has_checkpointed(tmp_path: Path
     for row in (0, 1):
         store_run(tmp_path, config("resnet_se", row, 0), [30.0, 30.0])  # 20 s a run
     interrupted = config("resnet_se", 0, 2)
-    store.save_checkpoint(interrupted, {"history": [{"epoch": 1}]})
+    checkpoints.save_checkpoint(store, interrupted, {"history": [{"epoch": 1}]})
     plan = planner.plan(PROFILE, store, [SE])
     assert [(r, s) for r, s in zip(plan["row"], plan["seed"])] == [(1, 1), (0, 1), (1, 2), (0, 2)]
     assert list(plan["seconds"]) == pytest.approx([20.0, 20.0, 20.0, 20.0 * (1 - 1 / interrupted.epochs)])
@@ -477,7 +478,7 @@ def test_the_plan_charges_a_longer_run_only_the_epochs_beyond_a_shorter_one_of_i
     kept = config("resnet_cifar10", 3, 2)  # seed 2's 2-epoch run is stored with its final state
     store_run(tmp_path, kept, [30.0, 30.0])
     store.checkpoints.mkdir(parents=True, exist_ok=True)
-    store.final_path(kept).write_bytes(b"")  # prefix_run only asks that the file exists
+    checkpoints.final_path(store, kept).write_bytes(b"")  # prefix_run only asks that the file exists
     thirty = Conclusion("thirty", "3 epochs beat 2", "epochs", ("resnet_cifar10", 4), ("resnet_cifar10", 3))
     fifty = Conclusion("fifty", "5 epochs beat 3", "epochs", ("resnet_cifar10", 5), ("resnet_cifar10", 4))
     plan = planner.plan(PROFILE, store, [fifty, thirty])

@@ -17,6 +17,7 @@ import torch
 from deepcls.config import RunConfig
 from deepcls.engine.fit import HISTORY_COLUMNS, fit
 from deepcls.errors import StoreError
+from deepcls.store import checkpoints
 from deepcls.store.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,29 +196,29 @@ def test_results_dir_defaults_to_env(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_checkpoint_round_trip_and_drop(tmp_path: Path) -> None:
     store, cfg = RunStore(tmp_path), config()
-    assert store.load_checkpoint(cfg) is None
+    assert checkpoints.load_checkpoint(store, cfg) is None
     state = {"model": {"w": torch.arange(4.0)}, "history": [{"epoch": 1, "train_loss": 0.5}]}
-    store.save_checkpoint(cfg, state)
-    path = store.checkpoint_path(cfg)
+    checkpoints.save_checkpoint(store, cfg, state)
+    path = checkpoints.checkpoint_path(store, cfg)
     assert path == tmp_path / ".cache" / "checkpoints" / f"{cfg.run_id}.pt"
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
-    loaded = store.load_checkpoint(cfg)
+    loaded = checkpoints.load_checkpoint(store, cfg)
     assert loaded is not None and torch.equal(loaded["model"]["w"], state["model"]["w"])
     assert loaded["history"] == state["history"]
-    store.drop_checkpoint(cfg)
-    assert not path.exists() and store.load_checkpoint(cfg) is None
-    store.drop_checkpoint(cfg)  # dropping twice is fine
+    checkpoints.drop_checkpoint(store, cfg)
+    assert not path.exists() and checkpoints.load_checkpoint(store, cfg) is None
+    checkpoints.drop_checkpoint(store, cfg)  # dropping twice is fine
 
 
 def test_progress_names_checkpointed_epochs_and_a_run_training_now(tmp_path: Path) -> None:
     store, cfg = RunStore(tmp_path), config(epochs=5)
-    assert store.progress(cfg) is None and not store.training(cfg)
-    store.save_checkpoint(cfg, {"model": {"w": torch.zeros(3)}, "history": [{"epoch": 1}, {"epoch": 2}]})
-    assert store.progress(cfg) == "2/5 epochs checkpointed"
+    assert checkpoints.progress(store, cfg) is None and not store.training(cfg)
+    checkpoints.save_checkpoint(store, cfg, {"model": {"w": torch.zeros(3)}, "history": [{"epoch": 1}, {"epoch": 2}]})
+    assert checkpoints.progress(store, cfg) == "2/5 epochs checkpointed"
     with store.claim(cfg.replace(epochs=9)):  # another length of the same config holds the lock
         assert store.training(cfg)
-        assert store.progress(cfg) == "2/5 epochs checkpointed, training now"
-    assert not store.training(cfg) and store.progress(cfg) == "2/5 epochs checkpointed"
+        assert checkpoints.progress(store, cfg) == "2/5 epochs checkpointed, training now"
+    assert not store.training(cfg) and checkpoints.progress(store, cfg) == "2/5 epochs checkpointed"
 
 
 HOLD_CLAIM = """
@@ -239,10 +240,10 @@ def test_training_sees_a_run_another_process_holds_until_it_lets_go(tmp_path: Pa
         assert holder.stdout is not None and holder.stdout.readline() == "claimed\n"
         store = RunStore(tmp_path)
         assert store.training(cfg) and store.training(cfg.replace(epochs=9))  # any length of the config
-        assert store.progress(cfg) == "training now" and not store.training(config(seed=1))
+        assert checkpoints.progress(store, cfg) == "training now" and not store.training(config(seed=1))
         holder.communicate("\n", timeout=60)  # let go, and end
     finally:
         holder.kill()
         holder.wait()
     assert holder.returncode == 0
-    assert not store.training(cfg) and store.progress(cfg) is None
+    assert not store.training(cfg) and checkpoints.progress(store, cfg) is None

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,10 @@ from deepcls.engine.fit import TIMING_COLUMNS, Trainer, fit
 from deepcls.engine.runtime import LOG_BAR_INTERVAL, bar_timing
 from deepcls.errors import ConfigError
 from deepcls.execution.runner import extension_chains, run_grid
+from deepcls.numeric import resolve_precision
+from deepcls.store import checkpoints
 from deepcls.store.runs import RunRecord, RunStore
+from deepcls.version import __version__
 
 FAST = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
 SMALL = RunConfig(**FAST, batch_norm=True, epochs=3, subset=1000, test_subset=200, batch_size=50)
@@ -106,6 +110,35 @@ def test_same_config_gives_identical_history(small_run: tuple[Path, RunRecord], 
     np.testing.assert_array_equal(second.confusion, first.confusion)
 
 
+def test_an_independent_process_and_store_train_the_same_history(
+    small_run: tuple[Path, RunRecord], data_dir: Path, tmp_path: Path
+) -> None:
+    """A seed pins a run within its numeric class: ``deepcls train`` in a fresh process, into a fresh
+    store, with the thread count of the first training, gives its history bit for bit."""
+    _, first = small_run
+    threads = str(first.metrics["numeric_class"]["threads"])
+    command = [sys.executable, "-m", "deepcls", "train", *cli_args(SMALL), "--threads", threads, "--quiet"]
+    subprocess.run(
+        [*command, "--results-dir", str(tmp_path), "--data-dir", str(data_dir)], check=True, capture_output=True
+    )
+    second = RunStore(tmp_path).load(SMALL)
+    assert second.metrics["numeric_class"] == first.metrics["numeric_class"]
+    pd.testing.assert_frame_equal(results(second.history), results(first.history), check_exact=True)
+
+
+def test_the_first_epochs_of_a_constant_lr_run_are_the_shorter_run(
+    small_run: tuple[Path, RunRecord], data_dir: Path, tmp_path: Path
+) -> None:
+    """Why an epoch line may read two lengths from one trajectory: within a numeric class, a 2-epoch
+    run trained on its own (a fresh store: nothing to continue) is the 3-epoch run's first 2 epochs."""
+    _, longer = small_run
+    assert SMALL.extendable
+    shorter = train(SMALL.replace(epochs=2), tmp_path, data_dir)
+    assert shorter.metrics["extended_from"] is None
+    expected = results(longer.history).iloc[:2]
+    pd.testing.assert_frame_equal(results(shorter.history), expected, check_exact=True)
+
+
 def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], data_dir: Path) -> None:
     root, record = small_run
     m, h = record.metrics, record.history
@@ -117,7 +150,11 @@ def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], data_d
     assert h.loc[h["epoch"] == m["best_epoch"], "test_acc"].item() == m["highest_test_acc"]
     assert m["wall_time_s"] == pytest.approx(h["seconds"].sum()) and m["wall_time_s"] > 0
     assert m["device"].startswith(("cpu", "cuda")) and m["torch_version"] == torch.__version__
-    assert m["cpu_bf16"] in ("amx", "avx512_bf16", "emulated")  # what a bf16 run's pace follows
+    numeric = m["numeric_class"]  # what can change a run's numbers for a fixed config and seed
+    assert numeric["device_kind"] == "cpu" and numeric["bf16"] in ("amx", "avx512_bf16", "emulated")
+    assert numeric["threads"] == torch.get_num_threads() and numeric["torch"] == torch.__version__
+    assert numeric["precision"] == resolve_precision("auto", torch.device("cpu"))  # bf16 only where it is fast
+    assert m["deepcls_version"] == __version__ != "0.1.0"
     assert m["flush_denormal"] is True  # set before torch's threads started (tests/conftest.py, as the CLI)
     assert m["params"] > 0 and m["macs"] > 0
 
@@ -171,10 +208,13 @@ def test_a_longer_run_continues_the_shorter_one_exactly(
     _, scratch = small_run  # SMALL (3 epochs) trained from scratch in another store
     short = train(SMALL.replace(epochs=2), tmp_path, data_dir)
     store = RunStore(tmp_path)
-    assert store.final_path(short.config).exists() and not store.checkpoint_path(short.config).exists()
-    assert store.prefix_run(SMALL) == short.config
-    assert store.prefix_run(SMALL.replace(schedule="cosine")) is None  # lr depends on the length
-    assert store.prefix_run(SMALL.replace(lr=2e-3)) is None
+    assert (
+        checkpoints.final_path(store, short.config).exists()
+        and not checkpoints.checkpoint_path(store, short.config).exists()
+    )
+    assert checkpoints.prefix_run(store, SMALL) == short.config
+    assert checkpoints.prefix_run(store, SMALL.replace(schedule="cosine")) is None  # lr depends on the length
+    assert checkpoints.prefix_run(store, SMALL.replace(lr=2e-3)) is None
 
     steps = count_steps(monkeypatch)
     longer = train(SMALL, tmp_path, data_dir)
@@ -201,7 +241,7 @@ def test_a_run_another_process_is_training_is_waited_for_then_reused(
             time.sleep(0.2)
             err += capfd.readouterr().err
         assert f"{SMALL.run_id}: waiting for another process" in err and worker.is_alive()
-        assert not store.has(SMALL) and not store.checkpoint_path(SMALL).exists()
+        assert not store.has(SMALL) and not checkpoints.checkpoint_path(store, SMALL).exists()
         shutil.copytree(first.path, store.run_dir(SMALL))  # ... which stores this run before letting go
     worker.join(timeout=120)
     record = outcome["record"]
@@ -217,7 +257,7 @@ def test_divergence_is_recorded_and_the_store_stays_usable(data_dir: Path, tmp_p
     assert m["final_test_acc"] is None and record.history.empty
     store = RunStore(tmp_path)
     assert store.status(absurd) == "diverged"
-    assert not store.checkpoint_path(absurd).exists()
+    assert not checkpoints.checkpoint_path(store, absurd).exists()
     assert train(absurd, tmp_path, data_dir).reused  # a diverged run is a result, not retried
 
     normal = SMALL.replace(epochs=1, subset=200, test_subset=100)
@@ -277,7 +317,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(
     config = RunConfig(**FAST, batch_norm=True, epochs=4, subset=4000, test_subset=500, batch_size=100)
     killed_root, reference_root = tmp_path / "killed", tmp_path / "reference"
     store = RunStore(killed_root)
-    checkpoint = store.checkpoint_path(config)
+    checkpoint = checkpoints.checkpoint_path(store, config)
     assert config_from_args(build_parser().parse_args(["train", *cli_args(config)])) == config
     argv = [sys.executable, "-m", "deepcls", "train", *cli_args(config), "--results-dir", str(killed_root), "--quiet"]
     env = {**os.environ, "DEEPCLS_DATA_DIR": str(data_dir)}
@@ -297,7 +337,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(
     assert proc.returncode == -signal.SIGKILL
     assert not store.run_dir(config).exists() and store.status(config) is None
     assert [p.name for p in store.runs.iterdir() if p.name.startswith(".tmp-")] == []
-    state = store.load_checkpoint(config)
+    state = checkpoints.load_checkpoint(store, config)
     assert state is not None
     done = len(state["history"])
     assert 1 <= done < config.epochs
@@ -344,10 +384,21 @@ def test_progress_bars_refresh_every_30_s_into_a_log_file(monkeypatch: pytest.Mo
 def test_cuda_runs_compute_in_fp32_like_the_cpu_runs_they_are_compared_with():
     """cuDNN convolves in TF32 by default; a GPU seed of a row would then round differently from
     its CPU seeds. Setting the flags needs no GPU."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    flags = cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark, cudnn.deterministic
+    algorithms = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     try:
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
-        assert runtime.configure(torch.device("cuda")).type == "cuda"
-        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        with mock.patch.dict(os.environ):
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+            cudnn.allow_tf32 = matmul.allow_tf32 = cudnn.benchmark = True
+            assert runtime.configure(torch.device("cuda")).type == "cuda"
+            assert not cudnn.allow_tf32 and not matmul.allow_tf32
+            # and deterministic kernels where they cost little: a seed pins a CUDA run as far as it can
+            assert cudnn.deterministic and not cudnn.benchmark
+            assert (
+                torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+            )
+            assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark = saved
+        cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark, cudnn.deterministic = flags
+        torch.use_deterministic_algorithms(algorithms[0], warn_only=algorithms[1])

@@ -27,9 +27,11 @@ two-row line whose verdict changes with the pooled spread of its family of rows 
 (:func:`pooled_spreads`).
 
 Epoch conclusions never compare a maximum over a prefix with the longer run that contains it:
-both lengths are read from the longer run's own trajectory (the first k epochs of a
-constant-lr run *are* the k-epoch run), at the final epoch of each length (honest) or the mean
-of its last three epochs (in place of the report's highest-over-epochs).
+both lengths are read from the longer run's own trajectory, at the final epoch of each length
+(honest) or the mean of its last three epochs (in place of the report's highest-over-epochs).
+Within one numeric class (deepcls.numeric) the first k epochs of a constant-lr run are bit for bit
+the k-epoch run of its config and seed (tested in test_train.py), so the pair is one run read at
+two lengths; a k-epoch run stored from another class is another sample and is not read here.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from deepcls.analysis.measures import QUANTITIES, collapsed, test_accuracy
 from deepcls.analysis.results import SEEDS_LOOKED_UP, records, results_table
 from deepcls.config import RunConfig
 from deepcls.errors import StoreError
-from deepcls.numeric import short_device
+from deepcls.numeric import class_label, short_device
 from deepcls.paper import grids as experiments
 from deepcls.paper.conclusions import CONCLUSIONS, Conclusion, Side
 from deepcls.store.runs import RunRecord, RunStore
@@ -345,7 +347,7 @@ def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: s
 def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS) -> pd.DataFrame:
     """The runs behind every ledger line, so a verdict can be checked seed by seed: one row per
     conclusion, side and run — its table row, seed, the epochs read (an epoch line reads side b at the
-    shorter length of side a's runs), run id, device, whether it collapsed, and the value each metric
+    shorter length of side a's runs), run id, device and numeric class, whether it collapsed, and the value each metric
     reads (empty for a collapsed run left out of a difference; 1/0 for a collapse rate). A seconds
     line's rows are its benchmark's repeats (seed: the repeat; run id empty)."""
     found = side_records(conclusions, profile, store)
@@ -371,6 +373,7 @@ def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = 
                         "epochs": shorter if name == "b" and shorter else record.config.epochs,
                         "run_id": record.run_id,
                         "device": record.metrics.get("device", "?"),
+                        "numeric_class": class_label(record.metrics, record.config.to_dict()),
                         "collapsed": collapsed(record),
                         **{metric: values[metric][name][i][1] for metric in METRICS},
                     }
@@ -378,7 +381,8 @@ def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = 
     return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
 
 
-EVIDENCE_COLUMNS = ["profile", "id", "side", "table", "row", "seed", "epochs", "run_id", "device", "collapsed"]
+EVIDENCE_COLUMNS = ["profile", "id", "side", "table", "row", "seed", "epochs", "run_id", "device", "numeric_class"]
+EVIDENCE_COLUMNS += ["collapsed"]
 EVIDENCE_COLUMNS += METRICS
 
 
@@ -391,7 +395,8 @@ def _timing_evidence(conclusion: Conclusion, profile: str, store: RunStore) -> l
         for repeat, value in enumerate(seconds):
             rows.append(
                 {"profile": profile, "id": conclusion.id, "side": name, "table": side[0], "row": side[1]}
-                | {"seed": repeat, "epochs": None, "run_id": "", "device": timing.device, "collapsed": False}
+                | {"seed": repeat, "epochs": None, "run_id": "", "device": timing.device, "numeric_class": ""}
+                | {"collapsed": False}
                 | dict.fromkeys(METRICS, value)
             )
     return rows

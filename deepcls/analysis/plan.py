@@ -22,6 +22,7 @@ from deepcls.analysis.ledger import (
 )
 from deepcls.config import RunConfig
 from deepcls.paper import grids as experiments
+from deepcls.store import checkpoints
 from deepcls.store.runs import RunStore
 
 
@@ -53,8 +54,8 @@ def plan(
 
     @functools.cache
     def epochs_held(config: RunConfig) -> int:  # what its resume checkpoint or a kept shorter run holds
-        prefix = store.prefix_run(config)
-        return max(store.checkpointed_epochs(config), prefix.epochs if prefix else 0)
+        prefix = checkpoints.prefix_run(store, config)
+        return max(checkpoints.checkpointed_epochs(store, config), prefix.epochs if prefix else 0)
 
     def chain_cost(runs: Iterable[tuple[Side, int]]) -> float:
         """The runs of one config and seed at several lengths train as one chain (deepcls.execution.runner): it
@@ -105,7 +106,7 @@ def plan(
         lines.append(
             {"table": side[0], "row": side[1], "seed": seed, "config": config, "conclusions": ids}
             | {"seconds": seconds[side, seed], "timed_on": cost.device, "estimated": cost.estimated}
-            | {"progress": store.progress(config) or ""}
+            | {"progress": checkpoints.progress(store, config) or ""}
         )
     columns = ["table", "row", "seed", "config", "conclusions", "seconds", "timed_on", "estimated", "progress"]
     return pd.DataFrame(lines, columns=columns)

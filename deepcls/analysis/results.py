@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from deepcls.paper.grids import describe
+from deepcls.store import checkpoints
 from deepcls.store.runs import RunRecord, RunStore
 
 SEEDS_LOOKED_UP = tuple(range(10))  # seeds a line looks for in the store (the ledger reads the same)
@@ -59,7 +60,7 @@ def results_table(grid: pd.DataFrame, store: RunStore, seeds: Sequence[int] | No
                 "run_ids": tuple(done["run_id"]) if not done.empty else (),
                 "seeds_asked": len(asked),
                 "continues": ", ".join(sorted(row_of.get((table, r), r) for r in shorter)),
-                "progress": "; ".join(p for c in asked if not store.has(c) and (p := store.progress(c))),
+                "progress": "; ".join(p for c in asked if not store.has(c) and (p := checkpoints.progress(store, c))),
             }
         )
     table_frame = pd.DataFrame(lines)
@@ -88,6 +89,7 @@ def _aggregate(done: pd.DataFrame, diverged: int, missing: int) -> dict:
             "wall_time_s": np.nan,
             "status": status,
             "device": None,
+            "numeric_class": None,
         }
     return {
         "train_mean": _numbers(done, "highest_train_acc").mean(),
@@ -100,6 +102,7 @@ def _aggregate(done: pd.DataFrame, diverged: int, missing: int) -> dict:
         "wall_time_s": _numbers(done, "wall_time_s").sum(),
         "status": status,
         "device": " | ".join(dict.fromkeys(done["device"].astype(str))),
+        "numeric_class": " | ".join(dict.fromkeys(done["numeric_class"].astype(str))),
     }
 
 

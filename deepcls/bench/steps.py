@@ -24,6 +24,7 @@ from deepcls.bench.timing import benchmark, synchronize
 from deepcls.config import RunConfig
 from deepcls.engine.fit import Trainer
 from deepcls.engine.runtime import bar_timing, configure, show_progress, target_device
+from deepcls.numeric import resolve_precision
 from deepcls.store.timings import StepTiming, step_config
 
 REPEATS = 10
@@ -45,6 +46,7 @@ def time_pair(
     if repeats < 1 or not min_run_time > 0:
         raise ValueError("repeats must be >= 1 and min_run_time > 0")
     device = configure(a.device)
+    precision = resolve_precision(a.precision, device)  # recorded as timed: auto is bf16 or fp32 by machine
     trainers = [Trainer(config, data_dir) for config in (a, b)]
     steps = []
     for trainer in trainers:
@@ -74,7 +76,7 @@ def time_pair(
     return StepTiming(
         conclusion=conclusion,
         profile=a.profile,
-        configs=(step_config(a), step_config(b)),
+        configs=(step_config(a, precision), step_config(b, precision)),
         device=target_device(str(device), threads=threads),
         steps=(per_epoch[0], per_epoch[1]),
         seconds_a=tuple(seconds[0]),

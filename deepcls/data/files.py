@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepcls.data.atomic import write_with
+from deepcls.atomic import write_with
 from deepcls.errors import ConfigError, DataError
 
 

@@ -6,7 +6,9 @@ and accuracy are accumulated on the device and read back every ``SYNC_EVERY`` st
 is also when a NaN/inf loss stops the run as ``diverged`` (a non-finite test loss too). After
 every epoch a checkpoint is written, so an interrupted run resumes and ends with the same history.
 Each run records the fingerprint of the data file it was trained on (``data_fingerprint`` in
-metrics.json); a stored run or checkpoint from other data is never reused or continued.
+metrics.json); a stored run or checkpoint from other data is never reused or continued. Whether a
+run is reused, resumed, extended or started afresh is decided by deepcls.store.checkpoints
+(``start_point``); this module only restores the state it is handed.
 
 The loop is a generator that yields after every training step (``fit_steps``): ``fit`` runs it to
 its end, and deepcls.execution.interleaved interleaves the steps of several runs in one process. On CUDA the
@@ -15,7 +17,6 @@ full batches of a step and of the evaluation replay CUDA graphs (deepcls.engine.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Generator
@@ -30,12 +31,10 @@ from tqdm.auto import tqdm
 
 from deepcls.config import RunConfig
 from deepcls.data import (
-    OFFICIAL_FINGERPRINTS,
     BatchLoader,
     DatasetSpec,
     Split,
     balanced_subset,
-    dataset_path,
     epoch_seed,
     fingerprint,
     get_spec,
@@ -45,10 +44,11 @@ from deepcls.engine import summary as metrics
 from deepcls.engine.graphs import Graphed, state_kept, use_graphs
 from deepcls.engine.optim import lr_factor, make_optimizer
 from deepcls.engine.runtime import bar_timing, flushes_denormals, show_progress
-from deepcls.errors import ConfigError, DataError
+from deepcls.errors import ConfigError
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.numeric import device_name, numeric_class, precision_warning, resolve_device, resolve_precision
-from deepcls.store.runs import FINISHED, RunRecord, RunStore, warn
+from deepcls.store import checkpoints
+from deepcls.store.runs import RunRecord, RunStore, warn
 from deepcls.store.weights import HASH_KEY, sha256, weights_bytes, write_cached
 from deepcls.version import __version__
 
@@ -103,8 +103,9 @@ def fit_steps(
     kept in the store's cache, or with ``keep_weights`` in its run folder (deepcls.store.weights).
     """
     store = store or RunStore(results_dir)
-    if not force and (stored := _reusable(store, config, data_dir)) is not None:
-        return stored
+    start = checkpoints.start_point(store, config, data_dir, force=force, resume=False)  # reads no checkpoint
+    if start.reuse is not None:
+        return start.reuse
 
     def new_trainer() -> Trainer:
         trainer = Trainer(config, data_dir)  # bad data fails here, before anything is written
@@ -116,59 +117,21 @@ def fit_steps(
         return trainer
 
     trainer = new_trainer()
+    if (warning := precision_warning(config.precision, trainer.device)) and warning not in _warned:
+        _warned.add(warning)  # once per process, not once per run of a grid; evaluating never warns
+        warn(warning)
     store.ensure_writable()
     with store.claim(config):
-        if not force and (stored := _reusable(store, config, data_dir)) is not None:
-            return stored  # another process finished it while we waited
-        if force:
-            store.drop_checkpoint(config)
-        source = store.checkpoint_path(config)
-        checkpoint = _resumable(store, config, trainer.data_fingerprint)
-        if checkpoint is None and not force and (prefix := store.prefix_run(config)) is not None:
-            source = store.final_path(prefix)
-            checkpoint = _resumable(store, prefix, trainer.data_fingerprint, final=True)
-            if checkpoint is not None:  # the same trajectory, M of N epochs already run
-                checkpoint["extended_from"] = prefix.run_id
-        if checkpoint is not None:
+        start = checkpoints.start_point(store, config, data_dir, force=force)
+        if start.reuse is not None:
+            return start.reuse  # another process finished it while we waited
+        if start.state is not None and start.source is not None:
             try:
-                trainer.restore(checkpoint)
+                trainer.restore(start.state)
             except Exception as err:  # weights of another shape or kind: start over from a fresh model
-                store.discard(source, f"does not fit the model ({type(err).__name__})")
+                checkpoints.discard(start.source, f"does not fit the model ({type(err).__name__})")
                 trainer = new_trainer()
         return (yield from trainer.steps(store, show_progress(progress), bar_position))
-
-
-def stored_fingerprint(record: RunRecord) -> str:
-    """The data a stored run was trained on; runs stored before fingerprints were recorded were all
-    trained on the official files."""
-    return record.metrics.get("data_fingerprint") or OFFICIAL_FINGERPRINTS[record.config.dataset]
-
-
-def _reusable(store: RunStore, config: RunConfig, data_dir: str | None) -> RunRecord | None:
-    """The finished stored run of ``config``, if any; DataError when it was trained on other data
-    than the file at hand (when the file is missing it cannot differ: the run is reused)."""
-    record = store.record(config)
-    if record is None or record.status not in FINISHED:
-        return None
-    current = fingerprint(config.dataset, data_dir)
-    if current is not None and current != stored_fingerprint(record):
-        raise DataError(
-            f"run {config.run_id} was trained on a different {config.dataset}.npz than "
-            f"{dataset_path(config.dataset, data_dir)} (data fingerprint {stored_fingerprint(record)[:12]} there, "
-            f"{current[:12]} here); use the file it was trained on, or retrain on this one with --force"
-        )
-    return dataclasses.replace(record, reused=True)
-
-
-def _resumable(store: RunStore, config: RunConfig, data: str, final: bool = False) -> dict[str, Any] | None:
-    """The resume (or, with ``final``, the kept final) checkpoint of ``config`` if it was trained on
-    the same data; one from other data is discarded with one warning line."""
-    state = store.load_final(config) if final else store.load_checkpoint(config)
-    if state is not None and state.get("data_fingerprint", OFFICIAL_FINGERPRINTS[config.dataset]) != data:
-        path = store.final_path(config) if final else store.checkpoint_path(config)
-        store.discard(path, "was trained on other data (its data fingerprint differs)")
-        return None
-    return state
 
 
 def run_to_end(steps: Steps[T]) -> T:
@@ -203,9 +166,6 @@ class Trainer:
         )
         self.test_loader = BatchLoader(test, self.spec, batch_size=EVAL_BATCH, **common)
 
-        if (warning := precision_warning(config.precision, self.device)) and warning not in _warned:
-            _warned.add(warning)  # once per process, not once per run of a grid
-            warn(warning)
         torch.manual_seed(config.seed)
         self.model = build_for_dataset(config.model, config.dataset, init=config.init, **config.model_options()).to(
             self.device
@@ -311,7 +271,7 @@ class Trainer:
                     }
                 )
                 if self.checkpoint_due(epoch):
-                    store.save_checkpoint(cfg, self.state())
+                    checkpoints.save_checkpoint(store, cfg, self.state())
         except Exception as err:  # recorded as an outcome; the checkpoint stays for a retry
             self.record_failure(store, err)
             raise
@@ -320,7 +280,7 @@ class Trainer:
         if predictions is None and self.history and status == "complete":  # resumed after the last checkpoint
             _, _, predictions = self.evaluate()
         record = self.save(store, status, diverged_epoch, predictions)
-        store.finish_checkpoint(cfg, status)
+        checkpoints.finish_checkpoint(store, cfg, status)
         return record
 
     def record_failure(self, store: RunStore, err: Exception) -> None:

@@ -8,6 +8,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -50,8 +51,8 @@ def configure(device: str | torch.device = "auto", threads: int | None = None) -
 
     ``threads`` sets torch's intra-op thread count (None leaves it). On the CPU, denormal floats are
     flushed to zero (:func:`flush_denormals`) and freed memory is kept inside the process
-    (deepcls.engine.runtime); on CUDA, cuDNN times its kernels once for the
-    fixed batch shapes, and convolutions and matmuls stay in fp32: cuDNN's default TF32 would round
+    (deepcls.engine.runtime); on CUDA, kernels are deterministic where that costs little
+    (:func:`deterministic_cuda`), and convolutions and matmuls stay in fp32: cuDNN's default TF32 would round
     GPU runs differently from the CPU runs the ledger compares them with (a different seed of the
     same row may have trained on either), while the report's small models are bound by kernel
     launches, not arithmetic.
@@ -64,10 +65,24 @@ def configure(device: str | torch.device = "auto", threads: int | None = None) -
     if resolved.type == "cpu":
         keep_freed_memory()
     if resolved.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        deterministic_cuda()
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
     return resolved
+
+
+def deterministic_cuda() -> None:
+    """Deterministic kernels on CUDA where they cost little: cuDNN's deterministic convolutions (no
+    benchmark search, whose choice of algorithm may differ between processes), cuBLAS with a fixed
+    workspace (``CUBLAS_WORKSPACE_CONFIG``, read when cuBLAS starts: set before any CUDA work, as
+    :func:`configure` is called), and torch's deterministic algorithms. Ops that have no deterministic
+    CUDA kernel still run (``warn_only``) and are not pinned: in deepcls's models, the backward pass of
+    adaptive average pooling (the ResNets' head)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    warnings.filterwarnings("ignore", message=".*does not have a deterministic implementation.*")
 
 
 M_TRIM_THRESHOLD = -1

@@ -37,12 +37,13 @@ from unittest import mock
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from deepcls.atomic import write_with
 from deepcls.config import RunConfig
 from deepcls.data import dataset_path, load_dataset
-from deepcls.data.atomic import write_with
 from deepcls.engine import runtime
 from deepcls.errors import ClusterError, ConfigError, DeepclsError
 from deepcls.execution.chains import Chain, Options, Outcome, train_chain
+from deepcls.store import checkpoints
 from deepcls.store.runs import RunStore
 
 SCRATCH_ENV = "DEEPCLS_RAY_SCRATCH"  # a node's scratch folder, else <tmp>/deepcls-ray
@@ -303,7 +304,7 @@ def _train_chain_task(
         results.append((outcome, store.run_files(outcome.run_id) if stored else None))
     for config in chain:  # the driver keeps them now; a final state only served this chain's next length
         shutil.rmtree(store.run_dir(config), ignore_errors=True)
-        store.final_path(config).unlink(missing_ok=True)
+        checkpoints.final_path(store, config).unlink(missing_ok=True)
     return results
 
 

@@ -26,8 +26,8 @@ from nbconvert import HTMLExporter
 
 from deepcls.analysis import ledger
 from deepcls.analysis.results import results_table
+from deepcls.atomic import write_text, write_with
 from deepcls.config import get_profile, threads_per_job
-from deepcls.data.atomic import write_text, write_with
 from deepcls.errors import ConfigError, StoreError
 from deepcls.paper.grids import ALL_TABLES, REPORT_TITLE, grid
 from deepcls.report import formatting as tables

@@ -47,7 +47,7 @@ def format_results(results: pd.DataFrame) -> pd.DataFrame:
             "epochs": results["epochs"],
             "seeds": results["seeds_done"],
             "wall time": results["wall_time_s"].map(duration),
-            "device": results["device"].map(short_device) if "device" in results else "—",
+            "numeric class": [_classes(c) for c in results.get("numeric_class", [None] * len(results))],
             "status": [
                 status + (f", continues {c}" if c else "")
                 for status, c in zip(results["status"], results.get("continues", [""] * len(results)))
@@ -55,6 +55,11 @@ def format_results(results: pd.DataFrame) -> pd.DataFrame:
             "profile": results["profile"],
         }
     )
+
+
+def _classes(labels: str | None) -> str:
+    """The numeric classes behind a line (deepcls.numeric.class_label), "/"-joined; "—" when none."""
+    return "/".join(labels.split(" | ")) if isinstance(labels, str) and labels else "—"
 
 
 def to_html(results: pd.DataFrame) -> str:
@@ -180,7 +185,8 @@ def _note(honest: str, report: str) -> str:
 def format_evidence(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs behind the ledger (deepcls.analysis.ledger.evidence), one display line each: the value each
     metric reads to two decimals ("collapsed" where a collapsed run is left out, "—" where a run lacks
-    it), the device short."""
+    it), the run's numeric class (a benchmark's device for a seconds line)."""
+    classes = runs["numeric_class"] if "numeric_class" in runs else [""] * len(runs)
 
     def value(v: float | None, gone: bool) -> str:
         if v is None or math.isnan(v):
@@ -196,7 +202,9 @@ def format_evidence(runs: pd.DataFrame) -> pd.DataFrame:
             "seed": runs["seed"],
             "epochs": ["—" if e is None or e != e else int(e) for e in runs["epochs"]],
             "run id": runs["run_id"],
-            "device": [short_device(d) for d in runs["device"]],
+            "numeric class": [
+                c if isinstance(c, str) and c else short_device(d) for c, d in zip(classes, runs["device"])
+            ],
             "final epoch": [value(v, g) for v, g in zip(runs["honest"], runs["collapsed"])],
             "report's metric": [value(v, g) for v, g in zip(runs["report"], runs["collapsed"])],
         }

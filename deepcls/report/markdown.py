@@ -9,8 +9,8 @@ from pathlib import Path
 from deepcls.analysis import findings, ledger
 from deepcls.analysis.costs import REFERENCE_DEVICE
 from deepcls.analysis.results import results_table
+from deepcls.atomic import write_text
 from deepcls.config import get_profile
-from deepcls.data.atomic import write_text
 from deepcls.errors import DeepclsError
 from deepcls.numeric import short_device
 from deepcls.paper import grids as experiments
@@ -89,13 +89,14 @@ def results_document(profiles: Sequence[str], store: RunStore) -> str:
     return (
         "# deepcls results\n\n"
         "Generated from the run store (`results/runs`) by `make readme` (`deepcls markdown`) and by\n"
-        "`make report`; every number is a stored run's, with its profile, seeds and device beside it.\n\n"
+        "`make report`; every number is a stored run's, with its profile, seeds and numeric class beside it.\n\n"
         "## Which of the report's conclusions hold\n\n"
         f"{LEDGER_METHOD}\n\n{ledger_section(ledgers, store)}\n\n"
         "## Reported beside reproduced\n\n"
         "Per row: the report's highest train/test accuracy, ours (mean ± std over the complete seeds\n"
         "stored, `seeds` of them; highest over epochs, as the report measures) and the final-epoch test\n"
-        "accuracy, the wall time and the device the runs trained on.\n\n"
+        "accuracy, the wall time and the numeric classes the runs trained in (device, the CPU's bf16\n"
+        "arithmetic — `?` where a run did not record it —, threads, precision).\n\n"
         f"{results_section(profiles, store)}\n"
     )
 

@@ -23,8 +23,8 @@ from typing import IO, TypeVar
 
 import pandas as pd
 
+from deepcls.atomic import atomic_path
 from deepcls.config import RunConfig
-from deepcls.data.atomic import atomic_path
 from deepcls.errors import StoreError
 from deepcls.store.runs import FINISHED, RUN_FILES, DamagedRun, RunRecord, RunStore
 from deepcls.store.weights import HASH_KEY, WEIGHTS_FILE, sha256

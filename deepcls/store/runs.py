@@ -1,4 +1,4 @@
-"""The run store: ``<root>/runs/<run-id>/`` written atomically, cache lookup, resume checkpoints.
+"""The run store: ``<root>/runs/<run-id>/`` written atomically, cache lookup, run locks.
 
 A run directory holds ``config.json``, ``history.csv``, ``metrics.json``, ``confusion.npy``,
 ``samples.npz`` and, when asked, ``weights.safetensors`` (:data:`RUN_FILES`; deepcls.store.weights:
@@ -6,11 +6,11 @@ by default a complete run's weights are kept in ``<root>/.cache/weights``). It i
 temporary directory and swapped into place (one atomic exchange on Linux; elsewhere two renames whose middle state
 the next ``RunStore`` restores), so a reader sees the old run or the new one, never a
 half-written one or none. A run folder with a damaged file is reported in one line and
-treated as missing; a damaged checkpoint is discarded with one line. Epoch
-checkpoints for resuming live in ``<root>/.cache/checkpoints`` (ignored by git). The final
-state of a complete run whose schedule does not depend on its length (``config.extendable``)
-is kept there as ``<run-id>.final.pt``, so a longer run of the same config (Table 3's 20, 30
-and 50 epochs) continues from it instead of replaying the shared epochs. ``claim`` locks a run
+treated as missing. The checkpoints that unfinished and extendable runs continue from live in
+``<root>/.cache/checkpoints`` (ignored by git), which this module only creates and cleans up:
+reading and writing them, and deciding where a run starts, is deepcls.store.checkpoints's job
+(that module builds on this one); every file of a run there is named ``<run-id>.*``, so replacing a
+run (``adopt``) removes them all. ``claim`` locks a run
 (``<root>/.cache/locks``) while it trains, so parallel notebooks or shells never train it twice.
 The locks are ``filelock``'s, so they hold on every platform (Windows included).
 """
@@ -34,11 +34,11 @@ from typing import Any, Literal
 import filelock
 import numpy as np
 import pandas as pd
-import torch
 
+from deepcls.atomic import temporary_folder
 from deepcls.config import RunConfig
-from deepcls.data.atomic import temporary_folder, write_with
 from deepcls.errors import StoreError
+from deepcls.numeric import class_label
 
 FINISHED = ("complete", "diverged")  # outcomes that are reused instead of retrained
 RUN_FILES = frozenset(  # every file a run folder can hold: what save() writes, and the trained weights
@@ -195,7 +195,8 @@ class RunStore:
             warn(message)
 
     def frame(self, runs: Iterable[RunConfig | str] | None = None) -> pd.DataFrame:
-        """One row per stored run: config fields and scalar metrics as columns."""
+        """One row per stored run: config fields, scalar metrics and the run's numeric class (its label,
+        deepcls.numeric.class_label) as columns."""
         ids = self.run_ids() if runs is None else [r.run_id if isinstance(r, RunConfig) else r for r in runs]
         rows = []
         for run_id in ids:
@@ -205,6 +206,7 @@ class RunStore:
             row = {"run_id": run_id, **record.config.identity()}
             row["augment"] = ",".join(record.config.augment) or "none"
             row.update({k: v for k, v in record.metrics.items() if np.isscalar(v) or v is None})
+            row["numeric_class"] = class_label(record.metrics, record.config.to_dict())
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -254,7 +256,7 @@ class RunStore:
         """``write(tmp)`` fills a temporary directory, which then replaces ``runs/<run_id>`` atomically."""
         self.runs.mkdir(parents=True, exist_ok=True)
         target = self.run_dir(run_id)
-        with self._writing():
+        with self.writing():
             tmp = temporary_folder(self.runs, f".tmp-{target.name}-")  # the umask's mode, not mkdtemp's 0700
             try:
                 write(tmp)
@@ -267,7 +269,7 @@ class RunStore:
         """Put the folder ``new`` (in ``runs/``, named as a temporary that recover() removes) at
         ``target``, so that readers see the old run or the new one; return where the old one is now
         (to be removed). One atomic exchange where the system has it, else two renames whose middle
-        state readers see through and the next start restores. The caller holds ``_writing()``."""
+        state readers see through and the next start restores. The caller holds ``writing()``."""
         if not os.path.lexists(target):
             os.replace(new, target)
             return new
@@ -288,7 +290,7 @@ class RunStore:
         removed on exit, or by the next start after a kill. Writes are held while it lives, so no
         start removes it meanwhile."""
         self.runs.mkdir(parents=True, exist_ok=True)
-        with self._writing():
+        with self.writing():
             folder = temporary_folder(self.runs, ".tmp-import-")
             try:
                 yield folder
@@ -309,8 +311,8 @@ class RunStore:
                 finished = False
             if finished and not replace:
                 return False
-            self.drop_checkpoint(config)
-            self.final_path(config).unlink(missing_ok=True)
+            for path in self.checkpoints.glob(f"{config.run_id}.*"):  # <run-id>.pt, <run-id>.final.pt
+                path.unlink(missing_ok=True)
             _remove(self._swap_in(folder, target))
         return True
 
@@ -319,7 +321,7 @@ class RunStore:
         return path.with_name(f".old-{path.name}")
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
+    def writing(self) -> Iterator[None]:
         """Held (shared) while writing a run or checkpoint, so recover() never takes a live temporary."""
         with self._store_lock("read"):
             yield
@@ -419,81 +421,6 @@ class RunStore:
         lock.release()
         return False
 
-    def checkpointed_epochs(self, config: RunConfig) -> int:
-        """Epochs an unfinished run has in its resume checkpoint (0 without one, or a damaged one)."""
-        path = self.checkpoint_path(config)
-        state = _read_checkpoint(path, mmap=True) if path.exists() else None
-        return len(state["history"]) if state else 0
-
-    def progress(self, config: RunConfig) -> str | None:
-        """How far an unfinished run has got: epochs in its resume checkpoint, and whether it
-        is training now; None when there is neither."""
-        parts = []
-        path = self.checkpoint_path(config)
-        if path.exists():  # mmap: reads the history without pulling the weights into memory
-            state = _read_checkpoint(path, mmap=True)
-            if state is None:
-                parts.append("checkpoint damaged, the run will start over")
-            else:
-                parts.append(f"{len(state['history'])}/{config.epochs} epochs checkpointed")
-        if self.training(config):
-            parts.append("training now")
-        return ", ".join(parts) or None
-
-    # ------------------------------------------------------------------ checkpoints
-    def checkpoint_path(self, config: RunConfig) -> Path:
-        return self.checkpoints / f"{config.run_id}.pt"
-
-    def save_checkpoint(self, config: RunConfig, state: dict[str, Any]) -> None:
-        with self._writing():
-            write_with(self.checkpoint_path(config), lambda tmp: torch.save(state, tmp), suffix=".pt")
-
-    def load_checkpoint(self, config: RunConfig) -> dict[str, Any] | None:
-        """The resume checkpoint, or None; a damaged one is discarded with one warning line."""
-        return self._load_state(self.checkpoint_path(config))
-
-    def _load_state(self, path: Path) -> dict[str, Any] | None:
-        if not path.exists():
-            return None
-        state = _read_checkpoint(path)
-        if state is None:
-            warn(f"checkpoint {path} is damaged; discarded, the run starts over")
-            path.unlink(missing_ok=True)
-        return state
-
-    def discard(self, path: Path, reason: str) -> None:
-        """Remove a checkpoint that cannot be used, saying why in one line."""
-        warn(f"checkpoint {path} {reason}; discarded, the run starts over")
-        path.unlink(missing_ok=True)
-
-    def drop_checkpoint(self, config: RunConfig) -> None:
-        self.checkpoint_path(config).unlink(missing_ok=True)
-
-    def final_path(self, config: RunConfig) -> Path:
-        return self.checkpoints / f"{config.run_id}.final.pt"
-
-    def finish_checkpoint(self, config: RunConfig, status: str) -> None:
-        """Drop the resume checkpoint; keep it as the final state when a longer run can extend it."""
-        path = self.checkpoint_path(config)
-        if status == "complete" and config.extendable and path.exists():
-            os.replace(path, self.final_path(config))
-        else:
-            path.unlink(missing_ok=True)
-
-    def prefix_run(self, config: RunConfig) -> RunConfig | None:
-        """The longest complete shorter run of the same config whose final state is kept, if any."""
-        if not config.extendable:
-            return None
-        for epochs in range(config.epochs - 1, 0, -1):
-            shorter = config.replace(epochs=epochs)
-            if self.final_path(shorter).exists() and self.status(shorter) == "complete":
-                return shorter
-        return None
-
-    def load_final(self, config: RunConfig) -> dict[str, Any] | None:
-        """The kept final state of a complete run, or None; a damaged one is discarded with one line."""
-        return self._load_state(self.final_path(config))
-
 
 def _try_acquire(lock: filelock.FileLock) -> bool:
     """Take ``lock`` if no one holds it, without waiting."""
@@ -502,16 +429,6 @@ def _try_acquire(lock: filelock.FileLock) -> bool:
     except filelock.Timeout:
         return False
     return True
-
-
-def _read_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any] | None:
-    """A checkpoint's state dict (never unpickled), or None when it is damaged or not one of ours."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception:  # truncated, not a zip, bad pickle opcodes: torch raises many types
-        return None
-    ok = isinstance(state, dict) and "history" in state
-    return state if ok and isinstance(state["history"], list) else None
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from deepcls.atomic import write_text
 from deepcls.config import RunConfig
-from deepcls.data.atomic import write_text
 from deepcls.errors import StoreError
 from deepcls.store.runs import RunStore
 
@@ -24,9 +24,11 @@ RUN_ONLY = ("epochs", "seed", "test_subset", "profile", "device", "threads")
 """Config fields a training step does not depend on: a timing holds for every run that differs only in these."""
 
 
-def step_config(config: RunConfig) -> dict[str, Any]:
-    """What a training step of ``config`` is: its config without :data:`RUN_ONLY`."""
-    return {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY}
+def step_config(config: RunConfig, precision: str | None = None) -> dict[str, Any]:
+    """What a training step of ``config`` is: its config without :data:`RUN_ONLY`, with the precision
+    it was timed in where given (``auto`` resolved on the timing machine)."""
+    step = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY}
+    return step | {"precision": precision} if precision else step
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,15 @@ class StepTiming:
         return len(self.seconds_a)
 
     def matches(self, a: RunConfig, b: RunConfig) -> bool:
-        """Whether this timing measured the steps of ``a`` and ``b`` (of any length and seed)."""
+        """Whether this timing measured the steps of ``a`` and ``b`` (of any length and seed). A side of
+        precision ``auto`` asks for whatever the timing machine trains in, so any timed precision fits it."""
 
-        def plain(value: object) -> object:  # as JSON reads it back: tuples are lists
-            return json.loads(json.dumps(value))
+        def fits(timed: dict[str, Any], asked: RunConfig) -> bool:
+            if asked.precision == "auto":
+                timed = timed | {"precision": "auto"}
+            return json.loads(json.dumps(timed)) == json.loads(json.dumps(step_config(asked)))  # tuples: lists
 
-        return plain(list(self.configs)) == plain([step_config(a), step_config(b)])
+        return all(fits(timed, asked) for timed, asked in zip(self.configs, (a, b)))
 
 
 def timing_path(store: RunStore, profile: str, conclusion: str) -> Path:

@@ -21,8 +21,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from deepcls.atomic import write_with
 from deepcls.config import RunConfig
-from deepcls.data.atomic import write_with
 from deepcls.errors import StoreError
 
 WEIGHTS_FILE = "weights.safetensors"  # in a run folder
