@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         default="auto",
         choices=("auto", "fp32", "bf16"),
-        help="deepcls's precision (default: auto: bf16 on CUDA and AMX CPUs, else fp32); the reference loop is fp32",
+        help="deepcls's precision (default: auto, bf16 where the hardware has it natively); the reference loop is fp32",
     )
     bench.add_argument(
         "--compile-mode",
@@ -664,7 +664,6 @@ def _info() -> int:
     else:  # runs either way on the CPU; without AMX or AVX512-BF16 converted in software
         kind = cpu_bf16()
         bf16 = "emulated (no AMX or AVX512-BF16 on this CPU)" if kind == "emulated" else f"native ({kind.upper()})"
-        bf16 += "" if kind == "amx" else ", slower than fp32 without AMX"
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     print(f"device: {device} ({name})  threads: {torch.get_num_threads()}  bf16: {bf16}")
     print(f"precision: auto trains in {resolve_precision('auto', device)} here")

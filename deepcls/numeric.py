@@ -8,12 +8,9 @@ and compute capability), threads, precision, and the torch / CUDA / cuDNN versio
 hashed into the run id: runs of one id trained in different classes differ like samples, and
 tables and the ledger name the classes behind each row so nothing pools them silently.
 
-Precision follows the hardware: ``auto`` is bf16 autocast where bf16 is fast (CUDA devices that
-support it; CPUs with AMX tiles) and fp32 elsewhere. Without AMX a CPU either converts bf16 in
-software or has AVX512-BF16, whose bf16 dot products do not carry a convolution's backward pass:
-``deepcls bench --model resnet18 --dataset cifar10 --batch-size 128 --precision bf16`` against
-``--precision fp32`` trained at 132 against 641 images/s on a 2-core AMD EPYC with AVX512-BF16
-(2026-12-07).
+Precision follows the hardware: ``auto`` is bf16 autocast where the hardware computes bf16
+natively (CUDA devices that support it; CPUs with AMX or AVX512-BF16) and fp32 elsewhere: a CPU
+without either converts bf16 in software and trains several times slower in it.
 
 Reading code (tables, the ledger) imports this module too, so torch is imported only inside the
 functions that look at this machine.
@@ -33,8 +30,9 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("auto", "fp32", "bf16")
 BF16_CLASSES = ("amx", "avx512_bf16", "emulated")
-SLOW_BF16_WARNING = (
-    "bf16 on this CPU ({kind}, no AMX) trains several times slower than fp32; leave --precision at auto for fp32"
+EMULATED_BF16_WARNING = (
+    "this CPU emulates bf16 in software (no AMX or AVX512-BF16): training runs several times slower than in "
+    "fp32; leave --precision at auto for fp32"
 )
 
 
@@ -99,31 +97,31 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast trains faster than fp32 on ``device``: CUDA devices that support bf16,
-    CPUs with AMX (see the module's docstring for AVX512-BF16)."""
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware: CUDA devices that support it, CPUs with AMX or
+    AVX512-BF16."""
     import torch
 
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":
-        return cpu_bf16() == "amx"
+        return cpu_bf16() != "emulated"
     return False
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where it is fast on ``device``, else ``fp32``; an explicit choice as given."""
+    """``auto`` -> ``bf16`` where it is native on ``device``, else ``fp32``; an explicit choice as given."""
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     if precision == "auto":
-        return "bf16" if fast_bf16(device) else "fp32"
+        return "bf16" if native_bf16(device) else "fp32"
     return precision
 
 
 def precision_warning(precision: str, device: torch.device) -> str | None:
-    """The one warning an explicit bf16 gets on a CPU where it is slow (it still runs)."""
-    if precision == "bf16" and device.type == "cpu" and (kind := cpu_bf16()) != "amx":
-        return SLOW_BF16_WARNING.format(kind="emulated" if kind == "emulated" else "AVX512-BF16")
+    """The one warning an explicit bf16 gets on a CPU that emulates it (it still runs)."""
+    if precision == "bf16" and device.type == "cpu" and cpu_bf16() == "emulated":
+        return EMULATED_BF16_WARNING
     return None
 
 

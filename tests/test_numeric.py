@@ -14,9 +14,9 @@ CPU = torch.device("cpu")
 
 @pytest.mark.parametrize(
     ("kind", "auto", "warns"),
-    [("amx", "bf16", False), ("avx512_bf16", "fp32", True), ("emulated", "fp32", True)],
+    [("amx", "bf16", False), ("avx512_bf16", "bf16", False), ("emulated", "fp32", True)],
 )
-def test_auto_is_bf16_only_where_it_is_fast_and_an_explicit_slow_bf16_warns(
+def test_auto_is_bf16_only_where_it_is_native_and_an_explicit_emulated_bf16_warns(
     monkeypatch: pytest.MonkeyPatch, kind: str, auto: str, warns: bool
 ) -> None:
     monkeypatch.setattr(numeric, "cpu_bf16", lambda: kind)

@@ -153,7 +153,7 @@ def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], data_d
     numeric = m["numeric_class"]  # what can change a run's numbers for a fixed config and seed
     assert numeric["device_kind"] == "cpu" and numeric["bf16"] in ("amx", "avx512_bf16", "emulated")
     assert numeric["threads"] == torch.get_num_threads() and numeric["torch"] == torch.__version__
-    assert numeric["precision"] == resolve_precision("auto", torch.device("cpu"))  # bf16 only where it is fast
+    assert numeric["precision"] == resolve_precision("auto", torch.device("cpu"))  # bf16 only where it is native
     assert m["deepcls_version"] == __version__ != "0.1.0"
     assert m["flush_denormal"] is True  # set before torch's threads started (tests/conftest.py, as the CLI)
     assert m["params"] > 0 and m["macs"] > 0
