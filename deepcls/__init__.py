@@ -42,6 +42,7 @@ _SURFACE = {
     # trained networks
     "load_model": "deepcls.engine.evaluate",
     "predict": "deepcls.engine.predict",
+    "reproduce": "deepcls.engine.reproduce",
     "test_batches": "deepcls.engine.evaluate",
     "evaluate_run": "deepcls.engine.evaluate",
     # the store

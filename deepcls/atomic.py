@@ -1,7 +1,9 @@
 """Atomic file writing: a reader sees the old file or the new one, never a half-written one.
 
 The new file keeps the mode of the one it replaces (a new one gets the umask's default, as ``open``
-gives), and a symlink is written through: its target is replaced, the link stays.
+gives), and a symlink is written through: its target is replaced, the link stays. Only a regular
+file is ever replaced: a rename over a device, a FIFO or a socket would turn it into a plain file
+(``--out /dev/full`` run as root), so such a target is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from deepcls.errors import StoreError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -22,6 +26,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     ``suffix`` keeps an extension that a writer insists on (``np.savez`` appends ``.npz``).
     """
     path = _through_links(Path(path))
+    refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_file(path.parent, f".tmp-{path.name}-", suffix)
     try:
@@ -34,6 +39,19 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def refuse_special(path: Path) -> None:
+    """StoreError, in one line, when ``path`` exists and is not a regular file (nor a link to one)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISREG(mode):
+        return
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device", stat.S_ISFIFO: "a FIFO"}
+    kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+    raise StoreError(f"{path} is {kind}, not a file: refusing to write over it; give the path of a file")
 
 
 def temporary_file(folder: Path, prefix: str, suffix: str = "") -> Path:

@@ -346,7 +346,8 @@ def test_ledger_csv_holds_every_conclusion_under_both_metrics(
     assert set(frame["verdict"]) == {"undecided"} and set(frame["metric"]) == {"report", "honest"}
     assert run_cli([*args, "--csv", "-"], capsys)[1] == path.read_text()
     code, out, err = run_cli([*args, "--csv", str(tmp_path / "out")], capsys)
-    assert code == 1 and out == "" and err.startswith("deepcls: error: ") and err.count("\n") == 1
+    assert code == 2 and out == "" and err.startswith("deepcls: error: ") and err.count("\n") == 1
+    assert f"{tmp_path / 'out'} is a folder, not a file" in err  # the user's path, refused before writing
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ledger.csv"]
 
 

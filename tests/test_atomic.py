@@ -1,0 +1,70 @@
+"""deepcls.atomic: a write replaces a regular file or nothing; a device, FIFO or folder given as the
+output path is refused before anything is written, and stays what it was."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from deepcls.atomic import write_text
+from deepcls.cli import main
+from deepcls.errors import StoreError
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def device(path: Path) -> Path:
+    """A character device node like /dev/null, made in the test's folder (root only)."""
+    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    return path
+
+
+def folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+KINDS: dict[str, Callable[[Path], Path]] = {"FIFO": fifo, "device": device, "folder": folder}
+IS = {"FIFO": stat.S_ISFIFO, "device": stat.S_ISCHR, "folder": stat.S_ISDIR}
+
+
+@pytest.fixture(params=sorted(KINDS))
+def special(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path]:
+    kind = request.param
+    if kind == "device" and os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
+    return kind, KINDS[kind](tmp_path / f"a-{kind}")
+
+
+def test_an_atomic_write_refuses_what_is_not_a_file_and_leaves_it_as_it_was(special: tuple[str, Path]) -> None:
+    kind, path = special
+    link = path.parent / "link"
+    link.symlink_to(path.name)
+    for target in (path, link):
+        with pytest.raises(StoreError, match=f"is a {kind}, not a file: refusing to write over it"):
+            write_text(target, "x")
+    assert IS[kind](os.stat(path).st_mode) and link.is_symlink()
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, "link"])  # no temporary left
+
+
+@pytest.mark.parametrize(
+    "command", [["ledger", "--profile", "quick", "--csv"], ["markdown", "--path"], ["runs", "export", "--out"]]
+)
+def test_the_cli_refuses_a_special_output_path_in_one_line(
+    command: list[str], special: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kind, path = special
+    results = ["--results-dir", str(tmp_path / "results")]
+    if command[0] == "runs":
+        results = ["--profile", "quick", *results]
+    assert main([*command, str(path), *results]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("deepcls: error: ") and str(path) in err[0], err
+    assert IS[kind](os.stat(path).st_mode)
