@@ -49,6 +49,17 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    """An argparse type: a finite number >= 0 (``--gpus-per-run nan`` would reach Ray)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def _a_path(text: str) -> str:
     """An argparse type: a non-empty path (``--csv ''`` would silently write nothing)."""
     if not text.strip():
@@ -274,7 +285,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "on 127.0.0.1)",
     )
     parser.add_argument(
-        "--gpus-per-run", type=float, default=0, help="with --executor ray: GPUs per run, e.g. 0.25 (default: 0)"
+        "--gpus-per-run",
+        type=_share,
+        default=0,
+        help="with --executor ray: GPUs per run, e.g. 0.25 (default: 0)",
     )
     parser.add_argument("--keep-weights", action="store_true", help=f"with --train: {KEEP_WEIGHTS}")
     parser.add_argument("--data-dir", default=None)
@@ -389,7 +403,8 @@ def _results(args: argparse.Namespace) -> int:
     from deepcls.report import formatting as tables
     from deepcls.store.runs import RunStore
 
-    names = args.tables.split(",") if args.tables else list(experiments.ALL_TABLES)
+    _needs_train(args)
+    names = _names("--tables", args.tables) if args.tables is not None else list(experiments.ALL_TABLES)
     unknown = sorted(set(names) - set(experiments.ALL_TABLES))
     if unknown:
         raise DeepclsError(f"unknown table(s) {', '.join(unknown)}; known: {', '.join(experiments.ALL_TABLES)}")
@@ -519,11 +534,12 @@ def _ledger(args: argparse.Namespace) -> int:
     from deepcls.store.runs import RunStore
 
     known = {c.id: c for c in ledger.CONCLUSIONS}
-    ids = args.conclusions.split(",") if args.conclusions else list(known)
+    ids = _names("--conclusions", args.conclusions) if args.conclusions is not None else list(known)
     unknown = [i for i in ids if i not in known]
     if unknown:
         raise DeepclsError(f"unknown conclusion(s) {', '.join(unknown)}; known: {', '.join(known)}")
     conclusions = [known[i] for i in ids]
+    _needs_train(args, also_without=("--jobs",) if args.plan else ())
     if args.runs is not None and not (args.plan or args.train):
         raise DeepclsError("--runs needs --plan or --train")
     if (args.repeats or args.threads) and not args.time:
@@ -608,29 +624,66 @@ def _runs(args: argparse.Namespace) -> int:
         record = store.record(run_id)
         if record is None or record.status not in FINISHED:
             raise DeepclsError(f"run {run_id} is not a finished run in {store.root}")
-    ids = args.run_ids or [
+    ids = list(dict.fromkeys(args.run_ids)) or [
         run_id
         for run_id in store.run_ids()
         if (record := store.record(run_id)) is not None
         and record.status in FINISHED
         and args.profile in (None, record.config.profile)
     ]
+    if not ids:
+        which = f"finished {args.profile} runs" if args.profile else "finished runs"
+        raise DeepclsError(f"no {which} to export in {store.runs}: an empty archive is refused")
     archive.pack_runs(store, ids, args.out)
     print(f"exported {len(ids)} runs to {args.out}")
     return 0
 
 
 def _markdown(args: argparse.Namespace) -> int:
-    from deepcls.report.markdown import update_headline, write_results
+    from deepcls.atomic import write_text
+    from deepcls.report.markdown import headline_text, write_results
     from deepcls.store.runs import RunStore
 
     store = RunStore(args.results_dir)
+    readme = headline_text(args.readme, store) if args.readme else None  # refused before anything is written
     path = write_results(args.path or store.root / "RESULTS.md", args.profiles.split(","), store)
     print(f"wrote {path}")
-    if args.readme:
-        update_headline(args.readme, store)
+    if readme is not None:
+        write_text(args.readme, readme)
         print(f"updated {args.readme}")
     return 0
+
+
+TRAINING_FLAGS = {  # flag -> (attribute, default): they act only with --train
+    "--executor": ("executor", "local"),
+    "--address": ("address", None),
+    "--gpus-per-run": ("gpus_per_run", 0),
+    "--keep-weights": ("keep_weights", False),
+    "--budget-s": ("budget_s", None),
+    "--runs-at-once": ("runs_at_once", None),
+    "--jobs": ("jobs", 1),
+}
+
+
+def _needs_train(args: argparse.Namespace, also_without: Sequence[str] = ()) -> None:
+    """One error line for flags given without --train that would otherwise be silently ignored."""
+    if args.train:
+        return
+    given = [
+        flag
+        for flag, (name, default) in TRAINING_FLAGS.items()
+        if flag not in also_without and getattr(args, name, default) != default
+    ]
+    if given:
+        raise DeepclsError(f"{', '.join(given)} act{'s' * (len(given) == 1)} only with --train")
+
+
+def _names(flag: str, text: str) -> list[str]:
+    """A comma-separated list of names; an empty one is an error, not "all"."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise DeepclsError(f"{flag} names nothing; leave it out for all")
+    return names
 
 
 def _integers(flag: str, text: str) -> list[int]:

@@ -7,14 +7,13 @@ import hashlib
 import json
 import math
 import os
-import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from deepcls.data import DATASETS, parse_augment
 from deepcls.errors import ConfigError
 from deepcls.models import INIT_SCHEMES, check_option, list_models, model_info
-from deepcls.numeric import PRECISIONS
+from deepcls.numeric import DEVICE, PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,6 @@ SPEED_FIELDS = ("device", "threads", "precision", "channels_last", "compile", "g
 # Run ids hash the identity as it was when precision was part of it and every run trained in bf16:
 # the key stays in the hashed JSON at that value, so every stored run id is unchanged.
 ID_PRECISION = "bf16"
-_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_SEED = 2**32  # epoch_seed(seed, epoch) = seed * 1_000_003 + epoch must stay a 64-bit generator seed
 MAX_THREADS = 1024
 MAX_EPOCHS = 10_000  # beyond any schedule deepcls trains; a typo such as 1e20 fails here, not in a loop
@@ -188,7 +186,7 @@ class RunConfig:
                 f"{name} must be an integer >= 10 (one per class), got {value!r}",
             )
         check(
-            isinstance(self.device, str) and _DEVICE.fullmatch(self.device) is not None,
+            isinstance(self.device, str) and DEVICE.fullmatch(self.device) is not None,
             f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}",
         )
         check(self.graphs in (None, True, False), f"graphs must be true, false or unset, got {self.graphs!r}")

@@ -19,6 +19,7 @@ functions that look at this machine.
 from __future__ import annotations
 
 import platform
+import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # the device names deepcls trains on
 BF16_CLASSES = ("amx", "avx512_bf16", "emulated")
 EMULATED_BF16_WARNING = (
     "this CPU emulates bf16 in software (no AMX or AVX512-BF16): training runs several times slower than in "
@@ -51,6 +53,8 @@ def resolve_device(device: str) -> torch.device:
     this machine has it."""
     import torch
 
+    if not isinstance(device, str) or DEVICE.fullmatch(device) is None:
+        raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -415,3 +415,83 @@ def test_a_count_below_one_or_an_empty_path_is_one_error_line(
     code, out, err = run_cli([*arguments, "--profile", "smoke", "--results-dir", str(tmp_path)], capsys)
     assert code == 2 and out == "" and len(err.splitlines()) == 1 and err.startswith("deepcls: error: argument")
     assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------------- edges: refused before anything starts
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["results", "--tables", ""], "--tables names nothing; leave it out for all"),
+        (["ledger", "--conclusions", " , "], "--conclusions names nothing; leave it out for all"),
+        (["results", "--executor", "ray"], "--executor acts only with --train"),
+        (["results", "--address", "10.0.0.1:6379", "--keep-weights"], "--address, --keep-weights act only with"),
+        (["ledger", "--jobs", "2"], "--jobs acts only with --train"),
+        (["results", "--train", "--executor", "ray", "--gpus-per-run", "nan"], "must be a finite number >= 0"),
+        (["evaluate", "mnist-vgg7-0123456789", "--device", "tpu"], "device must be auto, cpu, cuda, cuda:N or mps"),
+    ],
+    ids=["empty-tables", "empty-conclusions", "executor", "address", "jobs", "nan-gpus", "tpu"],
+)
+def test_edges_are_one_line_before_anything_starts(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli([*argv, "--results-dir", str(tmp_path / "store")], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "store" / "runs").exists()
+
+
+def test_ledger_plan_takes_jobs_without_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["ledger", "--plan", "--jobs", "2", "--results-dir", str(tmp_path)], capsys)
+    assert code == 0 and err == ""
+
+
+def test_a_ray_executor_refuses_bad_numbers_and_addresses_before_it_starts() -> None:
+    from deepcls.errors import ConfigError
+    from deepcls.execution.ray_cluster import RayExecutor
+
+    for bad in ({"num_gpus": float("nan")}, {"num_cpus": float("inf")}, {"num_cpus": "1"}):
+        with pytest.raises(ConfigError, match="must be a finite number >= 0"):
+            RayExecutor(**bad)
+    for address in ("not an address", "head:0", "head:99999", ":6379"):
+        with pytest.raises(ConfigError, match="the Ray address must be HOST:PORT"):
+            RayExecutor(address=address)
+    for address in ("auto", "local", "ray://head:10001", "10.0.0.1:6379", "[::1]:6379"):
+        RayExecutor(address=address)  # accepted: nothing starts until run()
+
+
+def test_exports_deduplicate_and_empty_archives_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data_dir: Path
+) -> None:
+    import tarfile
+
+    from deepcls.engine.fit import fit
+
+    store = tmp_path / "store"
+    config = RunConfig(**SMALL_VGG7, epochs=1, subset=100, test_subset=100, batch_size=50)
+    fit(config, results_dir=str(store), data_dir=str(data_dir), progress=False)
+    out = tmp_path / "runs.tar.gz"
+    code, _, err = run_cli(
+        ["runs", "export", config.run_id, config.run_id, "--out", str(out), "--results-dir", str(store)], capsys
+    )
+    assert code == 0, err
+    with tarfile.open(out) as archive:
+        names = archive.getnames()
+    assert len(names) == len(set(names))
+    assert run_cli(["runs", "import", str(out), "--results-dir", str(tmp_path / "other")], capsys)[0] == 0
+
+    empty = tmp_path / "none.tar.gz"
+    code, _, err = run_cli(["runs", "export", "--out", str(empty), "--results-dir", str(tmp_path / "empty")], capsys)
+    assert code == 2 and "an empty archive is refused" in err and not empty.exists()
+    with tarfile.open(empty, "w:gz"):
+        pass
+    code, _, err = run_cli(["runs", "import", str(empty), "--results-dir", str(tmp_path / "other")], capsys)
+    assert code == 2 and "holds no runs; refused" in err and err.count("\n") == 1
+
+
+def test_markdown_checks_the_readme_before_it_writes_results_md(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "README.md").write_text("no headline section here\n")
+    args = ["markdown", "--path", str(tmp_path / "R.md"), "--results-dir", str(tmp_path)]
+    code, _, err = run_cli([*args, "--readme", str(tmp_path / "README.md")], capsys)
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "R.md").exists()
+    assert (tmp_path / "README.md").read_text() == "no headline section here\n"

@@ -121,11 +121,12 @@ def evaluate_run(
 ) -> Evaluation:
     """Re-measure a stored run's final test accuracy with its kept weights on ``device`` (on the CPU
     with the thread count it trained with, so that its own machine reproduces it exactly)."""
+    checked = resolve_device(device)  # an unknown device is refused before the store is read
     store = store or RunStore()
     record = stored_run(run, store)
     model = load_model(record, store)
     config = record.config
-    resolved = configure(resolve_device(device))
+    resolved = configure(checked)
     precision = run_precision(config.to_dict(), record.metrics)
     with thread_count(training_threads(record) if resolved.type == "cpu" else None):
         trainer = Trainer(dataclasses.replace(config, device=str(resolved), precision=precision), data_dir)

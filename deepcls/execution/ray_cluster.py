@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -73,8 +74,15 @@ class RayExecutor:
         max_retries: int = 3,
         scratch_dir: str | None = None,
     ) -> None:
-        if num_cpus < 0 or num_gpus < 0 or num_cpus + num_gpus == 0:
+        for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if num_cpus + num_gpus == 0:
             raise ConfigError(f"a run needs some CPUs or GPUs, got num_cpus={num_cpus}, num_gpus={num_gpus}")
+        if address is not None and not _known_address(address):
+            raise ConfigError(
+                f"the Ray address must be HOST:PORT (port 1-65535), auto, local or ray://..., got {address!r}"
+            )
         if max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
         self.address = address
@@ -226,6 +234,16 @@ def _refused(address: str, locked: bool, reason: str) -> ClusterError:
         f"cannot join {where}: {reason}; it needs {TOKEN_HELP} or ~/.ray/auth_token "
         f"({AUTH_MODE}=disabled joins a cluster without authentication)"
     )
+
+
+def _known_address(address: str) -> bool:
+    """Whether ``address`` is one Ray takes: ``auto``, ``local``, ``ray://...`` or ``HOST:PORT``."""
+    if not isinstance(address, str):
+        return False
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return True
+    found = _host_port(address)
+    return found is not None and bool(found[0]) and " " not in found[0] and 0 < found[1] < 65536
 
 
 def _host_port(address: str) -> tuple[str, int] | None:

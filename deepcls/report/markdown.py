@@ -136,14 +136,14 @@ def headline_table(store: RunStore) -> str:
     return "\n".join(lines)
 
 
-def update_headline(path: str | Path, store: RunStore) -> None:
-    """Rewrite the ``headline`` section of the README at ``path`` (atomically)."""
+def headline_text(path: str | Path, store: RunStore) -> str:
+    """The README at ``path`` with its ``headline`` section rewritten; DeepclsError in one line when
+    it cannot be read or has no such section."""
     path = Path(path)
     try:
-        text = tables.replace_section(path.read_text(encoding="utf-8"), "headline", headline_table(store))
+        return tables.replace_section(path.read_text(encoding="utf-8"), "headline", headline_table(store))
     except (OSError, ValueError) as err:
         raise DeepclsError(f"{path}: {err}") from None
-    write_text(path, text)
 
 
 def write_results(path: str | Path, profiles: Sequence[str], store: RunStore) -> Path:

@@ -69,6 +69,8 @@ def merge_runs(archive: str | os.PathLike, store: RunStore, replace: bool = Fals
     store.ensure_writable()
     with store.staging() as staging:
         ids = _extract(Path(archive), staging)  # any error, KeyboardInterrupt too: staging() removes it all
+        if not ids:
+            raise StoreError(f"{archive} holds no runs; refused")
         incoming = RunStore(staging)
         configs = [_verified(incoming, run_id, archive) for run_id in ids]
         merged, skipped = [], []
