@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import os
 import re
 import subprocess
@@ -279,6 +280,34 @@ def test_results_md_states_the_measured_seed_noise_once_two_seeds_are_stored(tmp
         "Seed noise, pooled over 1 ResNet CIFAR-10 row with several seeds (1 df): sd 0.71 on the highest test "
         "accuracy and 0.71 on the final epoch, so one-run differences under 2.00 and 2.00 points are seed noise."
     ) in readme.read_text()
+
+
+def test_on_a_cpu_that_emulates_bf16_a_default_train_is_fp32_and_an_explicit_bf16_warns_once(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most laptops and many servers have neither AMX nor AVX512-BF16: there precision=auto trains
+    in fp32 and records why (the CPU's bf16 class); bf16 asked for still runs, with one warning."""
+    from deepcls import numeric
+
+    fitting = importlib.import_module("deepcls.engine.fit")
+    from deepcls.store.runs import RunStore
+
+    monkeypatch.setattr(numeric, "cpu_bf16", lambda: "emulated")
+    monkeypatch.setattr(fitting, "_warned", set())
+    data = ["--data-dir", str(data_dir), "--quiet"]
+    code, _, err = run_cli(["train", *SMALL_ARGS, *data, "--results-dir", str(tmp_path / "auto")], capsys)
+    assert code == 0 and "warning" not in err
+    numeric_class = RunStore(tmp_path / "auto").load(SMALL).metrics["numeric_class"]
+    assert numeric_class["precision"] == "fp32" and numeric_class["bf16"] == "emulated"
+    assert numeric_class["device_name"] == numeric.cpu_model() and numeric_class["threads"] >= 1
+
+    args = ["train", *SMALL_ARGS, *data, "--precision", "bf16", "--force"]
+    for attempt in range(2):  # once per process, not once per run
+        code, _, err = run_cli([*args, "--results-dir", str(tmp_path / "bf16")], capsys)
+        assert code == 0
+        warnings = [line for line in err.splitlines() if "warning" in line]
+        assert warnings == ([f"deepcls: warning: {numeric.EMULATED_BF16_WARNING}"] if attempt == 0 else [])
+    assert RunStore(tmp_path / "bf16").load(SMALL).metrics["numeric_class"]["precision"] == "bf16"
 
 
 def test_ledger_plans_trains_and_decides_a_conclusion(
