@@ -56,7 +56,8 @@ def data_dir() -> Path:
 
 @pytest.fixture
 def stored_run() -> Callable[..., None]:
-    """Writes a one-epoch complete run record into a store without training:
+    """Writes a complete run record into a store without training, one epoch (two when
+    ``final_test_acc`` differs from ``test_acc``: the highest, then the final one):
     ``stored_run(root, config, test_acc, final_test_acc=None, extended_from=None, device="cpu",
     status="complete")``."""
 
@@ -69,15 +70,18 @@ def stored_run() -> Callable[..., None]:
         device: str = "cpu",
         status: str = "complete",
     ) -> None:
-        history = pd.DataFrame({"epoch": [1], "train_acc": [test_acc], "test_acc": [test_acc], "seconds": [1.0]})
+        final = test_acc if final_test_acc is None else final_test_acc
+        accuracies = [test_acc] if final == test_acc else [test_acc, final]  # the highest, then the final epoch
+        epochs = range(1, len(accuracies) + 1)
+        history = pd.DataFrame({"epoch": epochs, "train_acc": accuracies, "test_acc": accuracies, "seconds": 1.0})
         RunStore(root).save(
             config,
             history,
             {
                 "status": status,
-                "highest_train_acc": test_acc,
-                "highest_test_acc": test_acc,
-                "final_test_acc": test_acc if final_test_acc is None else final_test_acc,
+                "highest_train_acc": max(accuracies),
+                "highest_test_acc": max(accuracies),
+                "final_test_acc": final,
                 "wall_time_s": 1.0,
                 "device": device,
                 "extended_from": extended_from,

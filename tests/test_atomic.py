@@ -12,6 +12,7 @@ import pytest
 
 from deepcls.atomic import write_text
 from deepcls.cli import main
+from deepcls.config import RunConfig
 from deepcls.errors import StoreError
 
 
@@ -58,11 +59,13 @@ def test_an_atomic_write_refuses_what_is_not_a_file_and_leaves_it_as_it_was(spec
     "command", [["ledger", "--profile", "quick", "--csv"], ["markdown", "--path"], ["runs", "export", "--out"]]
 )
 def test_the_cli_refuses_a_special_output_path_in_one_line(
-    command: list[str], special: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    command: list[str], special: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], stored_run
 ) -> None:
     kind, path = special
     results = ["--results-dir", str(tmp_path / "results")]
-    if command[0] == "runs":
+    if command[0] == "runs":  # a run to export, so that only the output path is wrong
+        config = RunConfig(dataset="mnist", model="vgg7", width="reduced", epochs=1, profile="quick")
+        stored_run(tmp_path / "results", config)
         results = ["--profile", "quick", *results]
     assert main([*command, str(path), *results]) == 2
     err = capsys.readouterr().err.splitlines()

@@ -28,7 +28,8 @@ def config(table: str, row: int, seed: int = 0) -> RunConfig:
 
 def store_run(root: Path, cfg: RunConfig, seconds: float, device: str) -> None:
     """A complete run of ``cfg`` that took ``seconds`` on ``device``, with its MACs as training records them."""
-    history = pd.DataFrame({"epoch": [1], "train_acc": [50.0], "test_acc": [45.0], "seconds": [seconds]})
+    epochs = range(1, cfg.epochs + 1)  # each at the same pace
+    history = pd.DataFrame({"epoch": epochs, "train_acc": 50.0, "test_acc": 45.0, "seconds": seconds / cfg.epochs})
     metrics = {"status": "complete", "final_test_acc": 45.0, "highest_test_acc": 45.0, "highest_train_acc": 50.0}
     metrics |= {"wall_time_s": seconds, "device": device, "macs": costs.macs(cfg), "epochs_run": cfg.epochs}
     RunStore(root).save(cfg, history, metrics, None)
@@ -56,14 +57,14 @@ def test_a_rows_own_runs_on_the_device_give_its_cost_and_other_rows_are_scaled_b
 def test_a_run_costs_its_epochs_at_its_median_epochs_pace_not_its_wall_time(tmp_path: Path) -> None:
     """One epoch slowed by other load (a paused process, a CI run beside it) is not what one more run
     costs; a history without seconds (none stored so) falls back to the wall time."""
-    base = config("resnet_cifar10", 3)
-    seconds = [100.0, 101.0, 99.0, 1000.0]
-    history = pd.DataFrame({"epoch": range(1, 5), "train_acc": 50.0, "test_acc": 45.0, "seconds": seconds})
+    base = config("resnet_cifar10", 5)  # 5 epochs in this profile
+    seconds = [100.0, 101.0, 99.0, 1000.0, 100.5]
+    history = pd.DataFrame({"epoch": range(1, 6), "train_acc": 50.0, "test_acc": 45.0, "seconds": seconds})
     metrics = {"status": "complete", "final_test_acc": 45.0, "highest_test_acc": 45.0, "highest_train_acc": 50.0}
-    metrics |= {"wall_time_s": sum(seconds), "device": CPU, "macs": costs.macs(base), "epochs_run": 4}
+    metrics |= {"wall_time_s": sum(seconds), "device": CPU, "macs": costs.macs(base), "epochs_run": 5}
     RunStore(tmp_path).save(base, history, metrics, None)
     found = costs.row_costs(PROFILE, RunStore(tmp_path), range(3), on="CPU x1")
-    assert found[("resnet_cifar10", 3)] == Cost(pytest.approx(4 * 100.5), "CPU x1")
+    assert found[("resnet_cifar10", 5)] == Cost(pytest.approx(5 * 100.5), "CPU x1")
     assert costs._typical_seconds(history.drop(columns="seconds"), 1300.0) == 1300.0
 
 

@@ -143,7 +143,8 @@ if when == "between-renames":
 else:
     S._exchange = exchange
 history = pd.DataFrame({"epoch": [1], "test_acc": [99.0]})
-S.RunStore(root).save(config, history, {"status": "complete", "tag": "new"})
+metrics = {"status": "complete", "tag": "new", "final_test_acc": 99.0, "highest_test_acc": 99.0}
+S.RunStore(root).save(config, history, metrics)
 """
 
 

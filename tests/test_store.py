@@ -247,3 +247,33 @@ def test_training_sees_a_run_another_process_holds_until_it_lets_go(tmp_path: Pa
         holder.wait()
     assert holder.returncode == 0
     assert not store.training(cfg) and checkpoints.progress(store, cfg) is None
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        ({"final_test_acc": float("nan")}, "final_test_acc nan is no accuracy from 0 to 100"),
+        ({"highest_test_acc": 1e9}, "highest_test_acc 1000000000.0 is no accuracy from 0 to 100"),
+        ({"final_test_acc": -50.0}, "final_test_acc -50.0 is no accuracy from 0 to 100"),
+        ({"final_test_acc": 91.0}, "final_test_acc 91.0 disagrees with history.csv (92.0)"),
+        ({"epochs_run": 5}, "epochs_run 5 disagrees with history.csv (2)"),
+    ],
+    ids=["nan", "huge", "negative", "not-the-history", "epochs"],
+)
+def test_a_run_with_impossible_numbers_is_damaged_named_once_and_left_out(
+    edit: dict[str, Any], reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A metrics.json edited by hand or by a bug is never averaged: tables and the ledger see the
+    same n (the run is missing everywhere), and one warning names it."""
+    store = RunStore(tmp_path)
+    good, bad = config(seed=0), config(seed=1)
+    save(store, good), save(store, bad)
+    path = store.run_dir(bad) / "metrics.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | edit))  # NaN as JSON's NaN, as a bug would write it
+    assert store.record(good) is not None and store.record(bad) is None and store.record(bad) is None
+    assert list(store.frame()["run_id"]) == [good.run_id]
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"deepcls: warning: run {bad.run_id} is damaged, treated as missing (retrained when asked): "
+        f"{path} (metrics.json's {reason})"
+    ]

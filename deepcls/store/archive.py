@@ -11,7 +11,6 @@ and the store is left as it was.
 from __future__ import annotations
 
 import gzip
-import math
 import os
 import re
 import tarfile
@@ -21,12 +20,10 @@ from functools import partial
 from pathlib import Path
 from typing import IO, TypeVar
 
-import pandas as pd
-
 from deepcls.atomic import atomic_path
 from deepcls.config import RunConfig
 from deepcls.errors import StoreError
-from deepcls.store.runs import FINISHED, RUN_FILES, DamagedRun, RunRecord, RunStore
+from deepcls.store.runs import FINISHED, RUN_FILES, DamagedRun, RunStore, disagreement
 from deepcls.store.weights import HASH_KEY, WEIGHTS_FILE, sha256
 
 MAX_MEMBERS = 10_000  # entries in one archive (a run is 1 folder and up to 6 files)
@@ -208,46 +205,12 @@ def _verified(incoming: RunStore, run_id: str, archive: str | os.PathLike) -> Ru
         raise StoreError(f"{archive}: run folder {run_id} holds metrics of run {named!r}; refused")
     if record.status not in FINISHED:
         raise StoreError(f"{archive}: run {run_id} is {record.status}, not finished; refused")
-    problem = _disagreement(record)
+    rows, epochs = len(record.history), record.config.epochs
+    whole = record.status != "complete" or rows == epochs  # a stored run may predate its config's length
+    problem = disagreement(record) or (None if whole else f"it is complete with {rows} of its {epochs} epochs")
     if problem:
         raise StoreError(f"{archive}: run {run_id}: {problem}; refused")
     weights = folder / WEIGHTS_FILE
     if weights.is_file() and sha256(weights.read_bytes()) != record.metrics.get(HASH_KEY):
         raise StoreError(f"{archive}: run {run_id}'s {WEIGHTS_FILE} is not the one its metrics.json names; refused")
     return record.config
-
-
-def _disagreement(record: RunRecord) -> str | None:
-    """Why a finished run's metrics.json and history.csv do not describe one run, or None."""
-    history, metrics, epochs = record.history, record.metrics, record.config.epochs
-    rows = len(history)
-    if "test_acc" not in history.columns:
-        return "history.csv has no test_acc column"
-    if record.status == "complete" and rows != epochs:
-        return f"it is complete with {rows} of its {epochs} epochs in history.csv"
-    if rows > epochs:
-        return f"history.csv has {rows} epochs, the config {epochs}"
-    if history["epoch"].tolist() != list(range(1, rows + 1)):
-        return "history.csv's epochs are not numbered 1, 2, ..."
-    acc = pd.to_numeric(history["test_acc"], errors="coerce")
-    if not acc.between(0, 100).all():  # NaN included
-        return "history.csv has a test accuracy that is no number from 0 to 100"
-    expected = {
-        "final_test_acc": float(acc.iloc[-1]) if rows else None,
-        "highest_test_acc": float(acc.max()) if rows else None,
-        "best_epoch": int(history["epoch"][acc.idxmax()]) if rows else None,
-        "epochs_run": rows,
-    }
-    for key, want in expected.items():
-        if key not in metrics and key in ("best_epoch", "epochs_run"):  # not in every version's metrics
-            continue
-        if not _same(metrics.get(key), want):
-            return f"metrics.json's {key} {metrics.get(key)!r} disagrees with history.csv ({want})"
-    return None
-
-
-def _same(got: object, want: float | None) -> bool:
-    if want is None:
-        return got is None
-    number = isinstance(got, (int, float)) and not isinstance(got, bool)
-    return number and math.isclose(float(got), want, rel_tol=1e-9, abs_tol=1e-9)  # type: ignore[arg-type]

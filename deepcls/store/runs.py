@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -179,9 +180,17 @@ class RunStore:
                 name,
                 reason,
             ) from None
-        return RunRecord(
+        record = RunRecord(
             path=path, config=config, history=history, metrics=metrics, confusion=confusion, samples=samples
         )
+        if record.status in FINISHED and (problem := disagreement(record)):
+            raise DamagedRun(
+                f"run {run_id} is damaged, treated as missing (retrained when asked): {path / 'metrics.json'} "
+                f"({problem})",
+                "metrics.json",
+                problem,
+            )
+        return record
 
     def _readable_dir(self, run_id: str) -> Path:
         """The run's folder; while save() is between its two renames (no atomic exchange), the old one."""
@@ -460,3 +469,54 @@ def _remove(path: Path) -> None:
 def _plain_name(name: str) -> bool:
     """A file name of its own: no folder, not hidden (a store's temporaries start with ".")."""
     return bool(name) and not name.startswith(".") and Path(name).name == name
+
+
+ACCURACIES = ("highest_train_acc", "highest_test_acc", "final_train_acc", "final_test_acc")
+
+
+def disagreement(record: RunRecord) -> str | None:
+    """Why a finished run's numbers cannot be one run's, or None: an accuracy that is no number from 0
+    to 100 (metrics.json or history.csv), more epochs than its config, or metrics.json's summary
+    disagreeing with its history (runs of every deepcls version hold what is checked here)."""
+    history, metrics, epochs = record.history, record.metrics, record.config.epochs
+    rows = len(history)
+    for key in ACCURACIES:
+        value = metrics.get(key)
+        if value is not None and not _percent(value):
+            return f"metrics.json's {key} {value!r} is no accuracy from 0 to 100"
+    if "test_acc" not in history.columns:
+        return "history.csv has no test_acc column"
+    if record.status == "complete" and rows == 0:
+        return f"it is complete with 0 of its {epochs} epochs"
+    if rows > epochs:
+        return f"history.csv has {rows} epochs, the config {epochs}"
+    if history["epoch"].tolist() != list(range(1, rows + 1)):
+        return "history.csv's epochs are not numbered 1, 2, ..."
+    acc = pd.to_numeric(history["test_acc"], errors="coerce")
+    for column in ("train_acc", "test_acc"):
+        if column in history and not pd.to_numeric(history[column], errors="coerce").between(0, 100).all():
+            return f"history.csv has a {column} that is no number from 0 to 100"  # NaN included
+    expected = {
+        "final_test_acc": float(acc.iloc[-1]) if rows else None,
+        "highest_test_acc": float(acc.max()) if rows else None,
+        "best_epoch": int(history["epoch"][acc.idxmax()]) if rows else None,
+        "epochs_run": rows,
+    }
+    for key, want in expected.items():
+        if key not in metrics and key in ("best_epoch", "epochs_run"):  # not in every version's metrics
+            continue
+        if not _same(metrics.get(key), want):
+            return f"metrics.json's {key} {metrics.get(key)!r} disagrees with history.csv ({want})"
+    return None
+
+
+def _percent(value: object) -> bool:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and 0 <= value <= 100  # type: ignore[arg-type,operator]
+
+
+def _same(got: object, want: float | None) -> bool:
+    if want is None:
+        return got is None
+    number = isinstance(got, (int, float)) and not isinstance(got, bool)
+    return number and math.isclose(float(got), want, rel_tol=1e-9, abs_tol=1e-9)  # type: ignore[arg-type]
