@@ -12,6 +12,45 @@ if TYPE_CHECKING:
     from deepcls.store.runs import RunRecord
 
 
+def as_bool(name: str, value: object) -> bool:
+    """A notebook parameter that is a yes/no: a bool, or the words ``true`` / ``false`` (any case),
+    as papermill's ``-p train False`` or an environment variable give them; never truthiness
+    (``"no"`` is not true). ConfigError in one line otherwise."""
+    from deepcls.errors import ConfigError
+
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(f"{name} must be True or False (or the words true / false), got {value!r}")
+
+
+def as_seeds(value: object) -> tuple[int, ...]:
+    """Seeds as a notebook parameter gives them: a list of whole numbers, one number, or a string
+    such as ``"0,1,2"`` or ``"[0, 1, 2]"`` (papermill's ``-p seeds 0,1,2``). ConfigError in one line
+    for anything else, a negative or a repeated seed."""
+    from deepcls.errors import ConfigError
+
+    items: list[object]
+    if isinstance(value, str):
+        items = [part.strip() for part in value.strip().strip("[]()").split(",") if part.strip()]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, Sequence):
+        items = list(value)
+    else:
+        items = [value]
+    seeds = []
+    for item in items:
+        text = item.strip() if isinstance(item, str) else None
+        if isinstance(item, bool) or not (isinstance(item, int) or (text and text.isdigit())):
+            raise ConfigError(f"seeds must be whole numbers >= 0 (a list, or a string such as '0,1,2'), got {value!r}")
+        seeds.append(int(item))  # type: ignore[call-overload]
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must be distinct whole numbers >= 0, at least one, got {value!r}")
+    return tuple(seeds)
+
+
 def markdown(text: str) -> Any:
     """``text`` as a notebook's Markdown output (plain text outside IPython)."""
     try:
@@ -29,12 +68,12 @@ class Study:
     def __init__(
         self,
         profile: str = "quick",
-        seeds: Sequence[int] = (0,),
+        seeds: Sequence[int] | str = (0,),
         *,
         results_dir: str | None = None,
         data_dir: str | None = None,
-        train: bool = False,
-        force: bool = False,
+        train: bool | str = False,
+        force: bool | str = False,
         executor: str | None = None,
         executor_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -42,9 +81,9 @@ class Study:
         from deepcls.store.runs import RunStore
 
         get_profile(profile)  # an unknown profile fails here, in the notebook's first cell
-        self.profile, self.seeds = profile, tuple(seeds)
+        self.profile, self.seeds = profile, as_seeds(seeds)
         self.store = RunStore(results_dir)
-        self.data_dir, self.train, self.force = data_dir, train, force
+        self.data_dir, self.train, self.force = data_dir, as_bool("train", train), as_bool("force", force)
         self.executor, self.executor_options = executor, dict(executor_options or {})
 
     def banner(self) -> Any:
