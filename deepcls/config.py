@@ -194,6 +194,12 @@ class RunConfig:
             self.threads is None or (_is_int(self.threads) and 0 < self.threads <= MAX_THREADS),
             f"threads must be an integer in [1, {MAX_THREADS}], got {self.threads!r}",
         )
+        images = self.subset or DATASETS[self.dataset].train_size  # both checked above
+        check(
+            self.batch_size <= images,
+            f"batch_size {self.batch_size} is larger than the {images} training images: the run would train one "
+            f"partial batch an epoch; use a batch of at most {images}",
+        )
 
     @property
     def uses_batch_norm(self) -> bool:

@@ -20,6 +20,8 @@ def config(**changes: Any) -> RunConfig:
 
 # ---------------------------------------------------------------------- validation
 BAD_FIELDS = [
+    ({"batch_size": 10**12}, r"batch_size 1000000000000 is larger than the 60000 training images"),
+    ({"subset": 100, "batch_size": 128}, r"batch_size 128 is larger than the 100 training images: .* at most 100"),
     ({"lr": -0.1}, r"lr must be a positive finite number, got -0\.1"),
     ({"lr": 0.0}, r"lr must be a positive finite number"),
     ({"lr": float("nan")}, r"lr must be a positive finite number"),
@@ -86,6 +88,7 @@ def test_defaults_and_valid_options_are_accepted() -> None:
         augment="flip,crop",
         subset=10,
         test_subset=10,
+        batch_size=10,
         optimizer="sgd",
         nesterov=True,
         schedule="triangle",

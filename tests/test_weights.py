@@ -108,3 +108,30 @@ def test_nothing_is_ever_unpickled() -> None:
     assert calls and all(safe for _, safe in calls), calls
     assert "torch.load" not in (PACKAGE / "store" / "weights.py").read_text()
     assert "torch.load" not in (PACKAGE / "engine" / "evaluate.py").read_text()
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda state: state.pop(sorted(state)[0]), "is missing"),
+        (lambda state: state.update(extra=torch.zeros(1)), "extra is not the model's"),
+        (lambda state: state.update({sorted(state)[0]: torch.zeros(3, 1)}), "has shape (3, 1), the model's"),
+    ],
+    ids=["missing", "extra", "shape"],
+)
+def test_weights_that_do_not_fit_name_the_tensor(edit, named: str, data_dir: Path, tmp_path: Path) -> None:
+    """Weights whose hash checks out (written by another version, or by hand) but whose tensors are not
+    the model's: one line naming the tensor, not torch's 'Error(s) in loading state_dict for VGG'."""
+    from safetensors.torch import load, save
+
+    dc.fit(TINY, results_dir=str(tmp_path), data_dir=str(data_dir), progress=False)
+    cached = cache_path(tmp_path, TINY)
+    state = load(cached.read_bytes())
+    edit(state)
+    data = save(state)
+    cached.write_bytes(data)
+    metrics_path = RunStore(tmp_path).run_dir(TINY) / "metrics.json"
+    metrics_path.write_text(json.dumps(json.loads(metrics_path.read_text()) | {HASH_KEY: sha256(data)}))
+    with pytest.raises(StoreError, match="weights do not fit its model: tensor ") as raised:
+        dc.load_model(TINY.run_id, store=RunStore(tmp_path))
+    assert named in str(raised.value) and "\n" not in str(raised.value)

@@ -56,13 +56,25 @@ def load_model(
     state = read_weights(record.path, store.root, record.run_id, record.metrics.get(HASH_KEY))
     config = record.config
     model = build_for_dataset(config.model, config.dataset, init=config.init, **config.model_options())
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise StoreError(f"run {record.run_id}'s weights do not fit its model: {str(err).splitlines()[0]}") from None
+    if problem := misfit(model.state_dict(), state):
+        raise StoreError(f"run {record.run_id}'s weights do not fit its model: {problem}")
+    model.load_state_dict(state)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.to(device).eval()
+
+
+def misfit(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str | None:
+    """The first tensor by which a state does not fit a model, named (torch's own error names only the
+    model's class), or None."""
+    if missing := sorted(set(expected) - set(given)):
+        return f"tensor {missing[0]} is missing" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+    if extra := sorted(set(given) - set(expected)):
+        return f"tensor {extra[0]} is not the model's" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+    for name, tensor in expected.items():
+        if tuple(given[name].shape) != tuple(tensor.shape):
+            return f"tensor {name} has shape {tuple(given[name].shape)}, the model's {tuple(tensor.shape)}"
+    return None
 
 
 def test_batches(
