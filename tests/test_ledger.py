@@ -413,6 +413,19 @@ def test_a_timing_within_the_margin_is_equivalent_and_a_stale_or_damaged_one_is_
     assert ledger.evidence(PROFILE, RunStore(tmp_path), [SLOWER]).empty
 
 
+def test_a_timing_records_the_precision_it_ran_in_and_fits_configs_of_precision_auto(tmp_path: Path) -> None:
+    """Grids ask for precision auto; a benchmark resolves it on its machine and records what it timed
+    (bf16 or fp32). That timing answers auto configs, and an explicit other precision is not its."""
+    sides = [ledger.side_config(side, PROFILE) for side in SLOWER.sides]
+    assert {s.precision for s in sides} == {"auto"}
+    timing = store_timing(
+        tmp_path, [20.0, 20.4, 19.8], [10.0, 10.3, 9.9], configs=tuple(step_config(s, "bf16") for s in sides)
+    )
+    assert timing.configs[0]["precision"] == "bf16" and timing.matches(*sides)
+    assert not timing.matches(*(s.replace(precision="fp32") for s in sides))
+    assert verdict(tmp_path, SLOWER)["verdict"] == "holds"
+
+
 def test_the_benchmark_times_both_models_in_one_process(data_dir: Path, tmp_path: Path) -> None:
     """``deepcls ledger --time`` stores a measurement the ledger then reads: ResNet-34's steps take
     longer than ResNet-18's (about twice the multiply-accumulates)."""

@@ -6,7 +6,8 @@ dataset's (grayscale -> RGB for CIFAR-10, colour -> luma for MNIST), resized to 
 (bilinear, stretched: the datasets' images are square), quantised to 8 bits as the dataset files
 are, then zero-padded, scaled and normalised by deepcls.data.BatchLoader itself, with the padding
 deepcls.models.input_padding gives the model. So a dataset image saved losslessly and read back
-gets exactly the prediction the network makes on it in its test pass. Nothing else is changed:
+reaches the network as the same tensor as in the run's test pass (the network runs in fp32 here,
+not in the run's autocast precision). Nothing else is changed:
 MNIST's digits are light on a dark ground, and a dark digit on white paper is not inverted here.
 """
 

@@ -18,6 +18,7 @@ import json
 import math
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -30,7 +31,15 @@ from deepcls.errors import DataError
 from deepcls.numeric import class_label, resolve_device, run_precision, same_numeric_class
 from deepcls.store.checkpoints import stored_fingerprint
 from deepcls.store.runs import RunRecord, RunStore
-from deepcls.store.weights import HASH_KEY, WEIGHTS_FILE, cache_path, read_weights, sha256, write_cached
+from deepcls.store.weights import (
+    HASH_KEY,
+    WEIGHTS_FILE,
+    WeightsError,
+    cache_path,
+    read_weights,
+    sha256,
+    write_cached,
+)
 
 COMPARED = ("train_loss", "train_acc", "test_loss", "test_acc")  # history columns a seed pins (not the clock's)
 
@@ -108,7 +117,7 @@ def reproduce(
         epochs = min(len(stored_h), len(new_h))
         gaps = np.abs(stored_h["test_acc"].to_numpy()[:epochs] - new_h["test_acc"].to_numpy()[:epochs])
         at = int(np.argmax(gaps)) if epochs else None
-        weights = _restore_weights(store, record, retrained, identical)
+        weights = _restore_weights(store, record, cache_path(Path(scratch), record.run_id), identical)
     noise, seeds = seed_noise(store, record.config)
     return Reproduction(
         run_id=record.run_id,
@@ -140,16 +149,17 @@ def _same_class(stored: RunRecord, retrained: RunRecord) -> bool:
     )
 
 
-def _restore_weights(store: RunStore, record: RunRecord, retrained: RunRecord, identical: bool) -> str:
-    """Give the stored run the retrain's weights where it lacks them and the retrain is identical."""
+def _restore_weights(store: RunStore, record: RunRecord, retrained: Path, identical: bool) -> str:
+    """Give the stored run the retrain's weights (the file ``retrained``) where it lacks them and the
+    retrain is identical."""
     try:
         read_weights(record.path, store.root, record.run_id, record.metrics.get(HASH_KEY))
         return "kept (the run has its own)"
-    except Exception:  # no hash, no file, or a damaged one: a retrain may restore them
+    except WeightsError:  # no hash, no file, or a damaged one: a retrain may restore them
         pass
     if not identical:
         return "not restored (the retrain differs)"
-    data = cache_path(retrained.path.parent.parent, retrained.run_id).read_bytes()
+    data = retrained.read_bytes()
     expected = record.metrics.get(HASH_KEY)
     if expected is not None and sha256(data) != expected:
         return "not restored (not the ones metrics.json names)"
