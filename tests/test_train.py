@@ -178,6 +178,15 @@ def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], data_d
     assert len(s["correct_index"]) > 0 and len(s["wrong_index"]) > 0
     np.testing.assert_array_equal(s["correct_pred"], y_test[s["correct_index"]])
     np.testing.assert_array_equal(s["wrong_true"], y_test[s["wrong_index"]])
+
+    # every test image's final prediction: the confusion matrix rebuilt from them is the stored one
+    predictions = record.predictions
+    assert predictions is not None and set(predictions) == {"index", "predicted"}
+    assert sorted(predictions["index"].tolist()) == sorted(subset)
+    rebuilt = np.zeros((10, 10), dtype=confusion.dtype)
+    np.add.at(rebuilt, (y_test[predictions["index"]], predictions["predicted"]), 1)
+    np.testing.assert_array_equal(rebuilt, confusion)
+    assert (record.path / "predictions.npz").stat().st_size < 8_000  # a few KB, compressed
     assert (s["wrong_pred"] != s["wrong_true"]).all()
 
 

@@ -405,19 +405,22 @@ class Trainer:
         }
         if error is not None:
             summary["error"] = " ".join(error.split())[:500]
-        confusion, samples = None, None
+        confusion, samples, predicted = None, None, None
         if predictions is not None:
             labels = self.test_loader.y.cpu().numpy()
             confusion = metrics.confusion_matrix(labels, predictions, self.spec.num_classes)
             summary.update(metrics.confusion_summary(confusion))
             samples = metrics.samples(labels, predictions, self.test_index.numpy())
+            predicted = metrics.predictions(predictions, self.test_index.numpy())
         weights = None
         if status == "complete":  # the weights the final test accuracy was measured with
             weights = weights_bytes(self.model.state_dict())
             summary[HASH_KEY] = sha256(weights)
             if not self.keep_weights:
                 write_cached(store.root, cfg.run_id, weights)
-        store.save(cfg, history, summary, confusion, samples, weights if self.keep_weights else None)
+        store.save(
+            cfg, history, summary, confusion, samples, weights if self.keep_weights else None, predictions=predicted
+        )
         return store.load(cfg)
 
 

@@ -1,7 +1,8 @@
 """The run store: ``<root>/runs/<run-id>/`` written atomically, cache lookup, run locks.
 
 A run directory holds ``config.json``, ``history.csv``, ``metrics.json``, ``confusion.npy``,
-``samples.npz`` and, when asked, ``weights.safetensors`` (:data:`RUN_FILES`; deepcls.store.weights:
+``samples.npz``, ``predictions.npz`` (every test image's predicted label; runs trained before
+0.3.0 lack it) and, when asked, ``weights.safetensors`` (:data:`RUN_FILES`; deepcls.store.weights:
 by default a complete run's weights are kept in ``<root>/.cache/weights``). It is assembled in a
 temporary directory and swapped into place (one atomic exchange on Linux; elsewhere two renames whose middle state
 the next ``RunStore`` restores), so a reader sees the old run or the new one, never a
@@ -43,7 +44,8 @@ from deepcls.numeric import class_label
 
 FINISHED = ("complete", "diverged")  # outcomes that are reused instead of retrained
 RUN_FILES = frozenset(  # every file a run folder can hold: what save() writes, and the trained weights
-    {"config.json", "history.csv", "metrics.json", "confusion.npy", "samples.npz", "weights.safetensors"}
+    {"config.json", "history.csv", "metrics.json", "confusion.npy", "samples.npz", "predictions.npz"}
+    | {"weights.safetensors"}
 )
 _RENAME_EXCHANGE = 2  # renameat2 flag: swap two paths atomically (Linux >= 3.15)
 
@@ -65,6 +67,7 @@ class RunRecord:
     metrics: dict[str, Any]
     confusion: np.ndarray | None
     samples: dict[str, np.ndarray]
+    predictions: dict[str, np.ndarray] | None = None  # ``index`` (test image) and ``predicted`` (label)
     reused: bool = False  # True when fit() returned it without training
 
     @property
@@ -173,6 +176,11 @@ class RunStore:
             if (path / name).exists():
                 with np.load(path / name, allow_pickle=False) as npz:
                     samples = {k: npz[k] for k in npz.files}
+            name = "predictions.npz"
+            predictions = None
+            if (path / name).exists():
+                with np.load(path / name, allow_pickle=False) as npz:
+                    predictions = {k: npz[k] for k in ("index", "predicted")}
         except Exception as err:  # any damage: bad JSON, encoding, CSV, array, a config that no longer validates
             reason = f"{type(err).__name__}: {err}"[:200]
             raise DamagedRun(
@@ -181,7 +189,13 @@ class RunStore:
                 reason,
             ) from None
         record = RunRecord(
-            path=path, config=config, history=history, metrics=metrics, confusion=confusion, samples=samples
+            path=path,
+            config=config,
+            history=history,
+            metrics=metrics,
+            confusion=confusion,
+            samples=samples,
+            predictions=predictions,
         )
         if record.status in FINISHED and (problem := disagreement(record)):
             raise DamagedRun(
@@ -228,9 +242,12 @@ class RunStore:
         confusion: np.ndarray | None = None,
         samples: dict[str, np.ndarray] | None = None,
         weights: bytes | None = None,
+        *,
+        predictions: dict[str, np.ndarray] | None = None,
     ) -> Path:
         """Write a run directory atomically (replacing an older one) and return its path; ``weights``
-        (safetensors bytes, deepcls.store.weights) go in it as ``weights.safetensors``."""
+        (safetensors bytes, deepcls.store.weights) go in it as ``weights.safetensors``, ``predictions``
+        (deepcls.engine.summary.predictions) compressed as ``predictions.npz``."""
 
         def write(tmp: Path) -> None:
             (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2, allow_nan=False) + "\n")
@@ -240,6 +257,8 @@ class RunStore:
                 np.save(tmp / "confusion.npy", confusion)
             if samples:
                 np.savez(tmp / "samples.npz", **samples)
+            if predictions is not None:
+                np.savez_compressed(tmp / "predictions.npz", **predictions)
             if weights is not None:
                 (tmp / "weights.safetensors").write_bytes(weights)
 
@@ -492,6 +511,8 @@ def disagreement(record: RunRecord) -> str | None:
         return f"history.csv has {rows} epochs, the config {epochs}"
     if history["epoch"].tolist() != list(range(1, rows + 1)):
         return "history.csv's epochs are not numbered 1, 2, ..."
+    if record.predictions is not None and (problem := _predictions_disagree(record)):
+        return problem
     acc = pd.to_numeric(history["test_acc"], errors="coerce")
     for column in ("train_acc", "test_acc"):
         if column in history and not pd.to_numeric(history[column], errors="coerce").between(0, 100).all():
@@ -507,6 +528,20 @@ def disagreement(record: RunRecord) -> str | None:
             continue
         if not _same(metrics.get(key), want):
             return f"metrics.json's {key} {metrics.get(key)!r} disagrees with history.csv ({want})"
+    return None
+
+
+def _predictions_disagree(record: RunRecord) -> str | None:
+    """Why predictions.npz cannot be the run's final predictions: index and labels of different
+    lengths, or a count of each predicted class other than the confusion matrix's columns."""
+    index, predicted = record.predictions["index"], record.predictions["predicted"]
+    if index.shape != predicted.shape or index.ndim != 1:
+        return f"predictions.npz holds {index.shape} indices and {predicted.shape} labels"
+    confusion = record.confusion
+    if confusion is not None:
+        counts = np.bincount(predicted, minlength=confusion.shape[1])
+        if counts.shape != (confusion.shape[1],) or (counts != confusion.sum(0)).any():
+            return "predictions.npz disagrees with confusion.npy's predicted counts"
     return None
 
 
