@@ -7,6 +7,7 @@ injected with monkeypatch, a SIGKILL between two renames, damaged files and a fu
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import signal
@@ -67,7 +68,15 @@ def fake_run(store: RunStore, config: RunConfig, tag: str, acc: float = 50.0) ->
         "extended_from": None,
     }
     confusion = np.diag(np.full(10, 10, dtype=np.int64))
-    return store.save(config, history, metrics, confusion, {"correct_index": np.arange(3)})
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 10)  # every image right: the diagonal above
+    predictions = {"index": np.arange(100, dtype=np.int32), "true": labels, "predicted": labels}
+    return store.save(config, history, metrics, confusion, {"correct_index": np.arange(3)}, predictions=predictions)
+
+
+def _predictions(true: list[int], predicted: list[int]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, index=np.arange(len(true)), true=np.array(true), predicted=np.array(predicted))
+    return buffer.getvalue()
 
 
 def one_line(err: str, start: str = "deepcls: error: ") -> str:
@@ -323,6 +332,9 @@ DAMAGE = {
     "history.csv empty": ("history.csv", b""),
     "confusion.npy garbage": ("confusion.npy", b"\x93NUMPY garbage"),
     "samples.npz garbage": ("samples.npz", b"PK\x03\x04 not a zip"),
+    "predictions.npz garbage": ("predictions.npz", b"PK\x03\x04 not a zip"),
+    "predictions.npz other than the confusion": ("predictions.npz", _predictions([0] * 100, [1] * 100)),
+    "predictions.npz of other lengths": ("predictions.npz", _predictions([0] * 100, [0] * 99)),
 }
 
 

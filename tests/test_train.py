@@ -181,8 +181,9 @@ def test_metrics_confusion_and_samples(small_run: tuple[Path, RunRecord], data_d
 
     # every test image's final prediction: the confusion matrix rebuilt from them is the stored one
     predictions = record.predictions
-    assert predictions is not None and set(predictions) == {"index", "predicted"}
+    assert predictions is not None and set(predictions) == {"index", "true", "predicted"}
     assert sorted(predictions["index"].tolist()) == sorted(subset)
+    np.testing.assert_array_equal(predictions["true"], y_test[predictions["index"]])
     rebuilt = np.zeros((10, 10), dtype=confusion.dtype)
     np.add.at(rebuilt, (y_test[predictions["index"]], predictions["predicted"]), 1)
     np.testing.assert_array_equal(rebuilt, confusion)

@@ -411,7 +411,7 @@ class Trainer:
             confusion = metrics.confusion_matrix(labels, predictions, self.spec.num_classes)
             summary.update(metrics.confusion_summary(confusion))
             samples = metrics.samples(labels, predictions, self.test_index.numpy())
-            predicted = metrics.predictions(predictions, self.test_index.numpy())
+            predicted = metrics.predictions(labels, predictions, self.test_index.numpy())
         weights = None
         if status == "complete":  # the weights the final test accuracy was measured with
             weights = weights_bytes(self.model.state_dict())

@@ -40,11 +40,11 @@ def confusion_summary(confusion: np.ndarray, top: int = 5) -> dict[str, Any]:
     return {"per_class_acc": [round(100 * float(a), 2) for a in per_class], "most_confused": pairs}
 
 
-def predictions(predictions: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:
-    """Every test image's predicted label at the final epoch, with the image's dataset index: a few KB
+def predictions(labels: np.ndarray, predictions: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:
+    """Every test image's dataset index, true label and predicted label at the final epoch: a few KB
     per run, they let an interval count test-image noise as well as seed noise (a bootstrap over
-    images as well as seeds, deepcls.analysis.statistics.two_way_bootstrap)."""
-    return {"index": index.astype(np.int32), "predicted": predictions.astype(np.uint8)}
+    images as well as seeds, deepcls.analysis.statistics.two_way_bootstrap) without the dataset."""
+    return {"index": index.astype(np.int32), "true": labels.astype(np.uint8), "predicted": predictions.astype(np.uint8)}
 
 
 def samples(labels: np.ndarray, predictions: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:

@@ -67,7 +67,7 @@ class RunRecord:
     metrics: dict[str, Any]
     confusion: np.ndarray | None
     samples: dict[str, np.ndarray]
-    predictions: dict[str, np.ndarray] | None = None  # ``index`` (test image) and ``predicted`` (label)
+    predictions: dict[str, np.ndarray] | None = None  # per test image: ``index``, ``true``, ``predicted``
     reused: bool = False  # True when fit() returned it without training
 
     @property
@@ -180,7 +180,7 @@ class RunStore:
             predictions = None
             if (path / name).exists():
                 with np.load(path / name, allow_pickle=False) as npz:
-                    predictions = {k: npz[k] for k in ("index", "predicted")}
+                    predictions = {k: npz[k] for k in ("index", "true", "predicted")}
         except Exception as err:  # any damage: bad JSON, encoding, CSV, array, a config that no longer validates
             reason = f"{type(err).__name__}: {err}"[:200]
             raise DamagedRun(
@@ -532,16 +532,20 @@ def disagreement(record: RunRecord) -> str | None:
 
 
 def _predictions_disagree(record: RunRecord) -> str | None:
-    """Why predictions.npz cannot be the run's final predictions: index and labels of different
-    lengths, or a count of each predicted class other than the confusion matrix's columns."""
-    index, predicted = record.predictions["index"], record.predictions["predicted"]
-    if index.shape != predicted.shape or index.ndim != 1:
-        return f"predictions.npz holds {index.shape} indices and {predicted.shape} labels"
+    """Why predictions.npz cannot be the run's final predictions: arrays of different lengths, or a
+    confusion matrix rebuilt from them other than confusion.npy."""
+    index, true, predicted = (record.predictions[k] for k in ("index", "true", "predicted"))
+    if not index.ndim == 1 or not index.shape == true.shape == predicted.shape:
+        return f"predictions.npz holds {index.shape} indices, {true.shape} and {predicted.shape} labels"
     confusion = record.confusion
     if confusion is not None:
-        counts = np.bincount(predicted, minlength=confusion.shape[1])
-        if counts.shape != (confusion.shape[1],) or (counts != confusion.sum(0)).any():
-            return "predictions.npz disagrees with confusion.npy's predicted counts"
+        classes = confusion.shape[0]
+        if max(true.max(initial=0), predicted.max(initial=0)) >= classes:
+            return "predictions.npz names a class confusion.npy does not have"
+        rebuilt = np.zeros_like(confusion)
+        np.add.at(rebuilt, (true, predicted), 1)
+        if (rebuilt != confusion).any():
+            return "predictions.npz disagrees with confusion.npy"
     return None
 
 
