@@ -53,7 +53,8 @@ _SURFACE = {
     "first_record": "deepcls.analysis.results",
     "ledger": "deepcls.analysis.ledger",
     "about": "deepcls.analysis.ledger",
-    "ledger_summary": "deepcls.analysis.ledger:summary",
+    "ledger_summary": "deepcls.report.verdicts:summary",
+    "verdict_table": "deepcls.report.verdicts:summary_table",
     "plan": "deepcls.analysis.plan",
     # showing
     "format_results": "deepcls.report.formatting",

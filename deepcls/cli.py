@@ -210,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     ledger.add_argument("--conclusions", default=None, help="comma-separated conclusion ids (default: all)")
     action = ledger.add_mutually_exclusive_group()
-    action.add_argument("--plan", action="store_true", help="list the runs that would decide the undecided lines")
-    action.add_argument("--train", action="store_true", help="train those runs, cheapest conclusion first")
+    action.add_argument("--plan", action="store_true", help="list the runs that take undecided lines to the next look")
+    action.add_argument("--train", action="store_true", help="train those runs, most expected decisions per hour first")
     action.add_argument(
         "--time",
         action="store_true",
@@ -531,6 +531,7 @@ def _ledger(args: argparse.Namespace) -> int:
     from deepcls.config import threads_per_job
     from deepcls.engine.runtime import target_device
     from deepcls.report import formatting as tables
+    from deepcls.report import verdicts
     from deepcls.store.runs import RunStore
 
     known = {c.id: c for c in ledger.CONCLUSIONS}
@@ -563,27 +564,18 @@ def _ledger(args: argparse.Namespace) -> int:
         return _evidence(args, ledger.evidence(args.profile, store, conclusions))
     table = ledger.ledger(args.profile, store, conclusions, on)
     if args.csv == "-":
-        print(ledger.to_csv(table), end="")
+        print(verdicts.to_csv(table), end="")
         return 0
     if args.csv:
-        write_text(args.csv, ledger.to_csv(table))
-        print(f"wrote {args.csv}: {ledger.summary(table)}")
+        write_text(args.csv, verdicts.to_csv(table))
+        print(f"wrote {args.csv}: {verdicts.summary(table)}")
         return 0
     shown = tables.format_ledger(table).drop(columns=["id"])
     if args.markdown:
         print(tables.frame_to_markdown(shown))
         return 0
-    print(ledger.summary(table) + "\n")
-    shown = shown[
-        [
-            "conclusion",
-            "ours, final epoch [95%]",
-            "report (in our interval?)",
-            "verdict (final epoch)",
-            "verdict (report's metric)",
-            "note",
-        ]
-    ]
+    print(verdicts.summary(table) + "\n")
+    shown = shown[["conclusion", "ours, final epoch [95%]", "p → adjusted", "verdict", "secondary verdict", "note"]]
     left = {c: f"{{:<{shown[c].str.len().max()}}}".format for c in ("conclusion", "note")}  # text reads left to right
     with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 200):
         print(shown.to_string(index=False, formatters=left, justify="left"))

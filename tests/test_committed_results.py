@@ -15,6 +15,7 @@ from deepcls.analysis import ledger
 from deepcls.cli import main
 from deepcls.config import RUN_PROFILES as PROFILES
 from deepcls.report import formatting as tables
+from deepcls.report import verdicts
 from deepcls.report.build import LEDGER_CSV, LEDGER_RUNS_CSV
 from deepcls.store.runs import RunStore
 
@@ -106,9 +107,9 @@ def test_committed_report_shows_the_ledger_the_store_gives(profile: str) -> None
     runs but not the re-rendered report, or the HTML but not its notebooks, fails here."""
     conclusions = ledger.ledger(profile, STORE)
     report = REPO / "results" / "report" / profile
-    assert (report / LEDGER_CSV).read_text() == ledger.to_csv(conclusions), "run `deepcls report --no-train`"
+    assert (report / LEDGER_CSV).read_text() == verdicts.to_csv(conclusions), "run `deepcls report --no-train`"
     assert (report / LEDGER_RUNS_CSV).read_text() == ledger.evidence(profile, STORE).to_csv(index=False)
-    summary = ledger.summary(conclusions)
+    summary = verdicts.summary(conclusions)
     assert html.escape(summary) in (report / "index.html").read_text()
     executed = json.loads((REPO / "results" / "notebooks" / profile / "00_overview.ipynb").read_text())
     outputs = [o.get("data", {}) for cell in executed["cells"] for o in cell.get("outputs", [])]

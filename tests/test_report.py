@@ -24,6 +24,7 @@ from deepcls.config import threads_per_job
 from deepcls.numeric import resolve_device
 from deepcls.paper import grids as ex
 from deepcls.report import formatting as tables
+from deepcls.report import verdicts
 from deepcls.report.build import (
     FOREST,
     LEDGER_CSV,
@@ -219,7 +220,7 @@ def test_the_index_ledger_is_what_the_store_gives(tmp_path: Path, stored_run) ->
     page = (tmp_path / "index.html").read_text()
     table = ledger.ledger("paper", RunStore(tmp_path))
     expected = tables.format_ledger(table).drop(columns=["id"])
-    assert (tmp_path / LEDGER_CSV).read_text() == ledger.to_csv(table) and f'href="{LEDGER_CSV}"' in page
+    assert (tmp_path / LEDGER_CSV).read_text() == verdicts.to_csv(table) and f'href="{LEDGER_CSV}"' in page
     runs = ledger.evidence("paper", RunStore(tmp_path)).to_csv(index=False)
     assert (tmp_path / LEDGER_RUNS_CSV).read_text() == runs and f'href="{LEDGER_RUNS_CSV}"' in page
     assert expected.to_html(index=False, classes="results ledger", border=0, escape=True) in page

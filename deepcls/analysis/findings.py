@@ -239,7 +239,9 @@ def input_signal_at_init(
     The value is the std over ``images`` unit-variance noise images (the scale of normalised
     data) of each logit, averaged over classes. Near zero, every image gets the same output
     and the early layers get almost no gradient: the start from which deep plain networks can
-    stay at chance (``options`` go to build_model, e.g. ``width="reduced"``).
+    stay at chance (``options`` go to build_model, e.g. ``width="reduced"``). It runs in float64:
+    in float32 the smallest values (1e-9 after VGG-19's default init) differ in their leading digit
+    between CPUs, and a committed report must read the same whatever machine rendered it.
     """
     spec = get_spec(dataset)
     generator = torch.Generator().manual_seed(seed)
@@ -249,9 +251,9 @@ def input_signal_at_init(
         x = torch.randn(images, spec.channels, side, side, generator=generator)
         for init in inits:
             torch.manual_seed(seed)
-            net = build_for_dataset(model, dataset, init=init, **options).eval()
+            net = build_for_dataset(model, dataset, init=init, **options).eval().double()
             with torch.no_grad():
-                spread[(model, init)] = net(x).std(0).mean().item()
+                spread[(model, init)] = float(f"{net(x.double()).std(0).mean().item():.4g}")
     frame = pd.Series(spread).unstack()
     return frame.loc[list(models), list(inits)].rename_axis(index="model", columns="init")
 

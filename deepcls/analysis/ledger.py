@@ -1,102 +1,136 @@
 """Which of the report's conclusions hold: every conclusion as data, answered from the store.
 
-A conclusion compares two sides (rows of the report's tables) or measures one quantity. Each
-side is the complete runs of a row over every stored seed (failed runs are never read; diverged
-ones are counted and named). For each conclusion the ledger gives, under the report's metric and
-the honest one, n per side, mean ± std per side, the difference with its 95% interval (scipy.stats:
-Welch's t for two rows; paired t for two lengths of one run; one-sample t for a quantity against a
-threshold; Clopper-Pearson for a collapse rate, Fisher's exact test for two), its 90% interval and
-the two one-sided tests (TOST) against the line's equivalence margin, and a verdict:
+A conclusion compares two sides (rows of the report's tables) or measures one quantity. Each side is
+the complete runs of a row (failed runs are never read; diverged ones are counted and named), read
+at a **look**: seeds arrive whenever compute does, so a line is read at fixed seed counts per side
+(:data:`LOOKS`, the first seeds of each side) and its p-values are Jennison & Turnbull's repeated
+p-values of a Pocock group-sequential design over those looks, which keep their error rate however
+often seeds are added after looking (deepcls.analysis.statistics). Pocock rather than
+O'Brien-Fleming: most rows will stay at 3 seeds a while, and O'Brien-Fleming spends almost nothing
+at the first look (a nominal p of 0.00005).
 
-- ``holds`` / ``reversed``: the 95% interval excludes 0 on the claimed / other side (a difference
-  that also lies inside the margin is real but negligible, and the line says so);
-- ``equivalent``: the 90% interval lies inside ±margin (TOST at 5% a side);
-- ``inconclusive``: neither; the line says how many seeds per side would decide it either way;
-- ``undecided``: fewer than :data:`MIN_SEEDS` runs on a side (:data:`MIN_COLLAPSE_SEEDS` for a
-  collapse rate) — it says how many more and what they cost;
-- ``not comparable``: a side collapsed to chance in some seeds — the rate is given and the
-  runs that trained are compared.
+The **final epoch is the primary metric**; the report's highest-over-epochs is secondary, answered
+the same way and labelled so. Per line and metric: n, mean ± std per side, the difference with its
+95% interval (Welch's t, with empirical-Bayes moderated variances where the line's family of rows
+has at least :data:`MODERATED_ROWS` rows — limma's squeeze, each set of rows sharing a trajectory
+counted once; a paired t for two lengths of one run; a one-sample t against a threshold; exact
+tests for collapse rates and for the rank of digit confusions), its 90% interval and TOST p against
+the line's margin, P(A > B), a prediction interval for one run of each side (what the report's
+single run is judged against), a seeds-and-test-images bootstrap where the runs kept their
+per-image predictions, and the seeds per side a planned test would need.
 
-A seconds-per-epoch line is not read from runs at all: wall times of runs trained at different
-times measure the machines as much as the models. It reads the paired benchmark of both sides'
-training steps stored beside the runs (deepcls.store.timings, measured by ``deepcls ledger
---time``): a paired t interval over its repeats, its n the repeats.
+**One fixed family, verdicts after the correction.** Every claim line of conclusions.csv is in the
+family, tested or not (an untested claim counts with p = 1), so adding seeds never changes its
+size; sanity lines (set-up checks that hold by construction) are outside it. A line's family p is
+the smaller of its sequential two-sided and TOST p-values: their nulls (no difference; a difference
+beyond the margin) cannot both be true, so a false verdict stays as unlikely as the level. Holm's
+step-down adjusts them: each verdict is quoted on its own, so the ledger controls the chance that
+*any* named verdict is wrong (Benjamini-Hochberg would be valid too under the positive dependence a
+shared baseline row creates, but lets 5% of named verdicts be false). Verdicts:
 
-Multiple-testing control runs over the report's claims only (:func:`_false_discoveries`); a
-two-row line whose verdict changes with the pooled spread of its family of rows is fragile
-(:func:`pooled_spreads`).
+- ``holds`` / ``reversed`` / ``equivalent``: adjusted p below 0.05 (a real difference inside the
+  margin is ``holds`` and said to be negligible);
+- ``suggestive``: significant before the correction only (the line names which);
+- ``inconclusive``: neither; ``undecided``: fewer than :data:`MIN_SEEDS` runs a side
+  (:data:`MIN_COLLAPSE_SEEDS` for a collapse rate, the fewest that can decide); ``not comparable``:
+  a side collapsed to chance in some seeds.
 
-Epoch conclusions never compare a maximum over a prefix with the longer run that contains it:
-both lengths are read from the longer run's own trajectory, at the final epoch of each length
-(honest) or the mean of its last three epochs (in place of the report's highest-over-epochs).
-Within one numeric class (deepcls.numeric) the first k epochs of a constant-lr run are bit for bit
-the k-epoch run of its config and seed (tested in test_train.py), so the pair is one run read at
-two lengths; a k-epoch run stored from another class is another sample and is not read here.
+A seconds-per-epoch line is a sanity line read from the paired benchmark stored beside the runs
+(deepcls.store.timings, ``deepcls ledger --time``), stated as a ratio with its interval. Epoch lines
+read both lengths from the longer run's own trajectory (bit for bit the shorter run within one
+numeric class, tested in test_train.py). Runs of several numeric classes inside one line are named.
+Every line carries its registration (deepcls.paper.conclusions): today every margin is post-hoc.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from deepcls.analysis import statistics as st
 from deepcls.analysis.costs import UNKNOWN, Cost, row_costs
-from deepcls.analysis.measures import QUANTITIES, collapsed, test_accuracy
+from deepcls.analysis.measures import CONFUSED_PAIRS, QUANTITIES, collapsed, test_accuracy
 from deepcls.analysis.results import SEEDS_LOOKED_UP, records, results_table
 from deepcls.config import RunConfig
 from deepcls.errors import StoreError
-from deepcls.numeric import class_label, short_device
+from deepcls.numeric import class_label
 from deepcls.paper import grids as experiments
-from deepcls.paper.conclusions import CONCLUSIONS, Conclusion, Side
+from deepcls.paper.conclusions import CONCLUSIONS, REGISTRATIONS, Conclusion, Side
 from deepcls.store.runs import RunRecord, RunStore
 from deepcls.store.timings import StepTiming, load_timing
 
-MIN_SEEDS = 3  # runs per side before a difference is decided
-MIN_COLLAPSE_SEEDS = 5  # runs before a collapse rate is decided
-FAILS_RATE = 0.5  # "it fails": it collapses in most seeds (Clopper-Pearson interval above this)
+LOOKS = (3, 6, 10, 16)  # seeds per side at which a line is read: the group-sequential design's looks
+DESIGN = "pocock"
+MIN_SEEDS = LOOKS[0]  # runs per side before a difference is decided
+MIN_COLLAPSE_SEEDS = 6  # the fewest runs whose exact test can show a collapse rate above 1/2 (6 of 6: p = 0.031)
+FAILS_RATE = 0.5  # "it fails": it collapses in most seeds
+TOP_PAIRS = 5  # "prone to confusion": among the 5 most confused digit pairs (what every run lists)
+MODERATED_ROWS = 3  # rows (trajectories) a family needs before its variances are moderated
 LEDGER_SEEDS = SEEDS_LOOKED_UP
 CONFIDENCE = 0.95
-MOST_SEEDS = 100  # beyond this many seeds per side the ledger says "over 100"
-METRICS = ("report", "honest")
+ALPHA = 1 - CONFIDENCE
 EQUIVALENCE = 0.90  # TOST at 5% a side: the 90% interval inside +-margin
-VERDICTS = ("holds", "reversed", "equivalent", "inconclusive", "undecided", "not comparable")
-DECIDED = VERDICTS[:4]  # the verdicts of a test with enough seeds
+POWER = 0.80  # the planned power of the seeds a line needs
+PRIMARY, SECONDARY = "honest", "report"
+METRICS = ("report", "honest")
+METRIC_NAMES = {"honest": "final epoch (primary)", "report": "highest over epochs (secondary)"}
+VERDICTS = ("holds", "reversed", "equivalent", "suggestive", "inconclusive", "undecided", "not comparable")
+DECIDED = VERDICTS[:3]  # named only after the correction
+TESTED = VERDICTS[:5]  # the verdicts of a line with enough seeds
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the ledger reads from the store, once: every side's complete runs (each seed of
+    :data:`LEDGER_SEEDS` found), its diverged runs, and each side's config (seed 0), from one grid."""
+
+    profile: str
+    found: dict[Side, list[RunRecord]]
+    diverged: dict[Side, int]
+    configs: dict[Side, RunConfig]
+
+
+def read(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> Reading:
+    """One reading of the store for ``conclusions``: the grid of their tables is resolved once."""
+    sides = sorted({s for c in conclusions for s in (c.a, c.b) if s is not None})
+    grid = experiments.grid(sorted({t for t, _ in sides}), profile, LEDGER_SEEDS)
+    results = results_table(grid, store)
+    stored = set(zip(results["table"], results["row"]))
+    first = grid[grid["seed"] == LEDGER_SEEDS[0]]
+    configs = {(t, int(r)): c for t, r, c in zip(first["table"], first["row"], first["config"])}
+    counts = dict(zip(zip(results["table"], results["row"]), results["diverged"])) if len(results) else {}
+    return Reading(
+        profile=profile,
+        found={s: records(results, *s, store) if s in stored else [] for s in sides},
+        diverged={s: int(counts.get(s, 0)) for s in sides},
+        configs=configs,
+    )
 
 
 # ---------------------------------------------------------------------------- the ledger
 def side_records(
-    conclusions: Sequence[Conclusion], profile: str, store: RunStore, read: tuple | None = None
+    conclusions: Sequence[Conclusion], profile: str, store: RunStore, reading: Reading | None = None
 ) -> dict[Side, list[RunRecord]]:
     """Every side's complete stored runs (one per seed found in :data:`LEDGER_SEEDS`; failed and
-    diverged runs are never seeds). ``read``: :func:`_side_results`, where the caller has it already."""
-    results, sides = read or _side_results(conclusions, profile, store)
-    return {s: records(results, *s, store) if s in set(zip(results["table"], results["row"])) else [] for s in sides}
+    diverged runs are never seeds)."""
+    return (reading or read(conclusions, profile, store)).found
 
 
-def diverged_runs(
-    conclusions: Sequence[Conclusion], profile: str, store: RunStore, read: tuple | None = None
-) -> dict[Side, int]:
-    """Every side's diverged runs: counted and shown, never read as accuracies."""
-    results, sides = read or _side_results(conclusions, profile, store)
-    counts = dict(zip(zip(results["table"], results["row"]), results["diverged"])) if len(results) else {}
-    return {s: int(counts.get(s, 0)) for s in sides}
-
-
-def _side_results(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> tuple[pd.DataFrame, list[Side]]:
-    sides = sorted({s for c in conclusions for s in (c.a, c.b) if s is not None})
-    grid = experiments.grid(sorted({t for t, _ in sides}), profile, LEDGER_SEEDS)
-    return results_table(grid, store), sides
-
-
-def side_config(side: Side, profile: str) -> RunConfig:
+def side_config(side: Side, profile: str, reading: Reading | None = None) -> RunConfig:
     """The config of ``side``'s row at ``profile`` (seed 0)."""
+    if reading is not None and side in reading.configs:
+        return reading.configs[side]
     return experiments.grid(side[0], profile, (0,), rows=[side[1]])["config"].iloc[0]
 
 
-def timing_of(conclusion: Conclusion, profile: str, store: RunStore) -> tuple[StepTiming | None, str]:
+def timing_of(
+    conclusion: Conclusion, profile: str, store: RunStore, reading: Reading | None = None
+) -> tuple[StepTiming | None, str]:
     """A seconds line's stored paired benchmark, or None and why it is not read."""
     again = f"measure it: deepcls ledger --time --profile {profile} --conclusions {conclusion.id}"
     try:
@@ -105,50 +139,60 @@ def timing_of(conclusion: Conclusion, profile: str, store: RunStore) -> tuple[St
         return None, f"{err}; {again}"
     if timing is None:
         return None, f"not measured; {again}"
-    if not timing.matches(side_config(conclusion.a, profile), side_config(conclusion.b, profile)):
+    configs = (side_config(s, profile, reading) for s in (conclusion.a, conclusion.b))
+    if not timing.matches(*configs):
         return None, f"the stored timing measured other configs; {again}"
     return timing, ""
+
+
+def look_at(n: int, looks: Sequence[int] = LOOKS) -> int | None:
+    """The index of the last look that ``n`` runs a side reach (None below the first)."""
+    reached = [k for k, look in enumerate(looks) if n >= look]
+    return reached[-1] if reached else None
+
+
+def at_look(runs: list[RunRecord], look: int | None) -> list[RunRecord]:
+    """The runs a line reads at look index ``look``: the first seeds, as many as the look counts
+    (every run below the first look, for the means an undecided line still shows)."""
+    runs = sorted(runs, key=lambda r: r.config.seed)
+    return runs if look is None else runs[: LOOKS[look]]
 
 
 def ledger(
     profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS, on: str | None = None
 ) -> pd.DataFrame:
     """One line per conclusion and metric (``report``, ``honest``): n, mean ± std per side, the
-    difference and its 95% interval, the verdict and whether the report's margin lies inside. An
-    undecided line says what its missing seeds cost on device ``on`` (deepcls.engine.runtime.target_device).
+    difference and its intervals, the p-values before and after the correction, the verdict and
+    whether the report's one run lies inside our prediction interval. An undecided line says what its
+    missing seeds cost on device ``on`` (deepcls.engine.runtime.target_device).
 
     Lines of :data:`CONCLUSIONS` are always answered within the whole ledger, so that a subset (one
-    notebook's lines, ``--conclusions``) shows the adjusted p-values and pooled spreads of the full
-    family, not of the subset."""
+    notebook's lines, ``--conclusions``) shows the adjusted p-values of the full family."""
     asked = [c.id for c in conclusions]
     if set(asked) <= {c.id for c in CONCLUSIONS}:
         conclusions = CONCLUSIONS
-    read = _side_results(conclusions, profile, store)  # one reading of the store for runs and counts
-    found = side_records(conclusions, profile, store, read)
-    diverged = diverged_runs(conclusions, profile, store, read)
+    reading = read(conclusions, profile, store)
     costs = row_costs(profile, store, LEDGER_SEEDS, on)
-    pooled = pooled_spreads(found, profile)
+    priors = {metric: moderation(reading, metric) for metric in METRICS}
     lines = []
     for conclusion in conclusions:
-        timed = timing_of(conclusion, profile, store) if conclusion.quantity == "seconds" else None
+        timed = timing_of(conclusion, profile, store, reading) if conclusion.quantity == "seconds" else None
         for metric in METRICS:
-            line = answer(conclusion, found, metric, profile) if timed is None else _timed(conclusion, *timed)
+            if timed is None:
+                line = answer(conclusion, reading, metric, priors[metric])
+            else:
+                line = _timed(conclusion, *timed)
             if line["verdict"] == "undecided" and timed is None:
-                line["reading"] += _cost_note(conclusion, found, costs)
-            if " | " in line["devices"]:  # float rounding differs: not one trajectory per setting
-                mixed = "/".join(dict.fromkeys(short_device(d) for d in line["devices"].split(" | ")))
-                line["reading"] = "; ".join(filter(None, [line["reading"], f"runs on mixed devices ({mixed})"]))
-            if line.get("reading_way"):
-                line["reading"] = "; ".join(filter(None, [line["reading"], line.pop("reading_way")]))
-            line |= _fragility(line | {"metric": metric}, conclusion, found, pooled)
-            line["diverged_a"] = diverged.get(conclusion.a, 0)
-            line["diverged_b"] = diverged.get(conclusion.b, 0) if conclusion.b else None
+                line["reading"] += _cost_note(conclusion, reading.found, costs)
+            classes = [c for c in line.pop("classes", []) if c]
+            if len(set(classes)) > 1:  # float rounding differs: not one trajectory per setting
+                mixed = "/".join(dict.fromkeys(classes))
+                line["reading"] = _join(line["reading"], f"runs of mixed numeric classes ({mixed})")
+            line["diverged_a"] = reading.diverged.get(conclusion.a, 0)
+            line["diverged_b"] = reading.diverged.get(conclusion.b, 0) if conclusion.b else None
             gone = [f"side {s} {k} diverged" for s, k in (("a", line["diverged_a"]), ("b", line["diverged_b"])) if k]
             if gone:
-                line["reading"] = "; ".join(filter(None, [line["reading"], ", ".join(gone) + " (not read)"]))
-            if line["fragile"]:
-                note = f"fragile: {line['pooled_verdict']} with the pooled spread of its family of rows"
-                line["reading"] = "; ".join(filter(None, [line["reading"], note]))
+                line["reading"] = _join(line["reading"], ", ".join(gone) + " (not read)")
             lines.append(
                 {
                     "id": conclusion.id,
@@ -157,102 +201,137 @@ def ledger(
                     "measure": conclusion.measure,
                     "role": conclusion.role,
                     "profile": profile,
+                    **_registration(conclusion, line.pop("finished", [])),
                     **line,
                 }
             )
-    table = _false_discoveries(pd.DataFrame(lines))
+    table = correct(pd.DataFrame(lines))
     table = table[table["id"].isin(asked)]
     order = {i: k for k, i in enumerate(asked)}
     return table.iloc[sorted(range(len(table)), key=lambda k: order[table["id"].iloc[k]])].reset_index(drop=True)
 
 
-def _false_discoveries(table: pd.DataFrame) -> pd.DataFrame:
-    """Multiple-testing control over the family of the report's claims, per metric: the tested claim
-    lines' p-values adjusted by Benjamini-Yekutieli (``p_adjusted``; empty for sanity lines). BY is
-    chosen over Benjamini-Hochberg because most lines share a baseline row, so their tests are
-    dependent, and BY controls the false discovery rate under any dependence; it is chosen over Holm
-    because the ledger asks which claims hold, a discovery question, not whether any one fails. A
-    holds or reversed the control does not keep (adjusted p >= 0.05) says so."""
-    table = table.assign(p_adjusted=math.nan)
-    if "p_value" not in table:
-        return table
-    for metric in METRICS:
-        tested = table.index[
-            (table["metric"] == metric)
-            & (table["role"] == "claim")
-            & table["verdict"].isin(DECIDED)
-            & table["p_value"].notna()
-        ]
-        if len(tested) < 2:
-            table.loc[tested, "p_adjusted"] = table.loc[tested, "p_value"]
-            continue
-        adjusted = stats.false_discovery_control(table.loc[tested, "p_value"].to_numpy(float), method="by")
-        table.loc[tested, "p_adjusted"] = adjusted
-        for i in tested:
-            if table.at[i, "verdict"] in ("holds", "reversed") and table.at[i, "p_adjusted"] >= 1 - CONFIDENCE:
-                note = (
-                    f"not kept by the multiple-testing control over the {len(tested)} tested claims "
-                    f"(Benjamini-Yekutieli adjusted p = {table.at[i, 'p_adjusted']:.3f})"
-                )
-                table.at[i, "reading"] = "; ".join(filter(None, [table.at[i, "reading"], note]))
-    return table
+def _join(*notes: str) -> str:
+    return "; ".join(filter(None, notes))
 
 
-def pooled_spreads(found: dict[Side, list[RunRecord]], profile: str) -> dict[tuple[str, str, str], dict]:
-    """Per family of rows (dataset, model family) and metric, the pooled std of test accuracy over
-    every row with at least :data:`MIN_SEEDS` complete, non-collapsed runs (each config once), its
-    degrees of freedom and Bartlett's test of equal variances across those rows (pooling is fair where
-    it finds no evidence against them, p >= 0.05)."""
-    groups: dict[tuple[str, str, str], dict[tuple[str, ...], list[float]]] = {}
-    for runs in found.values():
-        runs = [r for r in runs if not collapsed(r)]
-        if len(runs) < MIN_SEEDS:
-            continue
-        key = tuple(sorted(r.run_id for r in runs))
-        family = (runs[0].config.dataset, "vgg" if runs[0].config.model.startswith("vgg") else "resnet")
-        for metric in METRICS:
-            values = _known(_readable(test_accuracy, r, metric) for r in runs)
-            if len(values) >= MIN_SEEDS:
-                groups.setdefault((*family, metric), {})[key] = values
-    out = {}
-    for family, rows in groups.items():
-        values = list(rows.values())
-        df = sum(len(v) - 1 for v in values)
-        sd = math.sqrt(sum((len(v) - 1) * float(np.var(v, ddof=1)) for v in values) / df)
-        testable = len(values) >= 2 and all(np.var(v) > 0 for v in values)  # Bartlett needs spread in every row
-        fair = stats.bartlett(*values).pvalue if testable else math.nan
-        out[family] = {"sd": sd, "df": df, "rows": len(values), "bartlett_p": float(fair)}
-    return out
-
-
-def _fragility(line: dict, conclusion: Conclusion, found: dict[Side, list[RunRecord]], pooled: dict) -> dict:
-    """Beside a two-row accuracy line's Welch interval, one from the pooled std of its family of rows;
-    a verdict that differs between the two is ``fragile``."""
-    out = {"pooled_low": math.nan, "pooled_high": math.nan, "pooled_verdict": None, "fragile": None}
-    a_runs = found.get(conclusion.a, [])
-    if conclusion.kind != "compare" or line["verdict"] not in DECIDED or not a_runs:
-        return out
-    family = pooled.get((a_runs[0].config.dataset, "vgg" if a_runs[0].config.model.startswith("vgg") else "resnet",
-                         line["metric"]))  # fmt: skip
-    if not family or family["rows"] < 2 or not family["bartlett_p"] >= 1 - CONFIDENCE:
-        return out
-    n_a, n_b, d = line["n_a"], line["n_b"], line["difference"]
-    se = family["sd"] * math.sqrt(1 / n_a + 1 / n_b)
-    half = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, family["df"]) * se
-    half90 = stats.t.ppf(1 - (1 - EQUIVALENCE) / 2, family["df"]) * se
-    margin = line["margin"]
-    inside = -margin < d - half90 and d + half90 < margin
-    verdict = "holds" if d - half > 0 else "reversed" if d + half < 0 else "equivalent" if inside else "inconclusive"
+def _registration(conclusion: Conclusion, finished: list[str]) -> dict:
+    """The line's registration (deepcls.paper.conclusions): post-hoc or registered, when, and how many
+    of the runs it reads were trained after that date (the ones confirmatory for it)."""
+    entry = REGISTRATIONS.get(conclusion.id)
+    if entry is None:  # a line of the caller's own, not in conclusions.csv
+        return {"registration": "unregistered", "fixed_on": "", "confirmatory": None}
+    after = sum(bool(f) and f[:10] > entry.fixed_on.isoformat() for f in finished)
     return {
-        "pooled_low": d - half,
-        "pooled_high": d + half,
-        "pooled_verdict": verdict,
-        "fragile": verdict != line["verdict"],
+        "registration": "post-hoc" if entry.post_hoc else "registered",
+        "fixed_on": entry.fixed_on.isoformat(),
+        "confirmatory": after,
     }
 
 
+def correct(table: pd.DataFrame) -> pd.DataFrame:
+    """Verdicts after the correction, per metric, over the fixed family of every claim line of the
+    ledger (tested or not: an untested one counts with p = 1): Holm-adjusted family p-values
+    (``p_adjusted``; empty for sanity lines); a claim is holds, reversed or equivalent only when its
+    adjusted p is below 0.05, and suggestive when only its uncorrected tests pass. Sanity lines keep
+    their uncorrected verdict."""
+    table = table.assign(p_adjusted=math.nan, family=math.nan)
+    for metric in METRICS:
+        claims = table.index[(table["metric"] == metric) & (table["role"] == "claim")]
+        if not len(claims):
+            continue
+        family = [_family_p(table.loc[i]) for i in claims]
+        table.loc[claims, "p_adjusted"] = st.adjust(family, "holm")
+        table.loc[claims, "family"] = len(claims)
+        for i in claims:
+            before = table.at[i, "verdict"]
+            if before not in TESTED:
+                continue
+            adjusted = table.at[i, "p_adjusted"]
+            if adjusted < ALPHA:
+                verdict = _named(table.loc[i])
+            elif before in DECIDED:
+                verdict = "suggestive"
+                note = f"suggestive: {before} before the correction (Holm-adjusted p = {adjusted:.3f})"
+                table.at[i, "reading"] = _join(note, table.at[i, "reading"])
+            else:
+                verdict = "inconclusive"
+            table.at[i, "verdict"] = verdict
+    return table
+
+
+def _family_p(line: pd.Series) -> float:
+    """A claim line's p in the family: the smaller of its sequential two-sided and TOST p-values; 1
+    for a line without a test (too few seeds, a collapsed side)."""
+    if line["verdict"] not in TESTED:
+        return 1.0
+    found = [p for p in (line.get("p_sequential"), line.get("p_sequential_tost")) if p is not None and p == p]
+    return float(min(found)) if found else 1.0
+
+
+def _named(line: pd.Series) -> str:
+    """The verdict a line that survives the correction is named by: the test that gave its family p."""
+    two, tost = line.get("p_sequential"), line.get("p_sequential_tost")
+    tost = math.inf if tost is None or tost != tost else tost
+    if two is not None and two == two and two <= tost:
+        return "holds" if line["difference"] > 0 else "reversed"
+    return "equivalent"
+
+
+# ---------------------------------------------------------------------------- variance moderation
+def _family_of(record: RunRecord) -> tuple[str, str]:
+    """A row's family for variance moderation: its dataset and model family."""
+    return record.config.dataset, "vgg" if record.config.model.startswith("vgg") else "resnet"
+
+
+def moderation(reading: Reading, metric: str) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """Per family of rows (dataset, model family): the empirical-Bayes prior of test accuracy's
+    variance under ``metric`` — (s0², d0, the family's residual df) — from every row with at least 2
+    non-collapsed runs, each trajectory once (rows that are lengths of one run, 20/30/50 epochs, share
+    their seeds' trajectories: only the longest is counted; a config in two tables once). Families
+    with fewer than :data:`MODERATED_ROWS` rows get none (their lines use Welch's plain variances)."""
+    rows: dict[tuple[str, str], dict[RunConfig, tuple[int, list[float]]]] = {}
+    for runs in reading.found.values():
+        runs = [r for r in runs if not collapsed(r)]
+        values = _known(_readable(test_accuracy, r, metric) for r in runs)
+        if len(values) < 2:
+            continue
+        lineage, epochs = runs[0].config.lineage, runs[0].config.epochs
+        family = rows.setdefault(_family_of(runs[0]), {})
+        if lineage not in family or family[lineage][0] < epochs:
+            family[lineage] = (epochs, values)
+    priors = {}
+    for family, kept in rows.items():
+        if len(kept) < MODERATED_ROWS:
+            continue
+        variances = [float(np.var(v, ddof=1)) for _, v in kept.values()]
+        dfs = [len(v) - 1 for _, v in kept.values()]
+        try:
+            _, _, s0_squared, d0 = st.moderated_variances(variances, dfs)
+        except ValueError:  # fewer than two rows with any spread
+            continue
+        priors[family] = (s0_squared, d0, float(sum(dfs)))
+    return priors
+
+
+def _moderated(values: list[float], prior: tuple[float, float, float] | None) -> tuple[float, float]:
+    """A side's variance and its df: the sample's, or moderated towards the family's prior."""
+    variance, df = float(np.var(values, ddof=1)), float(len(values) - 1)
+    if prior is None:
+        return variance, df
+    s0_squared, d0, pooled = prior
+    if math.isinf(d0):
+        return s0_squared, pooled
+    return (d0 * s0_squared + df * variance) / (d0 + df), min(d0 + df, pooled)
+
+
+# ---------------------------------------------------------------------------- one line
 def run_values(
-    conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: str, profile: str
+    conclusion: Conclusion,
+    found: dict[Side, list[RunRecord]],
+    metric: str,
+    profile: str,
+    reading: Reading | None = None,
 ) -> dict[str, list[tuple[RunRecord, float | None]]]:
     """Each side's runs (``a``, ``b``) with the value the line reads from them under ``metric``: None
     for a run that collapsed to chance (left out of a difference, counted in a rate), NaN where the run
@@ -261,14 +340,14 @@ def run_values(
     if conclusion.kind == "collapse":
         return {"a": [(r, float(collapsed(r))) for r in a_runs], "b": [(r, float(collapsed(r))) for r in b_runs]}
     if conclusion.kind == "epochs":  # both lengths from the longer run's trajectory, paired by seed
-        k = shorter_epochs(conclusion, profile)
+        k = shorter_epochs(conclusion, profile, reading)
         return {
             "a": [(r, _readable(test_accuracy, r, metric, r.config.epochs)) for r in a_runs],
             "b": [(r, _readable(test_accuracy, r, metric, k)) for r in a_runs],
         }
     value = QUANTITIES[conclusion.quantity] if conclusion.kind == "quantity" else test_accuracy
 
-    def read(record: RunRecord) -> float | None:
+    def value_of(record: RunRecord) -> float | None:
         if collapsed(record):
             return None
         try:
@@ -276,27 +355,7 @@ def run_values(
         except (KeyError, IndexError, ValueError, TypeError):  # a history without what this line reads
             return math.nan
 
-    return {"a": [(r, read(r)) for r in a_runs], "b": [(r, read(r)) for r in b_runs]}
-
-
-def _the_reports_way(conclusion: Conclusion, runs: list[RunRecord], profile: str) -> dict:
-    """An epoch line's check of the report's margin against ours measured as the report measured it:
-    the highest test accuracy over each length, both read from each longer run's own trajectory (a
-    difference of maxima over nested prefixes, never below 0). The line's own interval stays the
-    honest one; only ``report_inside`` is read this way, and the note says so."""
-    k = shorter_epochs(conclusion, profile)
-    gains = _known(
-        _readable(lambda r: r.history["test_acc"].max() - r.history["test_acc"].iloc[:k].max(), r) for r in runs
-    )
-    reported = reported_margin(conclusion)
-    if reported is None or len(gains) < 2:
-        return {}
-    ci = stats.ttest_1samp(gains, 0.0).confidence_interval(CONFIDENCE)
-    inside = bool(ci.low <= reported <= ci.high)
-    where = "inside" if inside else "outside"
-    way = f"[{ci.low:+.2f}, {ci.high:+.2f}]"
-    note = f"the report's margin is {where} ours measured its way (highest of each length: {way})"
-    return {"report_inside": inside, "report_way_low": ci.low, "report_way_high": ci.high, "reading_way": note}
+    return {"a": [(r, value_of(r)) for r in a_runs], "b": [(r, value_of(r)) for r in b_runs]}
 
 
 def _readable(value, record: RunRecord, *args) -> float:
@@ -307,163 +366,140 @@ def _readable(value, record: RunRecord, *args) -> float:
         return math.nan
 
 
-def shorter_epochs(conclusion: Conclusion, profile: str) -> int:
+def shorter_epochs(conclusion: Conclusion, profile: str, reading: Reading | None = None) -> int:
     """An epoch conclusion's shorter length: side b's epochs in the profile."""
-    return experiments.grid(conclusion.b[0], profile, rows=[conclusion.b[1]])["config"].iloc[0].epochs
+    return side_config(conclusion.b, profile, reading).epochs
 
 
-def answer(conclusion: Conclusion, found: dict[Side, list[RunRecord]], metric: str, profile: str) -> dict:
-    """The numbers and the verdict of one conclusion under one metric, from the runs of its sides."""
-    a_runs, b_runs = found.get(conclusion.a, []), found.get(conclusion.b, []) if conclusion.b else []
-    read = a_runs if conclusion.kind == "epochs" else a_runs + b_runs  # an epoch line reads only side a's runs
-    devices = sorted({r.metrics.get("device", "?") for r in read})
+def answer(
+    conclusion: Conclusion, reading: Reading, metric: str, priors: dict[tuple[str, str], tuple] | None = None
+) -> dict:
+    """The numbers and the uncorrected verdict of one conclusion under one metric, from the runs of
+    its sides at the line's look (:func:`correct` names the verdict after the correction)."""
+    found = reading.found
+    a_all, b_all = found.get(conclusion.a, []), found.get(conclusion.b, []) if conclusion.b else []
+    both = conclusion.b is not None and conclusion.kind != "epochs"
+    n = min(len(a_all), len(b_all)) if both else len(a_all)
+    look = look_at(n) if conclusion.kind != "collapse" or n >= MIN_COLLAPSE_SEEDS else None
+    a_runs, b_runs = at_look(a_all, look), at_look(b_all, look)
+    view = {conclusion.a: a_runs} | ({conclusion.b: b_runs} if conclusion.b else {})
+    read_runs = a_runs if conclusion.kind == "epochs" else a_runs + b_runs  # an epoch line reads only side a
+    later = len(a_all) + (len(b_all) if both else 0) - len(read_runs)
     base = {
         "reported": reported_margin(conclusion),
-        "devices": " | ".join(devices),
+        "devices": " | ".join(sorted({r.metrics.get("device", "?") for r in read_runs})),
+        "classes": sorted({class_label(r.metrics, r.config.to_dict()) for r in read_runs}),
+        "finished": [str(r.metrics.get("finished_at") or "") for r in read_runs],
+        "look": LOOKS[look] if look is not None else None,
         "n_a": len(a_runs),
         "n_b": len(b_runs) if conclusion.b else None,
     }
+    if later and look is not None:
+        nxt = f"the next look at {LOOKS[look + 1]} a side" if look + 1 < len(LOOKS) else "the design's last look"
+        base["look_note"] = f"read at the look of {LOOKS[look]} seeds a side; {later} later run(s) wait for {nxt}"
     if conclusion.kind == "collapse":
-        return {**base, **_collapse(conclusion, a_runs, b_runs)}
-    values = run_values(conclusion, found, metric, profile)
+        line = _collapse(conclusion, a_runs, b_runs, look)
+    elif conclusion.quantity == "pair_rank":
+        line = _ranks(conclusion, a_runs, look)
+    else:
+        line = _measured(conclusion, reading, view, metric, look, priors or {})
+    line["reading"] = _join(line.get("reading", ""), line.pop("reading_way", ""), base.pop("look_note", ""))
+    return {**base, **line}
+
+
+def _measured(
+    conclusion: Conclusion, reading: Reading, view: dict[Side, list[RunRecord]], metric: str, look: int | None,
+    priors: dict[tuple[str, str], tuple],
+) -> dict:  # fmt: skip
+    """A difference of accuracies or quantities, or a quantity against its threshold."""
+    values = run_values(conclusion, view, metric, reading.profile, reading)
     unreadable = sum(v is not None and math.isnan(v) for s in ("a", "b") for _, v in values[s])
     left = f"{unreadable} run{'s' * (unreadable != 1)} left out: no value to read" if unreadable else ""
     if conclusion.kind == "epochs":
         pairs = [(x, y) for (_, x), (_, y) in zip(values["a"], values["b"]) if not (math.isnan(x) or math.isnan(y))]
         a, b = [x for x, _ in pairs], [y for _, y in pairs]
-        line = _difference(conclusion, a, b, paired=True, collapsed=(0, 0))
-        line["reading"] = "; ".join(filter(None, [line["reading"], left]))
+        line = _difference(conclusion, a, b, kind="paired", collapsed=(0, 0), look=look)
         if metric == "report":
-            line |= _the_reports_way(conclusion, a_runs, profile)
-        return {**base, "n_a": len(a), "n_b": len(b), **line}
-    a = _known(v for _, v in values["a"] if v is not None)  # a run without a confusion matrix has no count
-    b = _known(v for _, v in values["b"] if v is not None) if conclusion.b else None
-    gone = tuple(sum(v is None for _, v in values[s]) for s in ("a", "b"))
-    line = _difference(conclusion, a, b, paired=False, collapsed=gone)
-    line["reading"] = "; ".join(filter(None, [line["reading"], left]))
-    return {**base, **line}
+            line |= _the_reports_way(conclusion, view.get(conclusion.a, []), reading)
+        line.update(n_a=len(a), n_b=len(b))
+    else:
+        a = _known(v for _, v in values["a"] if v is not None)
+        b = _known(v for _, v in values["b"] if v is not None) if conclusion.b else None
+        gone = tuple(sum(v is None for _, v in values[s]) for s in ("a", "b"))
+        prior = None
+        if conclusion.kind == "compare" and view.get(conclusion.a) and view.get(conclusion.b):
+            families = {_family_of(view[s][0]) for s in (conclusion.a, conclusion.b)}
+            prior = priors.get(families.pop()) if len(families) == 1 else None
+        kind = "one-sample" if b is None else "moderated" if prior else "welch"
+        line = _difference(conclusion, a, b, kind=kind, collapsed=gone, look=look, prior=prior)
+        if conclusion.kind == "compare" and not any(gone):
+            line |= _images(view.get(conclusion.a, []), view.get(conclusion.b, []))
+    line["reading"] = _join(line["reading"], left)
+    return line
 
 
-def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS) -> pd.DataFrame:
-    """The runs behind every ledger line, so a verdict can be checked seed by seed: one row per
-    conclusion, side and run — its table row, seed, the epochs read (an epoch line reads side b at the
-    shorter length of side a's runs), run id, device and numeric class, whether it collapsed, and the value each metric
-    reads (empty for a collapsed run left out of a difference; 1/0 for a collapse rate). A seconds
-    line's rows are its benchmark's repeats (seed: the repeat; run id empty)."""
-    found = side_records(conclusions, profile, store)
-    rows = []
-    for conclusion in conclusions:
-        if conclusion.quantity == "seconds":
-            rows += _timing_evidence(conclusion, profile, store)
-            continue
-        values = {metric: run_values(conclusion, found, metric, profile) for metric in METRICS}
-        shorter = shorter_epochs(conclusion, profile) if conclusion.kind == "epochs" else None
-        for name, side in (("a", conclusion.a), ("b", conclusion.b)):
-            if side is None:
-                continue
-            for i, (record, _) in enumerate(values["honest"][name]):
-                rows.append(
-                    {
-                        "profile": profile,
-                        "id": conclusion.id,
-                        "side": name,
-                        "table": side[0],
-                        "row": side[1],
-                        "seed": record.config.seed,
-                        "epochs": shorter if name == "b" and shorter else record.config.epochs,
-                        "run_id": record.run_id,
-                        "device": record.metrics.get("device", "?"),
-                        "numeric_class": class_label(record.metrics, record.config.to_dict()),
-                        "collapsed": collapsed(record),
-                        **{metric: values[metric][name][i][1] for metric in METRICS},
-                    }
-                )
-    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
-
-
-EVIDENCE_COLUMNS = ["profile", "id", "side", "table", "row", "seed", "epochs", "run_id", "device", "numeric_class"]
-EVIDENCE_COLUMNS += ["collapsed"]
-EVIDENCE_COLUMNS += METRICS
-
-
-def _timing_evidence(conclusion: Conclusion, profile: str, store: RunStore) -> list[dict]:
-    timing, _ = timing_of(conclusion, profile, store)
-    if timing is None:
-        return []
-    rows = []
-    for name, side, seconds in (("a", conclusion.a, timing.seconds_a), ("b", conclusion.b, timing.seconds_b)):
-        for repeat, value in enumerate(seconds):
-            rows.append(
-                {"profile": profile, "id": conclusion.id, "side": name, "table": side[0], "row": side[1]}
-                | {"seed": repeat, "epochs": None, "run_id": "", "device": timing.device, "numeric_class": ""}
-                | {"collapsed": False}
-                | dict.fromkeys(METRICS, value)
-            )
-    return rows
-
-
-def _timed(conclusion: Conclusion, timing: StepTiming | None, problem: str) -> dict:
-    """A seconds line from its paired benchmark: side a's seconds per epoch minus side b's, paired by
-    repeat; undecided, saying why, without a usable one."""
-    n = timing.repeats if timing else 0
-    base = {"reported": reported_margin(conclusion), "devices": timing.device if timing else "", "n_a": n, "n_b": n}
-    if timing is None:
-        line = _difference(conclusion, [], [], paired=True, collapsed=(0, 0))
-        return {**base, **line, "verdict": "undecided", "reading": problem}
-    line = _difference(conclusion, list(timing.seconds_a), list(timing.seconds_b), paired=True, collapsed=(0, 0))
-    if line["verdict"] == "undecided":
-        line["reading"] = f"{n} of {MIN_SEEDS} repeats"
-    how = (
-        f"paired benchmark on {timing.device}, {timing.measured_at[:10]}: {n} alternating repeats of "
-        f"{timing.steps[0]} and {timing.steps[1]} training steps; "
-        f"side a takes {line['mean_a'] / line['mean_b']:.2f}x side b's time"
+def _the_reports_way(conclusion: Conclusion, runs: list[RunRecord], reading: Reading) -> dict:
+    """An epoch line's check of the report's margin measured as the report measured it: the highest
+    test accuracy over each length, both read from each longer run's own trajectory (a difference of
+    maxima over nested prefixes, never below 0), against a prediction interval for one run."""
+    k = shorter_epochs(conclusion, reading.profile, reading)
+    gains = _known(
+        _readable(lambda r: r.history["test_acc"].max() - r.history["test_acc"].iloc[:k].max(), r) for r in runs
     )
-    return {**base, **line, "reading": "; ".join(filter(None, [how, line["reading"].replace("seeds", "repeats")]))}
-
-
-def reported_margin(conclusion: Conclusion) -> float | None:
-    """The report's margin on the scale of ``difference`` (a one-sided quantity: over its threshold)."""
-    if conclusion.reported is None or conclusion.b is not None or conclusion.kind == "collapse":
-        return conclusion.reported
-    return conclusion.sign * (conclusion.reported - conclusion.threshold)
-
-
-def _tests(
-    a: list[float], b: list[float] | None, *, paired: bool, threshold: float, margin: float
-) -> tuple[object, float]:
-    """The two-sided t-test of the line (Welch's for two sides, paired for one trajectory, one-sample
-    against the threshold) and the TOST p-value against ``margin``: the larger p of the two one-sided
-    tests (scipy's ``alternative``) that the difference lies above -margin and below +margin."""
-    if b is None:
-        low = stats.ttest_1samp(a, threshold - margin, alternative="greater")
-        high = stats.ttest_1samp(a, threshold + margin, alternative="less")
-        return stats.ttest_1samp(a, threshold), max(low.pvalue, high.pvalue)
-    test = (
-        (lambda x, y, **k: stats.ttest_rel(x, y, **k))
-        if paired
-        else (lambda x, y, **k: stats.ttest_ind(x, y, equal_var=False, **k))
+    reported = reported_margin(conclusion)
+    if reported is None or len(gains) < 2:
+        return {}
+    low, high = st.prediction_interval(gains, CONFIDENCE)
+    inside = bool(low <= reported <= high)
+    note = (
+        f"the report's margin is {'inside' if inside else 'outside'} where one run of ours would fall, "
+        f"measured its way (highest of each length: [{low:+.2f}, {high:+.2f}])"
     )
-    low = test(np.add(a, margin), b, alternative="greater")
-    high = test(np.subtract(a, margin), b, alternative="less")
-    return test(a, b), max(low.pvalue, high.pvalue)
+    return {"report_inside": inside, "predict_low": low, "predict_high": high, "reading_way": note}
 
 
-def decide(low: float, high: float, p_tost: float) -> str:
-    """The verdict of a line with enough seeds, from its 95% interval and its TOST p-value. A
-    difference that is significant *and* inside the margin keeps its holds/reversed (it is real)
-    and the line says it is negligible."""
-    if low > 0:
-        return "holds"
-    if high < 0:
-        return "reversed"
-    return "equivalent" if p_tost < 1 - CONFIDENCE else "inconclusive"
+def _images(a_runs: list[RunRecord], b_runs: list[RunRecord]) -> dict:
+    """The two-way (seeds x test images) bootstrap interval of a two-row accuracy difference, where
+    every run kept its per-image predictions over the same test images; otherwise says it is not."""
+    runs = a_runs + b_runs
+    kept = [r.predictions for r in runs]
+    if not runs or any(k is None for k in kept) or len({k["index"].tobytes() for k in kept}) != 1:
+        return {"image_noise": "not counted"}
+
+    def correct(side: list[RunRecord]) -> np.ndarray:
+        return np.stack([r.predictions["predicted"] == r.predictions["true"] for r in side])
+
+    _, low, high = st.two_way_bootstrap(correct(a_runs), correct(b_runs), level=CONFIDENCE)
+    return {"image_noise": "counted", "boot_low": low, "boot_high": high}
+
+
+def _t_line(difference: float, se: float, df: float, margin: float) -> dict:
+    """A t statistic's 95% and 90% intervals, two-sided p and TOST p against ``margin``."""
+    test = st.t_test(difference, se, df, margin, level=CONFIDENCE, equivalence=EQUIVALENCE)
+    return {
+        "low": test["low"],
+        "high": test["high"],
+        "tost_low": test["tost_low"],
+        "tost_high": test["tost_high"],
+        "p_value": test["p_value"],
+        "p_tost": test["p_tost"],
+        "df": df,
+    }
 
 
 def _difference(
-    conclusion: Conclusion, a: list[float], b: list[float] | None, *, paired: bool, collapsed: tuple[int, int]
+    conclusion: Conclusion,
+    a: list[float],
+    b: list[float] | None,
+    *,
+    kind: str,
+    collapsed: tuple[int, int],
+    look: int | None,
+    prior: tuple | None = None,
 ) -> dict:
-    """Means, stds, the a - b difference (one side: a's margin over the threshold) with its 95%
-    interval, its 90% interval and TOST p-value against the equivalence margin, and the verdict."""
+    """Means, stds, the a - b difference (one side: a's margin over the threshold) with its 95% and
+    90% intervals, p-values (raw and sequential) and the uncorrected verdict. ``kind``: ``welch``,
+    ``moderated`` (Welch's df on moderated variances), ``paired`` or ``one-sample``."""
     mean_a, std_a = _mean_std(a)
     mean_b, std_b = _mean_std(b) if b is not None else (None, None)
     margin = conclusion.margin * (abs(mean_b) if conclusion.relative and mean_b else 1) if conclusion.margin else None
@@ -478,6 +514,8 @@ def _difference(
         "tost_low": math.nan,
         "tost_high": math.nan,
         "margin": margin,
+        "test": kind,
+        "reading": "",
     }
     one_sided = b is None
     sign = conclusion.sign if one_sided else 1
@@ -485,14 +523,38 @@ def _difference(
         line["difference"] = sign * (mean_a - conclusion.threshold)
     elif not one_sided and a and b:
         line["difference"] = mean_a - mean_b
-    if (len(a) >= 2 and one_sided) or (not one_sided and len(a) >= 2 and len(b) >= 2):
-        test, p_tost = _tests(a, b, paired=paired, threshold=conclusion.threshold, margin=margin or 0.0)
-        shift = conclusion.threshold if one_sided else 0.0
-        for level, names in ((CONFIDENCE, ("low", "high")), (EQUIVALENCE, ("tost_low", "tost_high"))):
-            ci = test.confidence_interval(level)
-            line.update(zip(names, sorted(sign * (x - shift) for x in (ci.low, ci.high))))
-        line.update(p_value=float(test.pvalue), p_tost=float(p_tost), df=float(test.df))
     n = min(len(a), len(b)) if not one_sided else len(a)
+    spread = math.nan  # the sd a planned test of this line would face, with its df
+    if n >= 2:
+        if kind == "paired":
+            d = np.subtract(a, b)
+            spread, df = float(np.std(d, ddof=1)), n - 1
+            se = spread / math.sqrt(n)
+            pi = st.prediction_interval(d, CONFIDENCE)
+            line["prob_greater"] = float(stats.norm.cdf(np.mean(d) / spread)) if spread > 0 else math.nan
+        elif one_sided:
+            spread, df = float(std_a), n - 1
+            se = spread / math.sqrt(n)
+            pi = tuple(sorted(sign * (x - conclusion.threshold) for x in st.prediction_interval(a, CONFIDENCE)))
+        else:
+            (var_a, df_a), (var_b, df_b) = _moderated(a, prior), _moderated(b, prior)
+            cap = prior[2] if prior else math.inf  # moderated dfs never exceed the family's residual df
+            se, df = st.welch_se(var_a, len(a), df_a, var_b, len(b), df_b)
+            scale, pdf = st.welch_se(var_a, len(a), df_a, var_b, len(b), df_b, new_run=True)
+            df, pdf = min(df, cap), min(pdf, cap)
+            half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, pdf)) * scale
+            pi = (line["difference"] - half, line["difference"] + half)
+            line["prob_greater"] = st.prob_greater(a, b)
+            if prior is not None:
+                line["prior_df"] = prior[1]
+        if kind in ("welch", "moderated"):
+            spread = math.sqrt((var_a + var_b) / 2)
+        line |= _t_line(line["difference"], se, df, margin or 0.0)
+        line["predict_low"], line["predict_high"] = pi
+        if look is not None:
+            line["p_sequential"] = st.repeated_p(line["p_value"], look, LOOKS, DESIGN)
+            if margin:
+                line["p_sequential_tost"] = st.repeated_p(line["p_tost"], look, LOOKS, DESIGN, two_sided=False)
     if any(collapsed):
         sides = [
             f"{name} collapsed in {k} of {k + len(v)}"
@@ -500,60 +562,70 @@ def _difference(
             if k
         ]
         line.update(verdict="not comparable", reading="; ".join(sides) + "; compared: the runs that trained")
-    elif n < MIN_SEEDS:
+    elif n < MIN_SEEDS or look is None:
         line.update(verdict="undecided", reading=f"{n} of {MIN_SEEDS} seeds on the smaller side")
     else:
-        line.update(verdict=decide(line["low"], line["high"], line["p_tost"]), reading="")
+        line["verdict"] = decide(line["p_value"], line["difference"], line.get("p_tost", math.nan))
         if line["verdict"] in ("holds", "reversed") and -margin < line["tost_low"] and line["tost_high"] < margin:
             line["reading"] = f"negligible: inside the ±{margin:.3g} equivalence margin"
-        if line["verdict"] == "inconclusive":
-            samples = 1 if one_sided or paired else 2
-            spread = (
-                float(np.std(np.subtract(a, b), ddof=1))
-                if paired
-                else (float(std_a) if one_sided else math.sqrt((std_a**2 + std_b**2) / 2))
-            )
-            line["reading"] = _decide_note(line["difference"], spread, margin, samples, samples * (n - 1), conclusion)
     reported = reported_margin(conclusion)
-    line["report_inside"] = (
-        bool(line["low"] <= reported <= line["high"]) if reported is not None and not math.isnan(line["low"]) else None
-    )
+    if reported is not None and not math.isnan(line.get("predict_low", math.nan)):
+        line["report_inside"] = bool(line["predict_low"] <= reported <= line["predict_high"])
+    if margin and reported is not None and not conclusion.relative and margin >= abs(reported):
+        note = (
+            f"its margin ±{margin:.3g} is not below the report's {reported:+.3g}: equivalent cannot refute the report"
+        )
+        line["reading"] = _join(line["reading"], note)
+    samples = 1 if kind in ("paired", "one-sample") else 2
+    if spread == spread and spread > 0:
+        line.update(spread=spread, samples=samples)
+    if line["verdict"] in ("undecided", "inconclusive") and margin and spread == spread and spread > 0:
+        line |= _planned(spread, df, margin, samples)
+        line["reading"] = _join(line["reading"], _plan_note(line, samples))
     return line
 
 
-def seeds_to_decide(difference: float, spread: float, margin: float, samples: int) -> int | None:
-    """Seeds per side after which a line whose true difference and spread are the ones observed is
-    decided, either way: its 95% interval excludes 0, or its 90% interval fits inside ±margin. The
-    intervals' half-widths use the t quantile at Welch's degrees of freedom for equal sides
-    (``samples`` x (n - 1); ``samples`` is 2 for two sides, 1 for a paired or one-sample line).
-    None beyond MOST_SEEDS."""
-    d = abs(difference)
-    for n in range(2, MOST_SEEDS + 1):
-        df, scale = samples * (n - 1), spread * math.sqrt(samples / n)
-        shows = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, df) * scale < d
-        fits = d + stats.t.ppf(1 - (1 - EQUIVALENCE) / 2, df) * scale < margin
-        if shows or fits:
-            return n
-    return None
+def decide(p_value: float, difference: float, p_tost: float) -> str:
+    """The verdict of a line's uncorrected tests: holds/reversed where the two-sided test rejects
+    (its 95% interval excludes 0), equivalent where TOST does, inconclusive otherwise."""
+    if p_value < ALPHA:
+        return "holds" if difference > 0 else "reversed"
+    return "equivalent" if p_tost < ALPHA else "inconclusive"
 
 
-def _decide_note(difference: float, spread: float, margin: float, samples: int, df: int, conclusion: Conclusion) -> str:
-    """How many seeds per side would decide an inconclusive line, as a range over the uncertainty of
-    its observed spread (the spread's 95% interval from the chi-square distribution)."""
-    if not spread > 0:
-        return ""
-    lo, hi = (spread * math.sqrt(df / stats.chi2.ppf(q, df)) for q in (1 - (1 - CONFIDENCE) / 2, (1 - CONFIDENCE) / 2))
-    fewest, most = seeds_to_decide(difference, lo, margin, samples), seeds_to_decide(difference, hi, margin, samples)
+def _planned(spread: float, df: float, margin: float, samples: int) -> dict:
+    """Seeds per side (``samples`` 2) or pairs (1) for 80% power at the line's margin — to show a
+    difference as large as the margin, and to show equivalence when there is none — at the observed
+    spread and at its 95% upper bound (the spread's chi-square interval)."""
+    upper = spread * math.sqrt(df / stats.chi2.ppf(ALPHA / 2, df))
+    out = {}
+    for name, plan in (("seeds_power", st.seeds_for_power), ("seeds_equivalence", st.seeds_for_equivalence)):
+        for suffix, sd in (("", spread), ("_high", upper)):
+            try:
+                out[name + suffix] = plan(margin, sd, samples=samples, alpha=ALPHA, power=POWER)
+            except ValueError:  # beyond what the search covers
+                out[name + suffix] = math.inf
+    return out
+
+
+def _plan_note(line: dict, samples: int) -> str:
+    """How many seeds a planned test of the line needs, in words."""
     per = " per side" if samples == 2 else ""
-    text = lambda n: str(n) if n is not None else f"over {MOST_SEEDS}"  # noqa: E731
-    span = text(fewest) if fewest == most else f"{text(fewest)}-{text(most)}"
-    return f"{span} seeds{per} would decide it at the observed difference (range: the spread's 95% interval)"
+
+    def seeds(low: float, high: float) -> str:
+        text = lambda n: "over 10,000" if math.isinf(n) else f"{n:,}"  # noqa: E731
+        return text(low) if low == high else f"{text(low)}-{text(high)}"
+
+    return (
+        f"80% power at the margin: {seeds(line['seeds_power'], line['seeds_power_high'])} seeds{per} to show a "
+        f"difference, {seeds(line['seeds_equivalence'], line['seeds_equivalence_high'])} to show equivalence "
+        "(range: the spread's 95% upper bound)"
+    )
 
 
-def _collapse(conclusion: Conclusion, a_runs: list[RunRecord], b_runs: list[RunRecord]) -> dict:
-    """Collapse rates with their exact (Clopper-Pearson) 95% intervals; with two sides, Fisher's exact
-    test of the two rates. A rate decides only where its interval does: 0 of 5 is [0, 0.52], which
-    supports neither "it fails" nor "it never fails"."""
+def _collapse(conclusion: Conclusion, a_runs: list[RunRecord], b_runs: list[RunRecord], look: int | None) -> dict:
+    """Collapse rates with their exact (Clopper-Pearson) 95% intervals; one side: the exact binomial
+    test of a rate of 1/2 ("it fails": most seeds collapse); two sides: Fisher's exact test."""
     k_a, n_a = sum(map(collapsed, a_runs)), len(a_runs)
     line = {
         "mean_a": k_a / n_a if n_a else math.nan,
@@ -563,11 +635,12 @@ def _collapse(conclusion: Conclusion, a_runs: list[RunRecord], b_runs: list[RunR
         "difference": math.nan,
         "low": math.nan,
         "high": math.nan,
-        "report_inside": None,
+        "test": "exact",
     }
     if n_a:
-        ci = stats.binomtest(k_a, n_a).proportion_ci(CONFIDENCE, method="exact")
-        line.update(difference=k_a / n_a, low=ci.low, high=ci.high)
+        low, high = st.clopper_pearson(k_a, n_a, CONFIDENCE)
+        line.update(difference=k_a / n_a - (FAILS_RATE if conclusion.b is None else 0), low=low, high=high)
+        line["p_value"] = st.binomial_p(k_a, n_a, FAILS_RATE)
     reading = f"collapsed in {k_a} of {n_a}"
     n = n_a
     if conclusion.b is not None:
@@ -575,21 +648,75 @@ def _collapse(conclusion: Conclusion, a_runs: list[RunRecord], b_runs: list[RunR
         line["mean_b"] = k_b / n_b if n_b else math.nan
         reading += f" vs {k_b} of {n_b}"
         n = min(n_a, n_b)
+        line.update(low=math.nan, high=math.nan, p_value=math.nan)
         if n_a and n_b:
             line["difference"] = k_a / n_a - k_b / n_b
-            p = stats.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue
-            line.update(low=math.nan, high=math.nan, p_value=p)
-    if n < MIN_COLLAPSE_SEEDS:
-        verdict, note = "undecided", f"; {n} of {MIN_COLLAPSE_SEEDS} seeds"
-    elif conclusion.b is None:  # "it fails": it collapses in most seeds, by its exact interval
-        above, below = line["low"] > FAILS_RATE, line["high"] < FAILS_RATE
-        verdict = "holds" if above else "reversed" if below else "inconclusive"
-        note = f" (exact 95% interval [{line['low']:.2f}, {line['high']:.2f}] against a rate of {FAILS_RATE:g})"
-    else:
-        significant = line.get("p_value", 1.0) < 1 - CONFIDENCE
-        verdict = ("holds" if line["difference"] > 0 else "reversed") if significant else "inconclusive"
-        note = f" (Fisher p = {line['p_value']:.3f})"
-    return {**line, "verdict": verdict, "reading": reading + note}
+            line["p_value"] = stats.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue
+    if n < MIN_COLLAPSE_SEEDS or look is None:
+        return {**line, "verdict": "undecided", "reading": f"{reading}; {n} of {MIN_COLLAPSE_SEEDS} seeds"}
+    line["p_sequential"] = st.repeated_p(line["p_value"], look, LOOKS, DESIGN)
+    verdict = decide(line["p_value"], line["difference"], math.nan)
+    how = f"exact 95% interval [{line['low']:.2f}, {line['high']:.2f}]" if conclusion.b is None else "Fisher"
+    return {**line, "verdict": verdict, "reading": f"{reading} ({how}, p = {line['p_value']:.3f})"}
+
+
+def _ranks(conclusion: Conclusion, runs: list[RunRecord], look: int | None) -> dict:
+    """The digit-confusion line: the worse rank of the named pairs among all pairs, per run, and the
+    exact probability that both rank in the top :data:`TOP_PAIRS` of every run by chance (a null it
+    can fail: one run with a pair outside the top gives p = 1)."""
+    ranked = [(r, st.pair_rank(r.confusion, CONFUSED_PAIRS)) for r in runs if r.confusion is not None]
+    worst = [max(ranks) for _, (ranks, _) in ranked]
+    mean, std = _mean_std(worst)
+    line = {
+        "mean_a": mean,
+        "std_a": std,
+        "mean_b": None,
+        "std_b": None,
+        "difference": mean,
+        "low": float(min(worst)) if worst else math.nan,
+        "high": float(max(worst)) if worst else math.nan,
+        "test": "exact",
+        "n_a": len(worst),
+    }
+    if len(worst) < MIN_SEEDS or look is None:
+        return {**line, "verdict": "undecided", "reading": f"{len(worst)} of {MIN_SEEDS} seeds"}
+    total = ranked[0][1][1]
+    line["p_value"] = st.rank_p([ranks for _, (ranks, _) in ranked], total, TOP_PAIRS)
+    line["p_sequential"] = st.repeated_p(line["p_value"], look, LOOKS, DESIGN, two_sided=False)
+    within = sum(w <= TOP_PAIRS for w in worst)
+    verdict = "holds" if line["p_value"] < ALPHA else "inconclusive"
+    reading = f"both pairs in the top {TOP_PAIRS} of {total} in {within} of {len(worst)} runs (worse ranks {worst})"
+    return {**line, "verdict": verdict, "reading": reading}
+
+
+def _timed(conclusion: Conclusion, timing: StepTiming | None, problem: str) -> dict:
+    """A seconds line from its paired benchmark, stated as a ratio: side a's seconds per epoch over
+    side b's with its 95% interval (a paired t on the log ratios of the repeats); undecided, saying
+    why, without a usable one."""
+    n = timing.repeats if timing else 0
+    base = {"reported": reported_margin(conclusion), "devices": timing.device if timing else "", "n_a": n, "n_b": n}
+    if timing is None:
+        line = _difference(conclusion, [], [], kind="paired", collapsed=(0, 0), look=None)
+        return {**base, **line, "verdict": "undecided", "reading": problem}
+    a, b = list(timing.seconds_a), list(timing.seconds_b)
+    line = _difference(conclusion, a, b, kind="paired", collapsed=(0, 0), look=look_at(n))
+    line.pop("p_sequential", None), line.pop("p_sequential_tost", None)  # one benchmark, not looks
+    if n < MIN_SEEDS:
+        line.update(verdict="undecided", reading=f"{n} of {MIN_SEEDS} repeats")
+    ratio, low, high = st.ratio_interval(a, b, CONFIDENCE)
+    line.update(ratio=ratio, ratio_low=low, ratio_high=high)
+    how = (
+        f"side a takes {ratio:.2f}x [{low:.2f}, {high:.2f}] side b's time: paired benchmark on {timing.device}, "
+        f"{timing.measured_at[:10]}, {n} alternating repeats of {timing.steps[0]} and {timing.steps[1]} training steps"
+    )
+    return {**base, **line, "reading": _join(how, line["reading"].replace("seeds", "repeats"))}
+
+
+def reported_margin(conclusion: Conclusion) -> float | None:
+    """The report's margin on the scale of ``difference`` (a one-sided quantity: over its threshold)."""
+    if conclusion.reported is None or conclusion.b is not None or conclusion.kind == "collapse":
+        return conclusion.reported
+    return conclusion.sign * (conclusion.reported - conclusion.threshold)
 
 
 def _known(values: Iterable[float]) -> list[float]:
@@ -602,10 +729,79 @@ def _mean_std(values: list[float] | None) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
 
 
+# ---------------------------------------------------------------------------- the runs behind it
+def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS) -> pd.DataFrame:
+    """The runs behind every ledger line, so a verdict can be checked seed by seed: one row per
+    conclusion, side and run — its table row, seed, the epochs read (an epoch line reads side b at the
+    shorter length of side a's runs), run id, device and numeric class, whether it collapsed, whether
+    the line reads it at its look, and the value each metric reads (empty for a collapsed run left out
+    of a difference; 1/0 for a collapse rate). A seconds line's rows are its benchmark's repeats
+    (seed: the repeat; run id empty)."""
+    reading = read(conclusions, profile, store)
+    found = reading.found
+    rows = []
+    for conclusion in conclusions:
+        if conclusion.quantity == "seconds":
+            rows += _timing_evidence(conclusion, profile, store, reading)
+            continue
+        values = {metric: run_values(conclusion, found, metric, profile, reading) for metric in METRICS}
+        shorter = shorter_epochs(conclusion, profile, reading) if conclusion.kind == "epochs" else None
+        both = conclusion.b is not None and conclusion.kind != "epochs"
+        a_all, b_all = found.get(conclusion.a, []), found.get(conclusion.b, []) if conclusion.b else []
+        look = look_at(min(len(a_all), len(b_all)) if both else len(a_all))
+        for name, side in (("a", conclusion.a), ("b", conclusion.b)):
+            if side is None:
+                continue
+            read_ids = {r.run_id for r in at_look(found.get(side if name == "a" or both else conclusion.a, []), look)}
+            for i, (record, _) in enumerate(values["honest"][name]):
+                rows.append(
+                    {
+                        "profile": profile,
+                        "id": conclusion.id,
+                        "side": name,
+                        "table": side[0],
+                        "row": side[1],
+                        "seed": record.config.seed,
+                        "epochs": shorter if name == "b" and shorter else record.config.epochs,
+                        "run_id": record.run_id,
+                        "device": record.metrics.get("device", "?"),
+                        "numeric_class": class_label(record.metrics, record.config.to_dict()),
+                        "collapsed": collapsed(record),
+                        "read": look is None or record.run_id in read_ids,
+                        **{metric: values[metric][name][i][1] for metric in METRICS},
+                    }
+                )
+    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
+
+
+EVIDENCE_COLUMNS = ["profile", "id", "side", "table", "row", "seed", "epochs", "run_id", "device", "numeric_class"]
+EVIDENCE_COLUMNS += ["collapsed", "read"]
+EVIDENCE_COLUMNS += METRICS
+
+
+def _timing_evidence(conclusion: Conclusion, profile: str, store: RunStore, reading: Reading) -> list[dict]:
+    timing, _ = timing_of(conclusion, profile, store, reading)
+    if timing is None:
+        return []
+    rows = []
+    for name, side, seconds in (("a", conclusion.a, timing.seconds_a), ("b", conclusion.b, timing.seconds_b)):
+        for repeat, value in enumerate(seconds):
+            rows.append(
+                {"profile": profile, "id": conclusion.id, "side": name, "table": side[0], "row": side[1]}
+                | {"seed": repeat, "epochs": None, "run_id": "", "device": timing.device, "numeric_class": ""}
+                | {"collapsed": False, "read": True}
+                | dict.fromkeys(METRICS, value)
+            )
+    return rows
+
+
 # ---------------------------------------------------------------------------- what undecided lines need
-def seeds_needed(conclusion: Conclusion) -> int:
-    """Runs per side before the conclusion is decided."""
-    return MIN_COLLAPSE_SEEDS if conclusion.kind == "collapse" else MIN_SEEDS
+def seeds_needed(conclusion: Conclusion, have: int = 0) -> int:
+    """Runs per side at the line's next look: the first look past ``have`` runs (the fewest a collapse
+    rate can decide with, :data:`MIN_COLLAPSE_SEEDS`, at least); ``have`` once past the last look."""
+    fewest = MIN_COLLAPSE_SEEDS if conclusion.kind == "collapse" else MIN_SEEDS
+    ahead = [look for look in LOOKS if look >= fewest and look > have]
+    return ahead[0] if ahead else have
 
 
 def trained_sides(conclusion: Conclusion) -> list[Side]:
@@ -634,53 +830,10 @@ def about(tables: Sequence[str]) -> tuple[Conclusion, ...]:
     return tuple(c for c in CONCLUSIONS if any(s is not None and s[0] in tables for s in (c.a, c.b)))
 
 
-# ---------------------------------------------------------------------------- summaries
-def verdict_counts(table: pd.DataFrame, metric: str = "honest") -> dict[str, int]:
-    """How many conclusions got each verdict under ``metric``."""
-    counts = table[table["metric"] == metric]["verdict"].value_counts()
+def verdict_counts(table: pd.DataFrame, metric: str = PRIMARY, role: str | None = None) -> dict[str, int]:
+    """How many lines got each verdict under ``metric`` (``role``: only the claims or sanity lines)."""
+    lines = table[table["metric"] == metric]
+    if role is not None:
+        lines = lines[lines["role"] == role]
+    counts = lines["verdict"].value_counts()
     return {v: int(counts.get(v, 0)) for v in VERDICTS}
-
-
-CSV_COLUMNS = [
-    "profile", "id", "metric", "role", "conclusion", "measure", "n_a", "mean_a", "std_a", "n_b", "mean_b",
-    "std_b", "difference", "low", "high", "tost_low", "tost_high", "margin", "p_value", "p_tost", "p_adjusted",
-    "pooled_low", "pooled_high", "fragile", "reported", "report_inside", "verdict", "devices", "reading",
-]  # fmt: skip
-
-
-def to_csv(table: pd.DataFrame) -> str:
-    """The ledger's numbers for other tools: one line per conclusion and metric, full precision
-    (counts as integers; ``p_adjusted`` empty for sanity lines)."""
-    frame = table.reindex(columns=CSV_COLUMNS)
-    for column in ("n_a", "n_b"):
-        values = [v if v is None or not math.isfinite(v) else int(v) for v in frame[column]]
-        frame[column] = pd.Series(values, index=frame.index, dtype=object)
-    return frame.to_csv(index=False)
-
-
-def summary(table: pd.DataFrame) -> str:
-    """One sentence: how many conclusions get each verdict on the final epoch and on the report's
-    metric, how many of the claims' holds and reversals the multiple-testing control does not keep,
-    and how many verdicts are fragile."""
-    parts = []
-    for metric, name in (("honest", "on the final epoch"), ("report", "on the report's highest-over-epochs")):
-        counts = verdict_counts(table, metric)
-        lines = table[table["metric"] == metric]
-        shown = lines["verdict"].isin(("holds", "reversed"))
-        adjusted = lines["p_adjusted"] if "p_adjusted" in lines else pd.Series(math.nan, index=lines.index)
-        doubtful = int((shown & (adjusted >= 1 - CONFIDENCE)).sum())
-        fragile = int(lines["fragile"].fillna(False).astype(bool).sum()) if "fragile" in lines else 0
-        items = [f"{n} {v}" for v, n in counts.items() if n]
-        if doubtful:
-            items.append(f"{doubtful} holds/reversed not kept by the multiple-testing control")
-        if fragile:
-            items.append(f"{fragile} fragile")
-        parts.append(f"{name}: " + ", ".join(items))
-    n = table["id"].nunique()
-    claims = table.loc[table["role"] == "claim", "id"].nunique() if "role" in table else n
-    return (
-        f"{n} conclusions ({claims} claims of the report, {n - claims} sanity checks), 95% intervals over seeds "
-        f"(at least {MIN_SEEDS} per side to decide; {MIN_COLLAPSE_SEEDS} for a collapse rate) — "
-        + "; ".join(parts)
-        + "."
-    )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from deepcls.analysis.statistics import pair_rank
 from deepcls.data import DATASETS
 from deepcls.store.runs import RunRecord
 
@@ -64,13 +65,16 @@ def _other_classes(record: RunRecord) -> float:
     return float(np.mean([100 * c[i, i] / c[i].sum() for i in keep]))
 
 
-def _pair_share(record: RunRecord) -> float:
+CONFUSED_PAIRS = ((2, 7), (3, 5))  # the report's digit pairs "prone to confusion"
+
+
+def _pair_rank(record: RunRecord) -> float:
+    """The worse rank (1: most confused) of 2<->7 and 3<->5 among the 45 digit pairs."""
     c = record.confusion
     if c is None:
         return math.nan
-    errors = c.sum() - np.trace(c)
-    pairs = c[2, 7] + c[7, 2] + c[3, 5] + c[5, 3]
-    return float(100 * pairs / errors) if errors else math.nan
+    ranks, _ = pair_rank(c, CONFUSED_PAIRS)
+    return float(max(ranks))
 
 
 QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
@@ -79,7 +83,7 @@ QUANTITIES: dict[str, Callable[[RunRecord, str], float]] = {
     "bird_airplane": lambda r, m: _per_10k(r, "bird", "airplane"),
     "other_classes": lambda r, m: _other_classes(r),
     "error": lambda r, m: 100 - test_accuracy(r, m),
-    "pair_share": lambda r, m: _pair_share(r),
+    "pair_rank": lambda r, m: _pair_rank(r),
 }
 
 

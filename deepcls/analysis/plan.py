@@ -1,6 +1,7 @@
-"""What to train next, in which order: the runs that would decide the ledger's undecided
-conclusions, cheapest conclusion first, with what they should still cost (deepcls.analysis.costs); a grid's
-training order that fills the conclusions first. Reads the store; deepcls.execution.runner trains the list."""
+"""What to train next, in which order: the runs that take the ledger's undecided lines to their next
+look, the lines with the most expected decisions per hour of training first, with what they should
+still cost (deepcls.analysis.costs); a grid's training order that fills the conclusions first. Reads
+the store; deepcls.execution.runner trains the list."""
 
 from __future__ import annotations
 
@@ -10,14 +11,20 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from deepcls.analysis import ledger as ledgers
+from deepcls.analysis import statistics as st
 from deepcls.analysis.costs import UNKNOWN, row_costs
 from deepcls.analysis.ledger import (
+    ALPHA,
     CONCLUSIONS,
+    DECIDED,
+    DESIGN,
     LEDGER_SEEDS,
+    LOOKS,
+    PRIMARY,
     Conclusion,
     Side,
     seeds_needed,
-    side_records,
     trained_sides,
 )
 from deepcls.config import RunConfig
@@ -32,20 +39,24 @@ def plan(
     conclusions: Sequence[Conclusion] = CONCLUSIONS,
     on: str | None = None,
 ) -> pd.DataFrame:
-    """The runs that would decide the undecided conclusions: each side's lowest missing seeds up to
-    :func:`deepcls.analysis.ledger.seeds_needed`, one line per run (``table``, ``row``, ``seed``, ``config``,
-    ``conclusions`` it serves, ``seconds`` it should still cost from the row's stored runs' times, less the epochs in
-    its resume checkpoint or in a shorter run of its chain that is kept or planned before it (a
-    30-epoch run continues into the 50-epoch one), NaN if never run, ``timed_on``, the device of
-    those times, ``estimated`` where they come from the row's MACs: see deepcls.analysis.costs; ``on`` is the
-    device the runs would train on, deepcls.engine.runtime.target_device; ``progress``, how far an
-    interrupted or running one has got). A seconds line needs no runs: ``deepcls ledger --time``
+    """The runs that take every line the ledger has not decided to its next look (deepcls.analysis.ledger:
+    3, 6, 10, 16 seeds a side): each side's lowest missing seeds, one line per run (``table``, ``row``,
+    ``seed``, ``config``, ``conclusions`` it serves, ``seconds`` it should still cost from the row's stored
+    runs' times, less the epochs in its resume checkpoint or in a shorter run of its chain that is kept or
+    planned before it (a 30-epoch run continues into the 50-epoch one), NaN if never run, ``timed_on``, the
+    device of those times, ``estimated`` where they come from the row's MACs: see deepcls.analysis.costs;
+    ``on`` is the device the runs would train on, deepcls.engine.runtime.target_device; ``progress``, how
+    far an interrupted or running one has got). A seconds line needs no runs: ``deepcls ledger --time``
     measures it.
-    Cheapest conclusion first, counting runs already planned as free, so that each hour of
-    training decides as many conclusions as it can; never-run rows go last. Within a conclusion the
-    sides take turns, the one with fewer seeds first: the first runs of a plan cut short give both
-    sides the two seeds an interval needs."""
-    found = side_records(conclusions, profile, store)
+    Lines go in order of expected decisions per hour: the chance that the next look decides a line
+    (:func:`decision_chance`) over what its runs add to the runs planned before (shared runs are free),
+    so each hour of training decides as many lines as it can; never-run rows go last. Within a line the
+    sides take turns, the one with fewer seeds first: the first runs of a plan cut short give both sides
+    the seeds an interval needs."""
+    reading = ledgers.read(conclusions, profile, store)
+    found = reading.found
+    verdicts = ledgers.ledger(profile, store, conclusions, on)
+    primary = verdicts[verdicts["metric"] == PRIMARY].set_index("id")
     costs = row_costs(profile, store, LEDGER_SEEDS, on)
 
     @functools.cache
@@ -72,16 +83,22 @@ def plan(
         return total
 
     missing: dict[str, list[tuple[Side, int]]] = {}
+    chance: dict[str, float] = {}
     for conclusion in conclusions:
-        ranked, mine = [], found
-        for i, side in enumerate(trained_sides(conclusion)):
-            have = {r.config.seed for r in mine.get(side, [])}
-            taken = have | {r.config.seed for r in found.get(side, [])}
-            free = [seed for seed in LEDGER_SEEDS if seed not in taken]
-            wanted = free[: max(0, seeds_needed(conclusion) - len(have))]
+        line = primary.loc[conclusion.id]
+        sides = trained_sides(conclusion)
+        if line["verdict"] in DECIDED or not sides:
+            continue
+        need = seeds_needed(conclusion, min(len(found.get(side, [])) for side in sides))
+        ranked = []
+        for i, side in enumerate(sides):
+            have = {r.config.seed for r in found.get(side, [])}
+            free = [seed for seed in LEDGER_SEEDS if seed not in have]
+            wanted = free[: max(0, need - len(have))]
             ranked += [(len(have) + k, i, (side, seed)) for k, seed in enumerate(wanted)]
         if ranked:  # the side with fewer seeds first, so that a plan cut short (--runs) still compares
             missing[conclusion.id] = [run for *_, run in sorted(ranked)]
+            chance[conclusion.id] = decision_chance(line, need)
     planned: dict[tuple[Side, int], list[str]] = {}
     seconds: dict[tuple[Side, int], float] = {}  # what each run adds to the runs planned before it
 
@@ -95,21 +112,37 @@ def plan(
         return math.inf if math.isnan(more) else more
 
     while missing:
-        cheapest = min(missing, key=cost)  # ties keep the ledger's order
+        cheapest = min(missing, key=lambda cid: cost(cid) / chance[cid])  # ties keep the ledger's order
         for run in missing.pop(cheapest):
             if run not in planned:
                 seconds[run] = added([run])
             planned.setdefault(run, []).append(cheapest)
     lines = []
     for (side, seed), ids in planned.items():
-        config, cost = config_of(side, seed), costs.get(side, UNKNOWN)
+        config, price = config_of(side, seed), costs.get(side, UNKNOWN)
         lines.append(
             {"table": side[0], "row": side[1], "seed": seed, "config": config, "conclusions": ids}
-            | {"seconds": seconds[side, seed], "timed_on": cost.device, "estimated": cost.estimated}
+            | {"seconds": seconds[side, seed], "timed_on": price.device, "estimated": price.estimated}
             | {"progress": checkpoints.progress(store, config) or ""}
         )
     columns = ["table", "row", "seed", "config", "conclusions", "seconds", "timed_on", "estimated", "progress"]
     return pd.DataFrame(lines, columns=columns)
+
+
+UNKNOWN_CHANCE = 0.5  # the chance of a decision where a line has no spread to plan with yet
+
+
+def decision_chance(line: pd.Series, seeds: int) -> float:
+    """The chance that a line is decided at the look of ``seeds`` a side: the power of its test at
+    that look's nominal level (the Pocock design's, deepcls.analysis.ledger.LOOKS) against a true
+    difference of its margin, at its observed spread; :data:`UNKNOWN_CHANCE` without a spread (fewer
+    than 2 seeds, a collapse rate, an exact rank test) or beyond the design's last look."""
+    spread, margin, samples = (line.get(k) for k in ("spread", "margin", "samples"))
+    known = all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (spread, margin, samples))
+    if not known or seeds not in LOOKS or seeds < 2:
+        return UNKNOWN_CHANCE
+    level = float(st.nominal_levels(LOOKS, DESIGN, ALPHA)[LOOKS.index(seeds)])
+    return max(st.t_test_power(seeds, margin, spread, samples=int(samples), alpha=level), 1e-3)
 
 
 def wall_seconds(plan: pd.DataFrame, jobs: int) -> float:

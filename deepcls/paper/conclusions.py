@@ -1,20 +1,26 @@
-"""The report's conclusions as data (``conclusions.csv``), and the training order that fills them first.
+"""The report's conclusions as data (``conclusions.csv``), when each was fixed (``registration.csv``),
+and the training order that fills them first.
 
-Each line carries an equivalence ``margin``, fixed before any of our numbers were read, by one rule:
-the smallest difference that would matter to a reader of the report, in the line's own unit, per
-dataset. Accuracy points (test accuracy, train-test gaps, class accuracies, test error): 0.5 on
-CIFAR-10 and 0.1 on MNIST (50 and 10 test images in 10,000: about a fortieth and a tenth of the
-reported error rates, and below one run's seed noise); confusion counts per 10,000 images: 50
-(0.5 points); the epoch-to-epoch swing: 0.25 points (half its 0.5 threshold); a share of errors:
-1 percentage point; seconds: 5% of side b. Collapse rates have none: a rate is compared with its
-exact interval. ``role`` says what the line is: ``claim`` (a conclusion the report draws; the
-multiple-testing family) or ``sanity`` (a check of the set-up that holds by construction, such as
-MNIST being easier than CIFAR-10, or augmented batches widening the train-test gap).
+Each line carries an equivalence ``margin`` by one rule: the smallest difference that would matter
+to a reader of the report, in the line's own unit, per dataset. Accuracy points (test accuracy,
+train-test gaps, class accuracies, test error): 0.5 on CIFAR-10 and 0.1 on MNIST (50 and 10 test
+images in 10,000: about a fortieth and a tenth of the reported error rates); confusion counts per
+10,000 images: 50 (0.5 points); the epoch-to-epoch swing: 0.25 points (half its 0.5 threshold);
+seconds: 5% of side b. Collapse rates and the rank of digit confusions have none: they are exact
+tests. ``role`` says what the line is: ``claim`` (a conclusion the report draws; the multiple-testing
+family) or ``sanity`` (a check of the set-up that holds by construction, such as MNIST being easier
+than CIFAR-10, augmented batches widening the train-test gap, or ResNet-34 taking longer per epoch).
+
+``registration.csv`` dates every margin and definition: one entry per change, with the commit that
+made it and whether the line's data had been seen by then. Every entry so far was fixed after its
+data were seen (the margins came after all 72 ``paper`` runs had finished), so every verdict is
+post-hoc; only runs trained after a line's latest entry are confirmatory for it.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 from dataclasses import dataclass
 from importlib import resources
 
@@ -22,6 +28,7 @@ import pandas as pd
 
 Side = tuple[str, int]  # (table, row)
 ROLES = ("claim", "sanity")
+EXACT = ("pair_rank",)  # quantities decided by an exact test, without an equivalence margin
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ class Conclusion:
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ValueError(f"conclusion {self.id}: role {self.role!r} is not one of {', '.join(ROLES)}")
-        if self.kind != "collapse" and not (self.margin is not None and self.margin > 0):
+        if self.kind != "collapse" and self.quantity not in EXACT and not (self.margin is not None and self.margin > 0):
             raise ValueError(f"conclusion {self.id}: a comparison needs an equivalence margin > 0")
         if self.quantity == "seconds" and self.b is None:
             raise ValueError(f"conclusion {self.id}: seconds are timed against a second side")
@@ -103,6 +110,57 @@ def _unique(conclusions: tuple[Conclusion, ...]) -> tuple[Conclusion, ...]:
 
 
 CONCLUSIONS = _unique(load_conclusions())
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One dated entry of ``registration.csv``: a line's margin and definition as fixed on ``fixed_on``
+    in ``commit`` (empty: the commit that added the entry), and whether its data had been seen."""
+
+    id: str
+    fixed_on: datetime.date
+    commit: str
+    margin: str
+    definition: str
+    data_seen: bool
+    why: str
+
+    @property
+    def post_hoc(self) -> bool:
+        """Fixed after the line's data were seen: a verdict under it describes, it does not confirm."""
+        return self.data_seen
+
+
+def load_registrations(conclusions: tuple[Conclusion, ...]) -> dict[str, Registration]:
+    """Each conclusion's latest entry of ``deepcls/paper/registration.csv``. Every line needs one, and
+    its margin must be the line's in ``conclusions.csv``: a changed margin is a new dated entry."""
+    latest: dict[str, Registration] = {}
+    with resources.files("deepcls.paper").joinpath("registration.csv").open() as f:
+        for line in csv.DictReader(f):
+            entry = Registration(
+                id=line["id"],
+                fixed_on=datetime.date.fromisoformat(line["fixed_on"]),
+                commit=line["commit"],
+                margin=line["margin"],
+                definition=line["definition"],
+                data_seen={"yes": True, "no": False}[line["data_seen"]],
+                why=line["why"],
+            )
+            if entry.id in latest and entry.fixed_on < latest[entry.id].fixed_on:
+                raise ValueError(f"registration.csv: {entry.id}'s entries are not in date order")
+            latest[entry.id] = entry
+    for conclusion in conclusions:
+        entry = latest.get(conclusion.id)
+        if entry is None:
+            raise ValueError(f"registration.csv has no entry for {conclusion.id}")
+        margin = "" if conclusion.margin is None else f"{conclusion.margin:g}"
+        margin = f"{100 * conclusion.margin:g}%" if conclusion.relative else margin
+        if entry.margin != margin or entry.definition != conclusion.measure:
+            raise ValueError(f"registration.csv: {conclusion.id}'s latest entry is not its margin and definition")
+    return latest
+
+
+REGISTRATIONS = load_registrations(CONCLUSIONS)
 
 
 def conclusions_first(grid: pd.DataFrame) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from deepcls.config import get_profile, threads_per_job
 from deepcls.errors import ConfigError, StoreError
 from deepcls.paper.grids import ALL_TABLES, REPORT_TITLE, grid
 from deepcls.report import formatting as tables
-from deepcls.report import plots
+from deepcls.report import plots, verdicts
 from deepcls.report.markdown import SHOWN_PROFILES, profile_summary, write_results
 from deepcls.store.runs import RunStore, resolve_results_dir
 
@@ -201,10 +201,12 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
         shown = tables.format_ledger(conclusions).drop(columns=["id"])
         forest = _png(plots.forest(conclusions))
         write_with(html_dir / FOREST, lambda tmp: tmp.write_bytes(forest.getvalue()))  # for the README
-        write_text(html_dir / LEDGER_CSV, ledger.to_csv(conclusions))
+        write_text(html_dir / LEDGER_CSV, verdicts.to_csv(conclusions))
         write_text(html_dir / LEDGER_RUNS_CSV, ledger.evidence(profile, store).to_csv(index=False))
         conclusions_html = (
-            f"<p>{html.escape(ledger.summary(conclusions))}</p>\n"
+            f"<p>{html.escape(verdicts.summary(conclusions))}</p>\n"
+            + verdicts.summary_table(conclusions).to_html(index=False, classes="results verdicts", border=0)
+            + f"\n<details open><summary>How to read the ledger</summary>{verdicts.glossary_html()}</details>\n"
             f'<img id="forest-plot" alt="forest plot: our margin and 95% interval per conclusion, the report\'s '
             f'margin marked" src="data:image/png;base64,{base64.b64encode(forest.getvalue()).decode()}">\n'
             + shown.to_html(index=False, classes="results ledger", border=0, escape=True)

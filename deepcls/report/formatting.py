@@ -110,12 +110,15 @@ def _side(mean: float | None, std: float | None, n: int | None) -> str:
 
 
 def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
-    """The ledger (deepcls.analysis.ledger.ledger) as one display line per conclusion: our margin with its 95%
-    interval under the report's metric and the honest one, the report's margin (and whether our
-    interval under its metric contains it), the verdicts and a short note (:func:`short_note`)."""
+    """The ledger (deepcls.analysis.ledger.ledger) as one display line per conclusion: sides and our
+    margin with its 95% interval on the final epoch (primary), P(A > B), our margin on the report's
+    metric (secondary), the report's margin (and whether one run of ours would land there), the
+    equivalence margin, the p-value before and after the correction, the verdicts, the registration
+    and a short note (:func:`short_note`)."""
     report, honest = (ledger[ledger["metric"] == m].set_index("id") for m in ("report", "honest"))
     ids = list(dict.fromkeys(ledger["id"]))
     h, r = honest.loc[ids], report.loc[ids]
+    ratios = zip(_column(h, "ratio"), _column(h, "ratio_low"), _column(h, "ratio_high"))
     return pd.DataFrame(
         {
             "conclusion": h["conclusion"],
@@ -123,27 +126,56 @@ def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
             "side a, final epoch": [_side(m, s, n) for m, s, n in zip(h["mean_a"], h["std_a"], h["n_a"])],
             "side b, final epoch": [_side(m, s, n) for m, s, n in zip(h["mean_b"], h["std_b"], h["n_b"])],
             "ours, final epoch [95%]": [
-                _interval(d, lo, hi) for d, lo, hi in zip(h["difference"], h["low"], h["high"])
+                _ratio(*q) if q[0] == q[0] else _interval(d, lo, hi)
+                for (d, lo, hi), q in zip(zip(h["difference"], h["low"], h["high"]), ratios)
             ],
-            "ours, report's metric [95%]": [
+            "P(a > b)": [_share(v) for v in _column(h, "prob_greater")],
+            "secondary: report's metric [95%]": [
                 _interval(d, lo, hi) for d, lo, hi in zip(r["difference"], r["low"], r["high"])
             ],
-            "report (in our interval?)": [_reported(m, inside) for m, inside in zip(r["reported"], r["report_inside"])],
-            "margin": [
-                f"±{m:.3g}" if isinstance(m, float) and m == m else "—" for m in h.get("margin", [None] * len(h))
+            "report (inside one run of ours?)": [
+                _reported(m, inside) for m, inside in zip(r["reported"], _column(r, "report_inside"))
             ],
-            "verdict (final epoch)": [_verdict(v, f) for v, f in zip(h["verdict"], h.get("fragile", [None] * len(h)))],
-            "verdict (report's metric)": [
-                _verdict(v, f) for v, f in zip(r["verdict"], r.get("fragile", [None] * len(r)))
+            "margin": [_margin(m) for m in _column(h, "margin")],
+            "p → adjusted": [
+                _p_pair(p, a, role) for p, a, role in zip(_column(h, "p_value"), h["p_adjusted"], h["role"])
             ],
+            "verdict": list(h["verdict"]),
+            "secondary verdict": list(r["verdict"]),
+            "registered": [_registered(x, d) for x, d in zip(_column(h, "registration"), _column(h, "fixed_on"))],
             "note": [short_note(_note(a, b)) for a, b in zip(h["reading"], r["reading"])],
         }
     ).reset_index(names="id")
 
 
-def _verdict(verdict: str, fragile: object) -> str:
-    """The verdict, marked where the pooled spread of its family of rows gives another."""
-    return f"{verdict} (fragile)" if fragile is True else verdict
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A ledger column, or NaNs where a ledger of lines without it lacks it."""
+    return frame[name] if name in frame else pd.Series(math.nan, index=frame.index)
+
+
+def _ratio(ratio: float, low: float, high: float) -> str:
+    return f"{ratio:.2f}x [{low:.2f}, {high:.2f}]"
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None or value != value else f"{value:.2f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None or value != value:
+        return "—"
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
+def _p_pair(raw: float | None, adjusted: float | None, role: str) -> str:
+    """The line's two-sided p before the correction, and its adjusted family p (sanity lines: none)."""
+    if role != "claim":
+        return f"{_p(raw)} (sanity)"
+    return f"{_p(raw)} → {_p(adjusted)}"
+
+
+def _registered(registration: object, fixed_on: object) -> str:
+    return f"{registration} {fixed_on}".strip() if isinstance(registration, str) else "—"
 
 
 NOTE_CHARS = 120  # a ledger cell's note; the whole reading is in ledger.csv and --evidence
@@ -260,13 +292,13 @@ def plan_summary(
         waiting = {i for ids in later["conclusions"] for i in ids}
         done = sorted({i for ids in plan["conclusions"] for i in ids} - waiting)
         return (
-            f"The first {len(plan)} of {len(plan) + len(later)} runs that would decide the conclusions still short "
-            f"of seeds: {cost}. They complete {len(done)}{': ' + ', '.join(done) if done else ''}. "
+            f"The first {len(plan)} of {len(plan) + len(later)} runs that take the undecided lines to their next "
+            f"look: {cost}. They complete {len(done)}{': ' + ', '.join(done) if done else ''}. "
             f"{command} --runs {len(plan)}` trains them."
         )
     return (
-        f"{len(plan)} runs would decide the {n} conclusion{'s' if n != 1 else ''} still short of seeds: {cost}. "
-        f"{command}` trains them, cheapest conclusion first."
+        f"{len(plan)} runs take the {n} undecided line{'s' if n != 1 else ''} to their next look: {cost}. "
+        f"{command}` trains them, the most expected decisions per hour first."
     )
 
 

@@ -15,6 +15,7 @@ from deepcls.errors import DeepclsError
 from deepcls.numeric import short_device
 from deepcls.paper import grids as experiments
 from deepcls.report import formatting as tables
+from deepcls.report import verdicts
 from deepcls.store.runs import RunStore
 
 
@@ -54,31 +55,30 @@ def ledger_section(profiles: Sequence[str], store: RunStore) -> str:
     for profile in profiles:
         table = ledger.ledger(profile, store, on=REFERENCE_DEVICE)
         shown = tables.format_ledger(table).drop(columns=["id"])
-        parts.append(f"### Profile `{profile}`\n\n{ledger.summary(table)}\n\n{tables.frame_to_markdown(shown)}")
+        words = tables.frame_to_markdown(verdicts.summary_table(table))
+        parts.append(
+            f"### Profile `{profile}`\n\n{verdicts.summary(table)}\n\n{words}\n\n{tables.frame_to_markdown(shown)}"
+        )
     return "\n\n".join(parts)
 
 
 LEDGER_METHOD = """Every conclusion of the report is a line of data (`deepcls/paper/conclusions.csv`): the two
 rows it compares, or a measurable form of it (a train-test gap, seconds per epoch, a confusion
-count per 10,000 images, the epoch-to-epoch swing of test accuracy, a collapse-to-chance rate), the
-report's own margin, an equivalence margin fixed in advance (`deepcls/paper/conclusions.py`
-states the rule) and its role: a claim of the report or a sanity check of the set-up. The ledger
-answers each from every stored complete seed under two metrics: the report's (highest test accuracy
-over epochs) and the honest one (the final epoch). A line gives n and mean ± std per side and our
-margin in the claimed direction with its 95% interval (scipy.stats: Welch's t; a paired t for two
-lengths of one run or the repeats of a paired benchmark; a one-sample t against a threshold;
-Clopper-Pearson / Fisher for collapse rates). Seconds per epoch come from that benchmark, both
-models' training steps timed in one process on one machine, alternating (`deepcls ledger --time`).
-Verdicts: **holds** / **reversed** (the 95% interval excludes 0; "negligible" where it also lies
-inside the margin), **equivalent** (two one-sided tests: the 90% interval inside ±margin),
-**inconclusive** (neither; the note says how many seeds per side would decide it),
-**undecided** (fewer than 3 seeds a side; 5 for a collapse rate) and **not comparable** (a side
-collapsed to chance). Multiple-testing control
-(Benjamini-Yekutieli, valid when lines share a baseline row) runs over each metric's tested claims;
-a holds or reversed it does not keep says so. A two-row line whose verdict changes with the pooled
-spread of its family of rows (same dataset and model family; Bartlett's test decides whether pooling
-is fair) is marked fragile. Failed runs are never read; diverged runs are counted and named.
-`deepcls ledger --profile P --evidence` lists the runs behind every line."""
+count per 10,000 images, the epoch-to-epoch swing of test accuracy, a collapse-to-chance rate, the
+rank of digit confusions), the report's own margin, an equivalence margin with its registration
+(`deepcls/paper/registration.csv`) and its role: a claim of the report or a sanity check of the
+set-up. The ledger answers each from the stored complete seeds, read at fixed looks, under the
+final epoch (primary) and the report's highest-over-epochs (secondary): n and mean ± std per side,
+our margin in the claimed direction with its 95% interval (Welch's t on empirical-Bayes moderated
+variances where a family of rows allows, a paired t for two lengths of one run or the repeats of a
+paired benchmark, a one-sample t against a threshold, exact tests for rates and ranks), P(a > b),
+where one run of ours would fall, and the p-value before and after Holm's correction over every
+claim. Failed runs are never read; diverged runs are counted and named.
+`deepcls ledger --profile P --evidence` lists the runs behind every line.
+
+How to read it:
+
+{glossary}"""
 
 
 def results_document(profiles: Sequence[str], store: RunStore) -> str:
@@ -91,7 +91,7 @@ def results_document(profiles: Sequence[str], store: RunStore) -> str:
         "Generated from the run store (`results/runs`) by `make readme` (`deepcls markdown`) and by\n"
         "`make report`; every number is a stored run's, with its profile, seeds and numeric class beside it.\n\n"
         "## Which of the report's conclusions hold\n\n"
-        f"{LEDGER_METHOD}\n\n{ledger_section(ledgers, store)}\n\n"
+        f"{LEDGER_METHOD.format(glossary=verdicts.GLOSSARY)}\n\n{ledger_section(ledgers, store)}\n\n"
         "## Reported beside reproduced\n\n"
         "Per row: the report's highest train/test accuracy, ours (mean ± std over the complete seeds\n"
         "stored, `seeds` of them; highest over epochs, as the report measures) and the final-epoch test\n"

@@ -142,13 +142,14 @@ def sample_grid(
     return fig
 
 
-VERDICT_COLOURS = {
-    "holds": "#2a6f97",
-    "reversed": "#a4161a",
-    "equivalent": "#2d936c",
-    "inconclusive": "#6c757d",
-    "undecided": "#c9a227",
-    "not comparable": "#8d6cab",
+VERDICT_COLOURS = {  # Okabe-Ito: told apart with every common colour-vision deficiency
+    "holds": "#0072B2",
+    "reversed": "#D55E00",
+    "equivalent": "#009E73",
+    "suggestive": "#56B4E9",
+    "inconclusive": "#999999",
+    "undecided": "#E69F00",
+    "not comparable": "#CC79A7",
 }
 
 
