@@ -270,11 +270,12 @@ def _family_p(line: pd.Series) -> float:
 
 
 def _named(line: pd.Series) -> str:
-    """The verdict a line that survives the correction is named by: the test that gave its family p."""
+    """The verdict a line that survives the correction is named by: the test that gave its family p
+    (its two-sided test keeps the direction its uncorrected verdict found)."""
     two, tost = line.get("p_sequential"), line.get("p_sequential_tost")
     tost = math.inf if tost is None or tost != tost else tost
     if two is not None and two == two and two <= tost:
-        return "holds" if line["difference"] > 0 else "reversed"
+        return line["verdict"] if line["verdict"] in ("holds", "reversed") else "inconclusive"
     return "equivalent"
 
 
@@ -639,7 +640,7 @@ def _collapse(conclusion: Conclusion, a_runs: list[RunRecord], b_runs: list[RunR
     }
     if n_a:
         low, high = st.clopper_pearson(k_a, n_a, CONFIDENCE)
-        line.update(difference=k_a / n_a - (FAILS_RATE if conclusion.b is None else 0), low=low, high=high)
+        line.update(difference=k_a / n_a, low=low, high=high)
         line["p_value"] = st.binomial_p(k_a, n_a, FAILS_RATE)
     reading = f"collapsed in {k_a} of {n_a}"
     n = n_a
@@ -655,7 +656,7 @@ def _collapse(conclusion: Conclusion, a_runs: list[RunRecord], b_runs: list[RunR
     if n < MIN_COLLAPSE_SEEDS or look is None:
         return {**line, "verdict": "undecided", "reading": f"{reading}; {n} of {MIN_COLLAPSE_SEEDS} seeds"}
     line["p_sequential"] = st.repeated_p(line["p_value"], look, LOOKS, DESIGN)
-    verdict = decide(line["p_value"], line["difference"], math.nan)
+    verdict = decide(line["p_value"], line["difference"] - (FAILS_RATE if conclusion.b is None else 0), math.nan)
     how = f"exact 95% interval [{line['low']:.2f}, {line['high']:.2f}]" if conclusion.b is None else "Fisher"
     return {**line, "verdict": verdict, "reading": f"{reading} ({how}, p = {line['p_value']:.3f})"}
 
@@ -672,9 +673,9 @@ def _ranks(conclusion: Conclusion, runs: list[RunRecord], look: int | None) -> d
         "std_a": std,
         "mean_b": None,
         "std_b": None,
-        "difference": mean,
-        "low": float(min(worst)) if worst else math.nan,
-        "high": float(max(worst)) if worst else math.nan,
+        "difference": mean,  # the mean worse rank: the verdict is the exact test's, not an interval's
+        "low": math.nan,
+        "high": math.nan,
         "test": "exact",
         "n_a": len(worst),
     }
