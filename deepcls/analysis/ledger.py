@@ -731,14 +731,16 @@ def _mean_std(values: list[float] | None) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------- the runs behind it
-def evidence(profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS) -> pd.DataFrame:
+def evidence(
+    profile: str, store: RunStore, conclusions: Sequence[Conclusion] = CONCLUSIONS, reading: Reading | None = None
+) -> pd.DataFrame:
     """The runs behind every ledger line, so a verdict can be checked seed by seed: one row per
     conclusion, side and run — its table row, seed, the epochs read (an epoch line reads side b at the
     shorter length of side a's runs), run id, device and numeric class, whether it collapsed, whether
     the line reads it at its look, and the value each metric reads (empty for a collapsed run left out
     of a difference; 1/0 for a collapse rate). A seconds line's rows are its benchmark's repeats
-    (seed: the repeat; run id empty)."""
-    reading = read(conclusions, profile, store)
+    (seed: the repeat; run id empty). ``reading``: the store as the ledger read it (:func:`read`)."""
+    reading = reading or read(conclusions, profile, store)
     found = reading.found
     rows = []
     for conclusion in conclusions:

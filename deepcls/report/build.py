@@ -196,7 +196,7 @@ def write_index(profile: str, outcomes: list[NotebookOutcome], html_dir: Path, r
     try:
         store = RunStore(results_dir)
         results = results_table(grid(ALL_TABLES, profile), store)
-        overview = f"<p>{html.escape(profile_summary(profile, store))}</p>\n{tables.to_html(results)}"
+        overview = f"<p>{html.escape(profile_summary(profile, store, results))}</p>\n{tables.to_html(results)}"
         conclusions = ledger.ledger(profile, store)
         shown = tables.format_ledger(conclusions).drop(columns=["id"])
         forest = _png(plots.forest(conclusions))
@@ -262,15 +262,16 @@ li.failed {{ color: #a4161a; }}
 table.results {{ border-collapse: collapse; font-size: .85rem; }}
 table.results th, table.results td {{ padding: .25rem .5rem; border-bottom: 1px solid #ddd; text-align: right; }}
 table.results td:nth-child(3) {{ text-align: left; }}
+table.verdicts td:first-child, table.verdicts td:nth-child(4) {{ text-align: left; }}
 </style></head>
 <body>
 <h1>deepcls — reproducing “{title}”</h1>
 <p class="banner">Profile <strong>{profile}</strong>: {description}.</p>
 <h2 id="conclusions">Which of the report's conclusions hold</h2>
-<p>Each conclusion of the report answered from every stored seed: our margin in the claimed direction with its
-95% interval, under the report's metric (highest test accuracy over epochs) and the final epoch: holds, reversed,
-equivalent within the line's margin, inconclusive, undecided (fewer than 3 seeds a side; 5 for a collapse rate) or not
-comparable. <code>deepcls/paper/conclusions.csv</code> defines each line; <code>ledger.csv</code> has every number.</p>
+<p>Each conclusion of the report answered from the stored seeds: our margin in the claimed direction with its 95%
+interval on the final epoch (primary) and on the report's metric (secondary), and a verdict named only after Holm's
+correction over every claim of the report. <code>deepcls/paper/conclusions.csv</code> defines each line,
+<code>deepcls/paper/registration.csv</code> dates its margin; <code>ledger.csv</code> has every number.</p>
 {conclusions}
 <h2>Notebooks</h2>
 <ul id="notebooks">

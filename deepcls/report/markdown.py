@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from deepcls.analysis import findings, ledger
 from deepcls.analysis.costs import REFERENCE_DEVICE
 from deepcls.analysis.results import results_table
@@ -19,10 +21,12 @@ from deepcls.report import verdicts
 from deepcls.store.runs import RunStore
 
 
-def profile_summary(profile: str, store: RunStore) -> str:
+def profile_summary(profile: str, store: RunStore, results: pd.DataFrame | None = None) -> str:
     """The sentences under a profile's heading (RESULTS.md and HTML index): agreement with the report
-    (or, for ``best``, the rows beaten) and the measured seed noise."""
-    results = results_table(experiments.grid(experiments.ALL_TABLES, profile), store)
+    (or, for ``best``, the rows beaten) and the measured seed noise. ``results``: the profile's results
+    table, where the caller has read it already."""
+    if results is None:
+        results = results_table(experiments.grid(experiments.ALL_TABLES, profile), store)
     summary = findings.beats(results) if profile == "best" else findings.agreement(results)
     return " ".join(filter(None, [summary, findings.noise(results)]))
 
@@ -38,7 +42,7 @@ def results_section(profiles: Sequence[str], store: RunStore) -> str:
             shown, listed = run, f" Only the rows run are listed; `deepcls results --profile {profile}` shows all."
         parts.append(
             f"### Profile `{profile}` ({len(run)} of {len(results)} rows run)\n\n"
-            f"{get_profile(profile).description}. {profile_summary(profile, store)}{listed}\n\n"
+            f"{get_profile(profile).description}. {profile_summary(profile, store, results)}{listed}\n\n"
             f"{tables.to_markdown(shown)}"
         )
     return "\n\n".join(parts)
