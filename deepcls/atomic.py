@@ -4,6 +4,10 @@ The new file keeps the mode of the one it replaces (a new one gets the umask's d
 gives), and a symlink is written through: its target is replaced, the link stays. Only a regular
 file is ever replaced: a rename over a device, a FIFO or a socket would turn it into a plain file
 (``--out /dev/full`` run as root), so such a target is refused before anything is written.
+
+A temporary file is named for the process writing it (``.tmp-<name>-<pid>-<token>``): a writer
+killed before its rename leaves one behind, and the next write to the same path removes the
+temporaries of processes that no longer run.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     path = _through_links(Path(path))
     refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_file(path.parent, f".tmp-{path.name}-", suffix)
+    prefix = f".tmp-{path.name}-"
+    remove_orphans(path.parent, prefix)
+    tmp = temporary_file(path.parent, f"{prefix}{os.getpid()}-", suffix)
     try:
         yield tmp
         try:
@@ -52,6 +58,25 @@ def refuse_special(path: Path) -> None:
     kinds = {stat.S_ISDIR: "a folder", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device", stat.S_ISFIFO: "a FIFO"}
     kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
     raise StoreError(f"{path} is {kind}, not a file: refusing to write over it; give the path of a file")
+
+
+def remove_orphans(folder: Path, prefix: str) -> None:
+    """Remove the temporaries ``<prefix><pid>-*`` in ``folder`` whose writing process is gone (it was
+    killed between writing and renaming); a running writer's are left alone."""
+    for leftover in folder.glob(f"{prefix}*-*"):
+        pid = leftover.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: running
+        return True
+    return True
 
 
 def temporary_file(folder: Path, prefix: str, suffix: str = "") -> Path:

@@ -4,7 +4,10 @@ output path is refused before anything is written, and stays what it was."""
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,3 +74,32 @@ def test_the_cli_refuses_a_special_output_path_in_one_line(
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("deepcls: error: ") and str(path) in err[0], err
     assert IS[kind](os.stat(path).st_mode)
+
+
+def test_a_writer_killed_before_its_rename_leaves_a_temporary_the_next_write_removes(tmp_path: Path) -> None:
+    """SIGKILL between writing and renaming (as at markdown's rename): the temporary stays, named for
+    the dead process; the next write to the path removes it. A live writer's temporary is kept."""
+    target = tmp_path / "RESULTS.md"
+    target.write_text("old\n")
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(target)], capture_output=True, text=True, timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL
+    leftovers = list(tmp_path.glob(".tmp-RESULTS.md-*"))
+    assert len(leftovers) == 1 and leftovers[0].read_text() == "half"
+    live = tmp_path / f".tmp-RESULTS.md-{os.getpid()}-abcd1234"  # this process: still running
+    live.write_text("mine")
+    write_text(target, "new\n")
+    assert target.read_text() == "new\n" and sorted(tmp_path.iterdir()) == sorted([target, live])
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from deepcls.atomic import write_with
+
+def writer(tmp):
+    tmp.write_text("half")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+write_with(sys.argv[1], writer)
+"""
