@@ -10,6 +10,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,6 +122,32 @@ def test_a_run_that_fails_in_the_loop_ends_the_command_in_one_line(
     monkeypatch.setenv("DEEPCLS_TRACEBACK", "1")
     with pytest.raises(RuntimeError, match="no working C"):
         main(args)
+
+
+def test_a_full_disk_during_training_is_one_line_naming_the_file(data_dir: Path, tmp_path: Path) -> None:
+    """A results folder on a 48 KB file system (a tmpfs mounted in a mount namespace of its own):
+    the first checkpoint fills it, and the command says "No space left on device" with the file,
+    not torch's "enforce fail ... unexpected pos"."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("a full disk is tried on a tmpfs in a mount namespace: unshare -m failed (needs root)")
+        pytest.skip("a full disk is tried on a tmpfs in a mount namespace: unshare -m needs root")
+    small = tmp_path / "small"
+    small.mkdir()
+    args = ["train", "--dataset", "mnist", "--model", "resnet18", "--epochs", "2", "--subset", "200"]
+    args += ["--test-subset", "100", "--batch-size", "64", "--precision", "fp32", "--threads", "1", "--quiet"]
+    args += ["--data-dir", str(data_dir), "--results-dir", str(small)]
+    script = 'mount -t tmpfs -o size=48k tmpfs "$1" && shift && exec "$@"'
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", str(small), sys.executable, "-m", "deepcls", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    line = one_line(done.stderr)
+    assert done.returncode == 1 and line.startswith("deepcls: error: No space left on device (")
+    assert f"{small}/.cache/checkpoints/" in line and line.endswith("run the same command again to resume")
+    assert "enforce fail" not in done.stderr and not any(small.iterdir())  # the tmpfs went with its namespace
 
 
 # ---------------------------------------------------------------------- 2. replacing a run is atomic

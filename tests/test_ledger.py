@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -593,3 +594,13 @@ def test_the_forest_plot_keeps_a_margin_beyond_its_axis_visible_with_its_number(
     assert labels == ["claim 0 (n=3)", *(f"{c} (n=3/2)" for c in frame["conclusion"].iloc[1:])]
     assert [t.get_text() for t in ax.texts] == ["ours +51.2"]  # the report's +18.0 lies on the axis
     plt.close(fig)
+
+
+def test_a_numerical_warning_is_part_of_the_lines_note_not_printed(tmp_path: Path) -> None:
+    """Identical repeats (every ratio 2.00): scipy warns of catastrophic cancellation; the ledger keeps
+    that in the line's note and nothing reaches the console."""
+    store_timing(tmp_path, [20.0, 20.0, 20.0], [10.0, 10.0, 10.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        line = verdict(tmp_path, SLOWER)
+    assert line["ratio"] == pytest.approx(2.0) and "numerical warning: Precision loss occurred" in line["reading"]

@@ -45,6 +45,7 @@ Every line carries its registration (deepcls.paper.conclusions): today every mar
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -178,10 +179,14 @@ def ledger(
     for conclusion in conclusions:
         timed = timing_of(conclusion, profile, store, reading) if conclusion.quantity == "seconds" else None
         for metric in METRICS:
-            if timed is None:
-                line = answer(conclusion, reading, metric, priors[metric])
-            else:
-                line = _timed(conclusion, *timed)
+            with warnings.catch_warnings(record=True) as caught:  # scipy's numerical warnings: the line's note
+                warnings.simplefilter("always")
+                if timed is None:
+                    line = answer(conclusion, reading, metric, priors[metric])
+                else:
+                    line = _timed(conclusion, *timed)
+            said = dict.fromkeys(" ".join(str(w.message).split()) for w in caught)
+            line["reading"] = _join(line["reading"], *(f"numerical warning: {w}" for w in said))
             if line["verdict"] == "undecided" and timed is None:
                 line["reading"] += _cost_note(conclusion, reading.found, costs)
             classes = [c for c in line.pop("classes", []) if c]

@@ -19,6 +19,7 @@ is never reused or continued. deepcls.engine.fit only restores the state it is h
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,9 +119,13 @@ def checkpoint_path(store: RunStore, config: RunConfig) -> Path:
 
 
 def save_checkpoint(store: RunStore, config: RunConfig, state: dict[str, Any]) -> None:
-    """Write the resume checkpoint of ``config`` atomically."""
+    """Write the resume checkpoint of ``config`` atomically. torch serialises into memory and Python
+    writes the bytes: on a full disk torch's own writer fails with "enforce fail ... unexpected pos",
+    Python's with "No space left on device" and the path."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with store.writing():
-        write_with(checkpoint_path(store, config), lambda tmp: torch.save(state, tmp), suffix=".pt")
+        write_with(checkpoint_path(store, config), lambda tmp: tmp.write_bytes(buffer.getbuffer()), suffix=".pt")
 
 
 def load_checkpoint(store: RunStore, config: RunConfig) -> dict[str, Any] | None:
