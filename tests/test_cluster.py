@@ -353,7 +353,7 @@ def test_a_ray_of_its_own_listens_on_loopback_only_is_locked_and_leaves_no_data(
     """Without an address the executor starts Ray itself. In a namespace where this machine has
     another address, with a route through it, every socket listens on 127.0.0.1 all the same; the
     token lives in the driver's environment for the grid only, never in ~/.ray, and the nodes'
-    copy of the data is gone when the grid ends."""
+    copy of the data and Ray's session folders are gone when the grid ends."""
     _need_ray_and_namespaces()
     home, scratch = _home(tmp_path / "home"), tmp_path / "scratch"
     config = BASE.replace(epochs=1)
@@ -362,7 +362,13 @@ def test_a_ray_of_its_own_listens_on_loopback_only_is_locked_and_leaves_no_data(
     network = "ip link set lo up && ip addr add 192.0.2.1/24 dev lo && ip route add default dev lo src 192.0.2.1"
     command = ["unshare", "--net", "sh", "-c", f'{network} && exec "$@"', "sh", sys.executable, str(DRIVER)]
     env = {**_env(home), "DEEPCLS_RAY_SCRATCH": str(scratch)}  # the scratch folder workers default to
-    done = subprocess.run([*command, json.dumps(args)], env=env, capture_output=True, text=True, timeout=600)
+    temporary = Path(tempfile.mkdtemp(prefix="t", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    env["TMPDIR"] = str(temporary)  # where Ray would keep ray/session_* and ray/session_latest
+    try:
+        done = subprocess.run([*command, json.dumps(args)], env=env, capture_output=True, text=True, timeout=600)
+        left = sorted(p.name for p in temporary.iterdir())
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
     assert done.returncode == 0, f"driver failed:\n{done.stdout}\n{done.stderr}"
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome["outcomes"] == [[config.run_id, None]] and RunStore(tmp_path / "results").run_ids() == [
@@ -372,6 +378,7 @@ def test_a_ray_of_its_own_listens_on_loopback_only_is_locked_and_leaves_no_data(
     assert outcome["ray_env"] == {}  # the driver's environment as it was
     assert not (home / ".ray").exists()
     assert scratch.is_dir() and not (scratch / "data").exists()
+    assert left == []  # its session folders went with it: no ray/session_*, no session_latest repointed
 
 
 def test_make_executor_ray_checks_its_options() -> None:
@@ -424,6 +431,33 @@ def test_a_cluster_that_cannot_be_reached_is_one_error_line(
     out, err = capsys.readouterr()
     assert err.startswith("deepcls: error: cannot reach a Ray cluster at 127.0.0.1:1: ") and err.count("\n") == 1
     assert out == "" and time.monotonic() - start < 60 and RunStore(tmp_path / "results").run_ids() == []
+
+
+def test_a_ray_that_times_out_starting_is_one_error_line(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray failing to start raises its own exception with a multi-line message (here its startup
+    timeout, as a slow or overloaded machine gives it; ray.init stands in for that machine): the
+    command ends in one line naming it, and the session folder made for that Ray is removed."""
+    ray = pytest.importorskip("ray")
+    made: list[str] = []
+
+    def timed_out(**kwargs: Any) -> None:
+        made.append(kwargs["_temp_dir"])
+        raise Exception("The current node timed out during startup. This could happen because some of the Ray\n"
+                        "processes failed to startup.\n  (25 lines of a traceback's worth follow)")  # fmt: skip
+
+    monkeypatch.setattr(ray, "init", timed_out)
+    monkeypatch.setenv("DEEPCLS_PROGRESS", "0")
+    args = ["results", "--profile", "smoke", "--tables", "vgg_mnist", "--rows", "6", "--train", "--executor", "ray"]
+    args += ["--results-dir", str(tmp_path / "results"), "--data-dir", str(data_dir)]
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert err == (
+        "deepcls: error: cannot start Ray on this machine: The current node timed out during startup. This could "
+        "happen because some of the Ray\n"
+    )
+    assert out == "" and len(made) == 1 and not Path(made[0]).exists()
 
 
 def test_the_driver_stores_returned_runs_and_turns_lost_workers_into_failed_outcomes(

@@ -133,12 +133,21 @@ class RayExecutor:
         locked = os.environ.get(AUTH_MODE, "token").lower() == "token"
         stack = contextlib.ExitStack()
         stack.enter_context(_token_auth(own_token=address == "local"))
+        # a Ray of its own keeps its session folders in a folder of ours, removed after it shuts down:
+        # /tmp/ray gains no session_* folder and its session_latest link stays where it pointed
+        sessions = tempfile.mkdtemp(prefix="deepcls-ray-") if address == "local" else None
+        if sessions:
+            stack.callback(shutil.rmtree, sessions, ignore_errors=True)
         stack.callback(ray.shutdown)  # also after a failed start; before the environment is restored
         try:
             if address == "local":
                 with _loopback_only():
                     ray.init(
-                        address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+                        address="local",
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        logging_level=logging.WARNING,
+                        _temp_dir=sessions,
                     )
             else:
                 if head := _host_port(address):  # Ray itself retries for minutes, and its refusals take 20 s
@@ -149,8 +158,12 @@ class RayExecutor:
             stack.close()
             if isinstance(err, ray.exceptions.AuthenticationError):  # Ray's first sentence says which
                 raise _refused(address, locked, err.message.split(". ")[0]) from None
-            if not isinstance(err, OSError):  # ConnectionError included
+            if not isinstance(err, Exception) or isinstance(err, DeepclsError):  # an interrupt; our own line
                 raise
+            if not isinstance(err, OSError):  # Ray's own failures to start (a timeout): its first line
+                first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+                where = "start Ray on this machine" if address == "local" else f"reach a Ray cluster at {address}"
+                raise ClusterError(f"cannot {where}: {first.strip()}") from None
             if "InvalidAuthToken" in str(err.__cause__):  # the head's reply to a missing or wrong token
                 raise _refused(address, locked, "the head refused this client's token, or its lack of one") from None
             if address == "local":
