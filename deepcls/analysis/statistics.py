@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -224,6 +224,12 @@ def seeds_for_power(margin: float, sd: float, *, samples: int = 2, alpha: float 
     return n
 
 
+@cache
+def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [-1, 1] (an eigenproblem: computed once)."""
+    return np.polynomial.legendre.leggauss(n)
+
+
 def tost_power(
     n: int, margin: float, sd: float, *, samples: int = 2, alpha: float = 0.05, true_difference: float = 0.0
 ) -> float:
@@ -250,7 +256,7 @@ def tost_power(
 
     # on the probability scale of U the integrand is smooth and bounded: Gauss-Legendre nodes, one
     # vectorised quantile call (quad's scalar calls cost seconds per line of a ledger)
-    nodes, weights = np.polynomial.legendre.leggauss(_TOST_NODES)
+    nodes, weights = _legendre(_TOST_NODES)
     q = q_max * (nodes + 1.0) / 2.0
     u = np.sqrt(stats.chi2.ppf(q, df) / df)
     conditional = np.maximum(0.0, special.ndtr(upper - crit * u) - special.ndtr(lower + crit * u))

@@ -155,6 +155,9 @@ class RunStore:
         run_id = run.run_id if isinstance(run, RunConfig) else run
         path = self._readable_dir(run_id)
         if not (path / "metrics.json").exists():
+            if path.is_dir() and any(path.iterdir()):  # save() swaps whole folders in: one lost its metrics
+                message = f"run {run_id} is damaged, treated as missing (retrained when asked): {path / 'metrics.json'}"
+                raise DamagedRun(f"{message} (missing)", "metrics.json", "missing")
             raise StoreError(f"no stored run {run_id!r} in {self.runs}")
         name = "metrics.json"
         try:
