@@ -68,15 +68,27 @@ _SURFACE = {
 }
 _MODULES = {"findings": "deepcls.analysis.findings", "plots": "deepcls.report.plots"}
 __all__ = sorted([*_SURFACE, *_MODULES, "__version__"])
+_LOADED: dict[str, Any] = {}  # each public name resolved once: dc.ledger is dc.ledger
 
 
 def __getattr__(name: str) -> Any:
+    """The public names, imported on first use. Functions come wrapped by deepcls.api.checked (a call
+    whose arguments do not fit the function's signature or type hints is one ConfigError line naming
+    ``dc.NAME``); classes stay classes (their constructors check their own arguments) and constants
+    stay as they are."""
     if name in _MODULES:
         return importlib.import_module(_MODULES[name])
-    if name in _SURFACE:
+    if name not in _SURFACE:
+        raise AttributeError(f"module 'deepcls' has no attribute {name!r}")
+    if name not in _LOADED:
+        import inspect
+
+        from deepcls.api import checked
+
         module, _, attribute = _SURFACE[name].partition(":")
-        return getattr(importlib.import_module(module), attribute or name)
-    raise AttributeError(f"module 'deepcls' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), attribute or name)
+        _LOADED[name] = checked(value, f"dc.{name}") if inspect.isfunction(value) else value
+    return _LOADED[name]
 
 
 def __dir__() -> list[str]:

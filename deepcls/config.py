@@ -7,9 +7,11 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from deepcls.api import checked, conforms, shown
 from deepcls.data import DATASETS, parse_augment
 from deepcls.errors import ConfigError
 from deepcls.models import INIT_SCHEMES, check_option, list_models, model_info
@@ -117,6 +119,7 @@ class RunConfig:
     graphs: bool | None = None  # CUDA graphs for full batches (deepcls.engine.graphs); None: on CUDA unless compiled
 
     def __post_init__(self) -> None:
+        self._check_kinds()
         object.__setattr__(self, "augment", parse_augment(self.augment))
         for f in fields(self):  # lr=1 and lr=1.0 are the same run: one run id, one config.json
             if f.type == "float" and _is_int(getattr(self, f.name)):
@@ -124,6 +127,21 @@ class RunConfig:
         self.validate()
 
     # ------------------------------------------------------------------ validation
+    def _check_kinds(self) -> None:
+        """The fields whose values validate() looks up or parses must be of their kind first (a list as
+        the dataset, a number as the augmentations): one ConfigError line, not a TypeError. Numbers
+        and bools are validate()'s own, with messages that say the range too."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("str", "str | None") and not (isinstance(value, str) or (value is None and f.type != "str")):
+                kind = "a string" + " or None" * (f.type != "str")
+                raise ConfigError(f"{f.name} must be {kind}, got {type(value).__name__} {shown(value)}")
+        if not conforms(self.augment, str | Sequence[str] | None):
+            raise ConfigError(
+                f"augment must be names separated by commas or a sequence of names, got "
+                f"{type(self.augment).__name__} {shown(self.augment)}"
+            )
+
     def validate(self) -> None:
         def check(ok: bool, message: str) -> None:
             if not ok:
@@ -254,6 +272,11 @@ class RunConfig:
 
     def replace(self, **changes: Any) -> RunConfig:
         return replace(self, **changes)
+
+
+# A call that does not bind (an unknown field, too many arguments) is one ConfigError line too; the fields'
+# types and values are __post_init__'s, with their own messages.
+RunConfig.__init__ = checked(RunConfig.__init__, "dc.RunConfig", types=False)  # type: ignore[method-assign]
 
 
 def _is_int(value: Any) -> bool:

@@ -3,8 +3,12 @@ and ``markdown``, re-exported by the package root as ``dc.Study`` and ``dc.markd
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from deepcls.api import check, checked
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +55,15 @@ def as_seeds(value: object) -> tuple[int, ...]:
     return tuple(seeds)
 
 
+def _check_executor(name: str) -> None:
+    """An unknown executor name fails when the study is made, not after its first grid is read."""
+    from deepcls.errors import ConfigError
+    from deepcls.execution.runner import EXECUTORS
+
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
+
+
 def markdown(text: str) -> Any:
     """``text`` as a notebook's Markdown output (plain text outside IPython)."""
     try:
@@ -65,13 +78,14 @@ class Study:
     train. ``results`` trains a grid's missing runs when asked, then reads it; reading always pools
     every seed the store holds, so a table shows what the ledger beside it reads."""
 
+    @functools.partial(checked, types=False)  # a call that does not bind; the types are checked below
     def __init__(
         self,
         profile: str = "quick",
-        seeds: Sequence[int] | str = (0,),
+        seeds: Sequence[int] | int | str = (0,),
         *,
-        results_dir: str | None = None,
-        data_dir: str | None = None,
+        results_dir: str | os.PathLike | None = None,
+        data_dir: str | os.PathLike | None = None,
         train: bool | str = False,
         force: bool | str = False,
         executor: str | None = None,
@@ -80,18 +94,32 @@ class Study:
         from deepcls.config import get_profile
         from deepcls.store.runs import RunStore
 
+        # seeds, train and force are converted (and refused in one line) by as_seeds / as_bool
+        for name, value, hint in (
+            ("profile", profile, str),
+            ("results_dir", results_dir, str | os.PathLike | None),
+            ("data_dir", data_dir, str | os.PathLike | None),
+            ("executor", executor, str | None),
+            ("executor_options", executor_options, Mapping[str, Any] | None),
+        ):
+            check("dc.Study", name, value, hint)
         get_profile(profile)  # an unknown profile fails here, in the notebook's first cell
         self.profile, self.seeds = profile, as_seeds(seeds)
+        self.train, self.force = as_bool("train", train), as_bool("force", force)
+        if executor is not None:
+            _check_executor(executor)
         self.store = RunStore(results_dir)
-        self.data_dir, self.train, self.force = data_dir, as_bool("train", train), as_bool("force", force)
+        self.data_dir = data_dir
         self.executor, self.executor_options = executor, dict(executor_options or {})
 
+    @checked
     def banner(self) -> Any:
         """The profile and what it means, as Markdown."""
         from deepcls.report.formatting import banner
 
         return markdown(banner(self.profile))
 
+    @checked
     def grid(
         self, tables: str | Sequence[str], seeds: Sequence[int] | None = None, rows: Sequence[int] | None = None
     ) -> pd.DataFrame:
@@ -100,6 +128,7 @@ class Study:
 
         return grid(tables, self.profile, self.seeds if seeds is None else seeds, rows=rows)
 
+    @checked
     def results(
         self,
         tables: str | Sequence[str],
@@ -126,16 +155,30 @@ class Study:
             )
         return results_table(grid, self.store)
 
+    @functools.partial(checked, types=False)  # pd is a name for type checkers only: the types are checked below
     def record(self, results: pd.DataFrame, table: str, row: int) -> RunRecord | None:
         """The first stored seed's RunRecord of a results line (None while pending)."""
+        import pandas as pd
+
         from deepcls.analysis.results import first_record
 
+        for name, value, hint in (("results", results, pd.DataFrame), ("table", table, str), ("row", row, int)):
+            check("dc.Study.record", name, value, hint)
         return first_record(results, table, row, self.store)
 
+    @checked
     def ledger(self, tables: Sequence[str] | None = None) -> pd.DataFrame:
-        """The ledger's lines about ``tables`` (default: all), formatted for reading."""
+        """The ledger's lines about ``tables`` (default: all), formatted for reading. No table or an
+        unknown one is a ConfigError line (an empty ledger would read as "nothing to judge")."""
         from deepcls.analysis import ledger
+        from deepcls.errors import ConfigError
+        from deepcls.paper.grids import ALL_TABLES
         from deepcls.report.formatting import format_ledger
 
+        if tables is not None:
+            unknown = [t for t in tables if t not in ALL_TABLES]
+            if not tables or unknown:
+                found = f"unknown table(s) {', '.join(map(repr, unknown))}" if unknown else "no table selected"
+                raise ConfigError(f"{found}; known: {', '.join(ALL_TABLES)}")
         conclusions = ledger.CONCLUSIONS if tables is None else ledger.about(tables)
         return format_ledger(ledger.ledger(self.profile, self.store, conclusions))

@@ -58,7 +58,7 @@ from deepcls.analysis.costs import UNKNOWN, Cost, row_costs
 from deepcls.analysis.measures import CONFUSED_PAIRS, QUANTITIES, collapsed, test_accuracy
 from deepcls.analysis.results import SEEDS_LOOKED_UP, records, results_table
 from deepcls.config import RunConfig
-from deepcls.errors import StoreError
+from deepcls.errors import ConfigError, StoreError
 from deepcls.numeric import class_label
 from deepcls.paper import grids as experiments
 from deepcls.paper.conclusions import CONCLUSIONS, REGISTRATIONS, Conclusion, Side
@@ -834,7 +834,12 @@ def _cost_note(
 
 
 def about(tables: Sequence[str]) -> tuple[Conclusion, ...]:
-    """The conclusions with a side in one of ``tables`` (what a table's notebook shows)."""
+    """The conclusions with a side in one of ``tables`` (what a table's notebook shows); ConfigError
+    for no table or one the report does not have."""
+    known = experiments.ALL_TABLES
+    if not tables or (unknown := sorted(set(tables) - set(known))):
+        what = f"unknown table(s) {', '.join(unknown)}" if tables else "no table given"
+        raise ConfigError(f"{what}; known: {', '.join(known)}")
     return tuple(c for c in CONCLUSIONS if any(s is not None and s[0] in tables for s in (c.a, c.b)))
 
 

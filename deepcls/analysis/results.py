@@ -11,6 +11,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from deepcls.config import RunConfig
+from deepcls.errors import ConfigError
 from deepcls.paper.grids import describe
 from deepcls.store import checkpoints
 from deepcls.store.runs import RunRecord, RunStore
@@ -28,6 +30,9 @@ def results_table(grid: pd.DataFrame, store: RunStore, seeds: Sequence[int] | No
     averaged; failed runs are never read (training retries them). ``run_ids`` holds the complete
     runs' ids, ``seeds_asked`` how many seeds the grid asked for.
     """
+    _check_frame("grid", grid, GRID_COLUMNS, "a grid from dc.grid")
+    if not all(isinstance(c, RunConfig) for c in grid["config"]):
+        raise ConfigError("grid's config column must hold RunConfigs (a grid from dc.grid)")
     grid = grid.assign(run_id=[c.run_id for c in grid["config"]])
     row_of = {(t, r): f"row {row}" for t, r, row in zip(grid["table"], grid["run_id"], grid["row"])}
     profile = grid["config"].iloc[0].profile if len(grid) else None
@@ -112,9 +117,23 @@ def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def records(results: pd.DataFrame, table: str, row: int, store: RunStore) -> list[RunRecord]:
-    """The complete stored RunRecords (one per seed) behind one line of a results table."""
-    line = results[(results["table"] == table) & (results["row"] == row)].iloc[0]
-    return [store.load(r) for r in line["run_ids"]]
+    """The complete stored RunRecords (one per seed) behind one line of a results table; a line the
+    table lacks is a ConfigError naming the lines it has."""
+    _check_frame("results", results, ("table", "row", "run_ids"), "a results table from dc.results_table")
+    lines = results[(results["table"] == table) & (results["row"] == row)]
+    if lines.empty:
+        there = ", ".join(map(str, dict.fromkeys(results["table"]))) or "none"
+        raise ConfigError(f"no line {table!r} row {row!r} in the results table (its tables: {there})")
+    return [store.load(r) for r in lines.iloc[0]["run_ids"]]
+
+
+GRID_COLUMNS = ("table", "row", "model", "dataset", "source", "highest_train_acc", "highest_test_acc", "config")
+
+
+def _check_frame(name: str, frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """ConfigError in one line when ``frame`` lacks a column this module reads (a frame of another kind)."""
+    if missing := [c for c in columns if c not in frame.columns]:
+        raise ConfigError(f"{name} must be {what}: it has no column {', '.join(missing)}")
 
 
 def first_record(results: pd.DataFrame, table: str, row: int, store: RunStore) -> RunRecord | None:

@@ -11,6 +11,7 @@ differs (another CPU's kernels, a GPU's bf16) and may flip a few borderline imag
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from deepcls.config import RunConfig
 from deepcls.data import BatchLoader, Split, balanced_subset, get_spec, load_dataset
 from deepcls.engine.fit import Trainer
 from deepcls.engine.runtime import configure, thread_count
-from deepcls.errors import StoreError
+from deepcls.errors import ConfigError, StoreError
 from deepcls.models import build_for_dataset, input_padding
 from deepcls.numeric import device_name, numeric_class, resolve_device, run_precision, same_numeric_class
 from deepcls.store.runs import RunRecord, RunStore
@@ -36,8 +37,11 @@ def stored_run(run: RunConfig | str | RunRecord, store: RunStore | None = None) 
     if isinstance(run, RunRecord):
         return run
     store = store or RunStore()
-    record = store.record(run)
     run_id = run.run_id if isinstance(run, RunConfig) else run
+    try:
+        record = store.record(run)
+    except OSError as err:  # a name the file system refuses (too long, ...), or a folder it cannot read
+        raise StoreError(f"cannot read run {run_id!r} at {err.filename or store.runs}: {err.strerror or err}") from None
     if record is None:
         raise StoreError(f"no readable stored run {run_id!r} in {store.runs}")
     if record.status != "complete":
@@ -51,6 +55,7 @@ def load_model(
     """The trained network of a stored complete run, in eval mode on ``device``: built from the
     run's config, its weights checked against the SHA-256 in its metrics.json. It takes images
     normalized as deepcls.data.BatchLoader makes them (:func:`test_batches`)."""
+    target = _device(device)  # an unknown device is refused before the store is read
     store = store or RunStore()
     record = stored_run(run, store)
     state = read_weights(record.path, store.root, record.run_id, record.metrics.get(HASH_KEY))
@@ -61,7 +66,13 @@ def load_model(
     model.load_state_dict(state)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return model.to(device).eval()
+    return model.to(target).eval()
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """A device given by name (deepcls's names: cpu, cuda, cuda:N, mps, auto) checked as a run's
+    device is, so an unknown one is a ConfigError line before any work; a torch.device as given."""
+    return device if isinstance(device, torch.device) else resolve_device(device)
 
 
 def misfit(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str | None:
@@ -80,12 +91,16 @@ def misfit(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) ->
 def test_batches(
     run: RunConfig | str | RunRecord,
     store: RunStore | None = None,
-    data_dir: str | None = None,
+    data_dir: str | os.PathLike | None = None,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of the run's own test split (its ``test_subset``), normalized as in training: what
-    :func:`load_model`'s network takes."""
+    :func:`load_model`'s network takes. A batch size that is not a whole number >= 1 or an unknown device
+    is a ConfigError line before the store or the data is read."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    device = _device(device)
     config = run if isinstance(run, RunConfig) else stored_run(run, store).config
     spec = get_spec(config.dataset)
     _, test = load_dataset(config.dataset, data_dir)
@@ -128,7 +143,7 @@ def training_threads(record: RunRecord) -> int | None:
 def evaluate_run(
     run: RunConfig | str | RunRecord,
     store: RunStore | None = None,
-    data_dir: str | None = None,
+    data_dir: str | os.PathLike | None = None,
     device: str = "auto",
 ) -> Evaluation:
     """Re-measure a stored run's final test accuracy with its kept weights on ``device`` (on the CPU

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,7 @@ class Reproduction:
 def reproduce(
     run: RunConfig | str | RunRecord,
     store: RunStore | None = None,
-    data_dir: str | None = None,
+    data_dir: str | os.PathLike | None = None,
     progress: bool | None = None,
 ) -> Reproduction:
     """Retrain ``run`` (a complete stored run) from its config in a scratch store beside ``store``'s

@@ -47,9 +47,15 @@ def _paper_table() -> pd.DataFrame:
 
 
 def paper_table(table: str | None = None) -> pd.DataFrame:
-    """The reported rows, all or those of one table, as a fresh DataFrame."""
+    """The reported rows, all or those of one table, as a fresh DataFrame (empty for a table deepcls
+    adds without reported rows, such as ``resnet_vflip``). An unknown table is a ConfigError naming
+    the known ones, not an empty frame."""
     frame = _paper_table()
     if table is not None:
+        if table not in set(frame["table"]):
+            known = dict.fromkeys(table_rows()["table"])
+            if table not in known:
+                raise ConfigError(f"unknown table {table!r}; known: {', '.join(known)}")
         frame = frame[frame["table"] == table]
     return frame.reset_index(drop=True).copy()
 
@@ -207,10 +213,27 @@ def table_grid(table: str, profile: str, seeds: Sequence[int] = (0,)) -> pd.Data
 def grid(
     tables: str | Sequence[str], profile: str, seeds: Sequence[int] = (0,), rows: Sequence[int] | None = None
 ) -> pd.DataFrame:
-    """The lines of several tables (``rows``: only these row numbers), as :func:`table_grid`."""
+    """The lines of several tables (``rows``: only these row numbers), as :func:`table_grid`.
+
+    A selection that selects nothing is a ConfigError naming what there is, never an empty frame
+    (which reads as "nothing to run"): no table, no seed, no row, an unknown table, a row number
+    none of the tables has, or a table named twice (its runs would count twice).
+    """
     tables = [tables] if isinstance(tables, str) else list(tables)
+    if not tables:
+        raise ConfigError(f"no table selected; known: {', '.join(ALL_TABLES)}")
+    if repeated := sorted({t for t in tables if tables.count(t) > 1}):
+        raise ConfigError(f"table(s) selected twice: {', '.join(repeated)}; name each once")
+    seeds = list(seeds)
+    if not seeds:
+        raise ConfigError("no seed selected: give at least one seed (each seed is one run)")
     lines = pd.concat([table_grid(t, profile, seeds) for t in tables], ignore_index=True)
     if rows is not None:
+        rows, there = list(rows), list(dict.fromkeys(lines["row"]))
+        unknown = [r for r in rows if r not in there]
+        if not rows or unknown:
+            missing = f"no row {', '.join(map(str, unknown))}" if unknown else "no row selected"
+            raise ConfigError(f"{missing} in table(s) {', '.join(tables)}; rows there: {', '.join(map(str, there))}")
         lines = lines[lines["row"].isin(rows)]
     return lines.reset_index(drop=True)
 

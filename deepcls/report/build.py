@@ -91,11 +91,11 @@ def render_html(notebook: Path, target: Path) -> None:
 def build_report(
     profile: str = "quick",
     jobs: int = 1,
-    data_dir: str | None = None,
-    results_dir: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
     force: bool = False,
     only: list[str] | None = None,
-    notebooks_dir: Path = NOTEBOOKS_DIR,
+    notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
     train: bool = True,
 ) -> int:
     """Execute and render every notebook (or ``only`` these) and write the index; 0 if all ran.
@@ -103,6 +103,7 @@ def build_report(
     ``train=False`` renders from the store alone: runs not stored yet show as pending.
     """
     get_profile(profile)
+    notebooks_dir = Path(notebooks_dir)
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     names = notebook_names(notebooks_dir)

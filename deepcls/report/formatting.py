@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 
 from deepcls.analysis.costs import duration
 from deepcls.config import get_profile
+from deepcls.errors import ConfigError
 from deepcls.numeric import short_device
 
 
@@ -31,8 +33,22 @@ def banner(profile: str) -> str:
     return f"> **Profile: `{profile}`** — {get_profile(profile).description}."
 
 
+RESULTS_COLUMNS = ("table", "row", "reported_test", "seeds_done")
+LEDGER_COLUMNS = ("id", "metric", "role", "conclusion", "verdict")
+PLAN_COLUMNS = ("table", "row", "seed", "config", "conclusions", "seconds")
+
+
+def require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """ConfigError, in one line, when ``frame`` lacks the columns of the frame deepcls gives ``what``
+    (a display function given another frame would fail with a KeyError deep inside)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{what}: the frame has no column {', '.join(missing)}; pass the frame deepcls gives")
+
+
 def format_results(results: pd.DataFrame) -> pd.DataFrame:
     """The comparison columns of reading.results_table as display strings."""
+    require(results, RESULTS_COLUMNS, "format_results needs a results table (dc.results_table)")
     return pd.DataFrame(
         {
             "table": results["table"],
@@ -115,6 +131,7 @@ def format_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
     metric (secondary), the report's margin (and whether one run of ours would land there), the
     equivalence margin, the p-value before and after the correction, the verdicts, the registration
     and a short note (:func:`short_note`)."""
+    require(ledger, LEDGER_COLUMNS, "format_ledger needs a ledger (dc.ledger)")
     report, honest = (ledger[ledger["metric"] == m].set_index("id") for m in ("report", "honest"))
     ids = list(dict.fromkeys(ledger["id"]))
     h, r = honest.loc[ids], report.loc[ids]
@@ -246,6 +263,7 @@ def format_evidence(runs: pd.DataFrame) -> pd.DataFrame:
 def format_plan(plan: pd.DataFrame) -> pd.DataFrame:
     """The runs :func:`deepcls.analysis.plan.plan` lists, with what each should still cost and the running
     total; a ``progress`` column only while some run is interrupted or training."""
+    require(plan, PLAN_COLUMNS, "format_plan needs a plan (dc.plan)")
     hours = plan["seconds"].cumsum() / 3600
     shown = pd.DataFrame(
         {
@@ -272,7 +290,9 @@ def plan_summary(
     """One sentence: how many runs :func:`deepcls.analysis.plan.plan` lists, what they should cost (with ``jobs``
     at once, ``--jobs``: also ``wall_s``, deepcls.analysis.plan.wall_seconds), the command; with ``later`` (the
     plan's runs left out, ``--runs``), which conclusions the listed ones complete."""
+    require(plan, PLAN_COLUMNS, "plan_summary needs a plan (dc.plan)")
     later = later if later is not None else plan.iloc[:0]
+    require(later, PLAN_COLUMNS, "plan_summary needs the plan's later runs as a plan (dc.plan)")
     if plan.empty and later.empty:
         return f"Every conclusion has its seeds at `{profile}`: nothing to train."
     n = len({i for ids in plan["conclusions"] for i in ids})

@@ -11,6 +11,7 @@ import re
 import pandas as pd
 
 from deepcls.analysis.ledger import LOOKS, MIN_COLLAPSE_SEEDS, MIN_SEEDS, PRIMARY, VERDICTS, verdict_counts
+from deepcls.report.formatting import LEDGER_COLUMNS, require
 
 CSV_COLUMNS = [
     "profile", "id", "metric", "role", "registration", "fixed_on", "confirmatory", "conclusion", "measure",
@@ -71,6 +72,7 @@ def _count(value: object) -> object:
 def summary(table: pd.DataFrame) -> str:
     """One sentence: the claims' verdicts on the primary metric after the correction, the suggestive
     ones, whether the margins were registered, and the sanity lines."""
+    require(table, LEDGER_COLUMNS, "ledger_summary needs a ledger (dc.ledger)")
     claims = table[(table["metric"] == PRIMARY) & (table["role"] == "claim")]
     n = claims["id"].nunique()
     counts = verdict_counts(table, PRIMARY, "claim")
@@ -95,6 +97,7 @@ def summary(table: pd.DataFrame) -> str:
 
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     """The claims' and sanity lines' verdicts on the primary metric, counted, with what each means."""
+    require(table, LEDGER_COLUMNS, "verdict_table needs a ledger (dc.ledger)")
     claims, sanity = (verdict_counts(table, PRIMARY, role) for role in ("claim", "sanity"))
     return pd.DataFrame(
         {

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import json
 import math
 import os
@@ -37,6 +38,7 @@ import filelock
 import numpy as np
 import pandas as pd
 
+from deepcls.api import checked
 from deepcls.atomic import temporary_folder
 from deepcls.config import RunConfig
 from deepcls.errors import StoreError
@@ -95,14 +97,20 @@ def warn(message: str) -> None:
 class RunStore:
     """Read and write runs under one results directory."""
 
+    @functools.partial(checked, name="dc.RunStore")  # a call that does not fit is one ConfigError line
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = resolve_results_dir(root)
-        if self.root.exists() and not self.root.is_dir():
-            raise StoreError(f"results directory {self.root} is a file, not a folder")
-        self.runs = self.root / "runs"
-        self.checkpoints = self.root / ".cache" / "checkpoints"
-        self._warned: set[str] = set()
-        self.recover()
+        if "\0" in str(self.root):
+            raise StoreError(f"results directory {str(self.root)!r} is no path (it holds a NUL character)")
+        try:
+            if self.root.exists() and not self.root.is_dir():
+                raise StoreError(f"results directory {self.root} is a file, not a folder")
+            self.runs = self.root / "runs"
+            self.checkpoints = self.root / ".cache" / "checkpoints"
+            self._warned: set[str] = set()
+            self.recover()
+        except OSError as err:  # a name the file system refuses (too long, ...), a folder it may not read
+            raise StoreError(f"results directory {self.root} cannot be read ({err.strerror or err})") from None
 
     # ------------------------------------------------------------------ paths
     def run_dir(self, run: RunConfig | str) -> Path:
