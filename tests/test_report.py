@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import os
 import shutil
@@ -163,7 +164,9 @@ def test_parallel_notebooks_share_out_the_cores(smoke_report: Path) -> None:
 def test_browser_renders_index_with_overview_and_working_links(smoke_report: Path) -> None:
     report = smoke_report / "report" / "smoke"
     index = _browse(report / "index.html")
-    assert index.tags.count("table") == 2 and index.tags.count("tr") > 2 * len(CONCLUSIONS)  # ledger, overview
+    assert index.tags.count("table") == 3 and index.tags.count("tr") > 2 * len(
+        CONCLUSIONS
+    )  # verdicts, ledger, overview
     assert index.ids.get("forest-plot") == "img" and index.ids.get("conclusions") == "h2"
     assert any(src.startswith("data:image/png;base64,") for src in index.images)
     forest = next(src for src in index.images if src.startswith("data:image/png;base64,"))
@@ -224,4 +227,8 @@ def test_the_index_ledger_is_what_the_store_gives(tmp_path: Path, stored_run) ->
     runs = ledger.evidence("paper", RunStore(tmp_path)).to_csv(index=False)
     assert (tmp_path / LEDGER_RUNS_CSV).read_text() == runs and f'href="{LEDGER_RUNS_CSV}"' in page
     assert expected.to_html(index=False, classes="results ledger", border=0, escape=True) in page
-    assert "SE blocks raise test accuracy" in page and "1 reversed" in page  # 80.8 vs 81.37 over 3 seeds each
+    assert "SE blocks raise test accuracy" in page and html.escape(verdicts.summary(table)) in page
+    words = verdicts.summary_table(table).to_html(index=False, classes="results verdicts", border=0)
+    assert words in page and "How to read the ledger" in page and "Holm" in page  # the glossary above the ledger
+    se = table[(table["id"] == "se_helps") & (table["metric"] == "honest")].iloc[0]  # 80.8 vs 81.37, 3 seeds each
+    assert se["verdict"] in ("reversed", "suggestive") and se["p_adjusted"] >= se["p_value"]

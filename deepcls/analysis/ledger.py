@@ -469,7 +469,9 @@ def _images(a_runs: list[RunRecord], b_runs: list[RunRecord]) -> dict:
     every run kept its per-image predictions over the same test images; otherwise says it is not."""
     runs = a_runs + b_runs
     kept = [r.predictions for r in runs]
-    if not runs or any(k is None for k in kept) or len({k["index"].tobytes() for k in kept}) != 1:
+    if min(len(a_runs), len(b_runs)) < 2 or any(k is None for k in kept):
+        return {"image_noise": "not counted"}
+    if len({k["index"].tobytes() for k in kept}) != 1:  # other test images: nothing to pair
         return {"image_noise": "not counted"}
 
     def correct(side: list[RunRecord]) -> np.ndarray:
@@ -697,8 +699,9 @@ def _ranks(conclusion: Conclusion, runs: list[RunRecord], look: int | None) -> d
 
 def _timed(conclusion: Conclusion, timing: StepTiming | None, problem: str) -> dict:
     """A seconds line from its paired benchmark, stated as a ratio: side a's seconds per epoch over
-    side b's with its 95% interval (a paired t on the log ratios of the repeats); undecided, saying
-    why, without a usable one."""
+    side b's with its 95% interval, and decided on it (a paired t on the log ratios of the repeats;
+    equivalent within the margin's ratio); the difference in seconds is shown beside it. Undecided,
+    saying why, without a usable one."""
     n = timing.repeats if timing else 0
     base = {"reported": reported_margin(conclusion), "devices": timing.device if timing else "", "n_a": n, "n_b": n}
     if timing is None:
@@ -711,6 +714,13 @@ def _timed(conclusion: Conclusion, timing: StepTiming | None, problem: str) -> d
         line.update(verdict="undecided", reading=f"{n} of {MIN_SEEDS} repeats")
     ratio, low, high = st.ratio_interval(a, b, CONFIDENCE)
     line.update(ratio=ratio, ratio_low=low, ratio_high=high)
+    if n >= MIN_SEEDS:  # decided on the ratio: a busy machine scales both sides' times, it does not shift them
+        logs = np.log(np.divide(a, b))
+        bound = math.log1p(conclusion.margin) if conclusion.relative else math.log1p(conclusion.margin / np.mean(b))
+        test = st.t_test(float(np.mean(logs)), float(np.std(logs, ddof=1)) / math.sqrt(n), n - 1, bound)
+        line.update(p_value=test["p_value"], p_tost=test["p_tost"])
+        line["verdict"] = decide(test["p_value"], float(np.mean(logs)), test["p_tost"])
+        line["reading"] = ""
     how = (
         f"side a takes {ratio:.2f}x [{low:.2f}, {high:.2f}] side b's time: paired benchmark on {timing.device}, "
         f"{timing.measured_at[:10]}, {n} alternating repeats of {timing.steps[0]} and {timing.steps[1]} training steps"
