@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from deepcls.cli import main
 from deepcls.config import RunConfig
 from deepcls.engine.fit import HISTORY_COLUMNS, fit
 from deepcls.errors import StoreError
@@ -277,3 +278,15 @@ def test_a_run_with_impossible_numbers_is_damaged_named_once_and_left_out(
         f"deepcls: warning: run {bad.run_id} is damaged, treated as missing (retrained when asked): "
         f"{path} (metrics.json's {reason})"
     ]
+
+
+def test_a_results_folder_that_is_a_link_loop_is_one_error_not_an_empty_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(StoreError, match="cannot be read \\(Too many levels of symbolic links\\)"):
+        RunStore(tmp_path / "a")
+    assert main(["results", "--profile", "smoke", "--results-dir", str(tmp_path / "a")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Too many levels of symbolic links" in err

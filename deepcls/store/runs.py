@@ -103,6 +103,8 @@ class RunStore:
         if "\0" in str(self.root):
             raise StoreError(f"results directory {str(self.root)!r} is no path (it holds a NUL character)")
         try:
+            if os.path.lexists(self.root):  # a link loop or a dangling link: said, not read as an empty store
+                os.stat(self.root)
             if self.root.exists() and not self.root.is_dir():
                 raise StoreError(f"results directory {self.root} is a file, not a folder")
             self.runs = self.root / "runs"
