@@ -15,6 +15,7 @@ import sys
 import typing
 from collections.abc import Sequence
 
+from deepcls import api
 from deepcls.config import PROFILE_NAMES, RunConfig
 from deepcls.data import AUGMENTATIONS
 from deepcls.errors import DeepclsError
@@ -407,7 +408,7 @@ def _results(args: argparse.Namespace) -> int:
     names = _names("--tables", args.tables) if args.tables is not None else list(experiments.ALL_TABLES)
     unknown = sorted(set(names) - set(experiments.ALL_TABLES))
     if unknown:
-        raise DeepclsError(f"unknown table(s) {', '.join(unknown)}; known: {', '.join(experiments.ALL_TABLES)}")
+        raise DeepclsError(api.unknown("table(s)", unknown, experiments.ALL_TABLES))
     seeds = _integers("--seeds", args.seeds)
     rows = _integers("--rows", args.rows) if args.rows else None
     grid = experiments.grid(names, args.profile, seeds, rows)
@@ -538,7 +539,7 @@ def _ledger(args: argparse.Namespace) -> int:
     ids = _names("--conclusions", args.conclusions) if args.conclusions is not None else list(known)
     unknown = [i for i in ids if i not in known]
     if unknown:
-        raise DeepclsError(f"unknown conclusion(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        raise DeepclsError(api.unknown("conclusion(s)", unknown, known))
     conclusions = [known[i] for i in ids]
     _needs_train(args, also_without=("--jobs",) if args.plan else ())
     if args.runs is not None and not (args.plan or args.train):

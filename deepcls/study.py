@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from deepcls import api
 from deepcls.api import check, checked
 
 if TYPE_CHECKING:
@@ -177,8 +178,9 @@ class Study:
 
         if tables is not None:
             unknown = [t for t in tables if t not in ALL_TABLES]
-            if not tables or unknown:
-                found = f"unknown table(s) {', '.join(map(repr, unknown))}" if unknown else "no table selected"
-                raise ConfigError(f"{found}; known: {', '.join(ALL_TABLES)}")
+            if unknown:
+                raise ConfigError(api.unknown("table(s)", unknown, ALL_TABLES, quoted=True))
+            if not tables:
+                raise ConfigError(f"no table selected; known: {', '.join(ALL_TABLES)}")
         conclusions = ledger.CONCLUSIONS if tables is None else ledger.about(tables)
         return format_ledger(ledger.ledger(self.profile, self.store, conclusions))

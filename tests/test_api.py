@@ -299,3 +299,13 @@ def test_fuzz_every_public_name_gives_only_project_errors(sandbox: Path) -> None
                 args.append("one too many")
             call(f"Study.{method}", function, args, kwargs)
     assert outside(sandbox) == before
+
+
+def test_an_unknown_name_suggests_the_closest_known_one(capsys: pytest.CaptureFixture[str]) -> None:
+    from deepcls.cli import main
+
+    with pytest.raises(ConfigError, match=r"^unknown table 'resnet_cifar1' \(did you mean resnet_cifar10\?\); known:"):
+        dc.grid("resnet_cifar1", "quick")
+    assert main(["ledger", "--conclusions", "se_help,zzz"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deepcls: error: unknown conclusion(s) se_help (did you mean se_helps?), zzz; known: ")

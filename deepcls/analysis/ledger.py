@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from deepcls import api
 from deepcls.analysis import statistics as st
 from deepcls.analysis.costs import UNKNOWN, Cost, row_costs
 from deepcls.analysis.measures import CONFUSED_PAIRS, QUANTITIES, collapsed, test_accuracy
@@ -847,9 +848,10 @@ def about(tables: Sequence[str]) -> tuple[Conclusion, ...]:
     """The conclusions with a side in one of ``tables`` (what a table's notebook shows); ConfigError
     for no table or one the report does not have."""
     known = experiments.ALL_TABLES
-    if not tables or (unknown := sorted(set(tables) - set(known))):
-        what = f"unknown table(s) {', '.join(unknown)}" if tables else "no table given"
-        raise ConfigError(f"{what}; known: {', '.join(known)}")
+    if unknown := sorted(set(tables) - set(known)):
+        raise ConfigError(api.unknown("table(s)", unknown, known))
+    if not tables:
+        raise ConfigError(f"no table given; known: {', '.join(known)}")
     return tuple(c for c in CONCLUSIONS if any(s is not None and s[0] in tables for s in (c.a, c.b)))
 
 

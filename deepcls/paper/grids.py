@@ -28,6 +28,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from deepcls import api
 from deepcls.config import RunConfig, get_profile
 from deepcls.errors import ConfigError
 
@@ -55,7 +56,7 @@ def paper_table(table: str | None = None) -> pd.DataFrame:
         if table not in set(frame["table"]):
             known = dict.fromkeys(table_rows()["table"])
             if table not in known:
-                raise ConfigError(f"unknown table {table!r}; known: {', '.join(known)}")
+                raise ConfigError(api.unknown("table", [table], known, quoted=True))
         frame = frame[frame["table"] == table]
     return frame.reset_index(drop=True).copy()
 
@@ -142,7 +143,7 @@ def table_rows(table: str | None = None) -> pd.DataFrame:
     rows = rows.sort_values(["table", "row"], key=lambda c: c.map(order) if c.name == "table" else c)
     if table is not None:
         if table not in set(rows["table"]):
-            raise ConfigError(f"unknown table {table!r}; known: {', '.join(dict.fromkeys(rows['table']))}")
+            raise ConfigError(api.unknown("table", [table], rows["table"], quoted=True))
         rows = rows[rows["table"] == table]
     return rows.reset_index(drop=True)
 
