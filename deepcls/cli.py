@@ -11,7 +11,9 @@ import dataclasses
 import errno
 import math
 import os
+import shutil
 import sys
+import textwrap
 import typing
 from collections.abc import Sequence
 
@@ -524,7 +526,6 @@ def _train_grid(args: argparse.Namespace, configs: Sequence[RunConfig], store: R
 
 
 def _ledger(args: argparse.Namespace) -> int:
-    import pandas as pd
 
     from deepcls.analysis import ledger
     from deepcls.analysis import plan as planner
@@ -575,11 +576,9 @@ def _ledger(args: argparse.Namespace) -> int:
     if args.markdown:
         print(tables.frame_to_markdown(shown))
         return 0
-    print(verdicts.summary(table) + "\n")
-    shown = shown[["conclusion", "ours, final epoch [95%]", "p → adjusted", "verdict", "secondary verdict", "note"]]
-    left = {c: f"{{:<{shown[c].str.len().max()}}}".format for c in ("conclusion", "note")}  # text reads left to right
-    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 200):
-        print(shown.to_string(index=False, formatters=left, justify="left"))
+    width = shutil.get_terminal_size((100, 24)).columns  # $COLUMNS, the terminal's, else 100
+    print(textwrap.fill(verdicts.summary(table), width=max(40, width)) + "\n")
+    print(tables.terminal_ledger(table, width))
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL_VGG7
+from conftest import REPO_ROOT, SMALL_VGG7
 
 from deepcls.cli import build_parser, main
 from deepcls.config import RunConfig
@@ -339,7 +339,7 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
     )
     assert sorted(line.split()[1:3] for line in plan) == sorted([r, s] for r in ("9", "10") for s in "012")
     code, out, _ = run_cli([*ledger_args, "--train", "--data-dir", str(data_dir)], capsys)
-    line = next(line for line in out.splitlines() if "5x5 first kernel beats 3x3" in line)
+    line = next(line for line in out.splitlines() if line.startswith("first_kernel_5_beats_3 "))
     assert code == 0 and "undecided" not in line  # at smoke the VGGs may collapse: "not comparable" is decided
     out = run_cli([*ledger_args, "--plan"], capsys)[1]  # the next look: seeds 3-5 a side, unless decided now
     later = [line.split()[1:3] for line in out.splitlines()[1:] if "first_kernel_5_beats_3" in line]
@@ -530,3 +530,19 @@ def test_markdown_checks_the_readme_before_it_writes_results_md(
     code, _, err = run_cli([*args, "--readme", str(tmp_path / "README.md")], capsys)
     assert code == 2 and err.count("\n") == 1 and not (tmp_path / "R.md").exists()
     assert (tmp_path / "README.md").read_text() == "no headline section here\n"
+
+
+def test_the_ledger_fits_a_100_column_terminal_and_names_every_conclusion_id(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The committed paper ledger at COLUMNS=100: no line wider, each conclusion's id (what
+    --conclusions takes) first on its line, notes folded beneath."""
+    from deepcls.analysis.ledger import CONCLUSIONS
+
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["ledger", "--profile", "paper", "--results-dir", str(REPO_ROOT / "results")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 100
+    assert [line.split()[0] for line in lines if line.split() and line.split()[0] in {c.id for c in CONCLUSIONS}] == [
+        c.id for c in CONCLUSIONS
+    ]

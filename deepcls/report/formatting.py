@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import pandas as pd
@@ -193,6 +194,30 @@ def _p_pair(raw: float | None, adjusted: float | None, role: str) -> str:
 
 def _registered(registration: object, fixed_on: object) -> str:
     return f"{registration} {fixed_on}".strip() if isinstance(registration, str) else "—"
+
+
+def terminal_ledger(ledger: pd.DataFrame, width: int = 100) -> str:
+    """The ledger for a terminal ``width`` columns wide: a line per conclusion with its id (what
+    ``--conclusions`` takes), our final-epoch margin with its 95% interval, the p-value before and
+    after the correction and the verdict; under it, indented and folded to the width, the secondary
+    verdict and the note. The wording, sides and every number are in ``--markdown`` and ``--csv``."""
+    shown = format_ledger(ledger)
+    frame = pd.DataFrame(
+        {
+            "id": shown["id"],
+            "final epoch [95%]": shown["ours, final epoch [95%]"],
+            "p → adjusted": shown["p → adjusted"],
+            "verdict": shown["verdict"],
+        }
+    )
+    widths = {c: max(len(c), frame[c].str.len().max()) for c in frame}
+    head = "  ".join(c.ljust(widths[c]) for c in frame).rstrip()
+    lines = [head]
+    for (_, row), secondary, note in zip(frame.iterrows(), shown["secondary verdict"], shown["note"]):
+        lines.append("  ".join(str(row[c]).ljust(widths[c]) for c in frame).rstrip())
+        said = f"secondary metric: {secondary}" + (f"; {note}" if note else "")
+        lines += textwrap.wrap(said, width=max(40, width), initial_indent="    ", subsequent_indent="    ")
+    return "\n".join(lines)
 
 
 NOTE_CHARS = 120  # a ledger cell's note; the whole reading is in ledger.csv and --evidence
