@@ -294,29 +294,6 @@ def test_repeated_p_with_one_look_is_p() -> None:
     assert st.repeated_p(0.8, 0, [10], two_sided=False) == pytest.approx(0.8, rel=1e-9)  # z < 0 one-sided
 
 
-def test_sequential_power_under_h0_spends_alpha() -> None:
-    spent = st.sequential_power(0.0, [1, 2, 3, 4])
-    assert spent[-1] == pytest.approx(0.05, abs=2e-4)
-    assert spent[0] == pytest.approx(st.nominal_levels([1, 2, 3, 4])[0], rel=1e-6)
-    assert np.all(np.diff(spent) >= 0)
-
-
-def test_sequential_power_one_look() -> None:
-    drift = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)  # 2.8016
-    np.testing.assert_allclose(st.sequential_power(drift, [8]), [0.80], atol=0.005)
-
-
-@pytest.mark.parametrize(
-    ("kind", "k", "inflation"),
-    [("pocock", 2, 1.100), ("pocock", 5, 1.207), ("obrien-fleming", 4, 1.022)],
-)
-def test_sequential_power_matches_published_inflation(kind: str, k: int, inflation: float) -> None:
-    # Jennison & Turnbull (2000), Tables 2.2 and 2.4: the sample size that gives power 0.9 at
-    # two-sided alpha 0.05 is R times the fixed design's, so drift = (z_0.975 + z_0.9) sqrt(R).
-    drift = (stats.norm.ppf(0.975) + stats.norm.ppf(0.9)) * math.sqrt(inflation)
-    assert st.sequential_power(drift, list(range(1, k + 1)), kind)[-1] == pytest.approx(0.90, abs=0.002)
-
-
 # --- two-way bootstrap ----------------------------------------------------------------------------
 
 

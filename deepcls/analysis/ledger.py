@@ -78,9 +78,8 @@ CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
 EQUIVALENCE = 0.90  # TOST at 5% a side: the 90% interval inside +-margin
 POWER = 0.80  # the planned power of the seeds a line needs
-PRIMARY, SECONDARY = "honest", "report"
+PRIMARY = "honest"  # the final epoch; the report's highest-over-epochs ("report") is secondary
 METRICS = ("report", "honest")
-METRIC_NAMES = {"honest": "final epoch (primary)", "report": "highest over epochs (secondary)"}
 VERDICTS = ("holds", "reversed", "equivalent", "suggestive", "inconclusive", "undecided", "not comparable")
 DECIDED = VERDICTS[:3]  # named only after the correction
 TESTED = VERDICTS[:5]  # the verdicts of a line with enough seeds
@@ -115,14 +114,6 @@ def read(conclusions: Sequence[Conclusion], profile: str, store: RunStore) -> Re
 
 
 # ---------------------------------------------------------------------------- the ledger
-def side_records(
-    conclusions: Sequence[Conclusion], profile: str, store: RunStore, reading: Reading | None = None
-) -> dict[Side, list[RunRecord]]:
-    """Every side's complete stored runs (one per seed found in :data:`LEDGER_SEEDS`; failed and
-    diverged runs are never seeds)."""
-    return (reading or read(conclusions, profile, store)).found
-
-
 def side_config(side: Side, profile: str, reading: Reading | None = None) -> RunConfig:
     """The config of ``side``'s row at ``profile`` (seed 0)."""
     if reading is not None and side in reading.configs:

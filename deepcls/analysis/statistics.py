@@ -409,25 +409,6 @@ def repeated_p(p: float, look: int, looks: Sequence[int], kind: str = "pocock", 
     return _crossing_probability(z / shape[look], t, shape, two_sided)
 
 
-def sequential_power(
-    drift: float, looks: Sequence[int], kind: str = "pocock", alpha: float = 0.05, two_sided: bool = True
-) -> np.ndarray:
-    """Cumulative probability that the design has stopped (crossed a boundary) by each look when
-    E[Z_k] = drift·sqrt(t_k), drift being the expected z at the final look: its power, and how soon
-    it tends to stop (Jennison & Turnbull 2000, ch. 2). drift = 0 gives the type-I error spent by
-    each look. Two-sided designs count crossings of either boundary."""
-    if not np.isfinite(drift):
-        raise ValueError(f"drift must be finite, got {drift!r}")
-    bounds = boundaries(looks, kind, alpha, two_sided)
-    t = _information(looks)
-    mean = drift * np.sqrt(np.asarray(t))
-    stopped = [
-        1.0 - _continue_probability(bounds[: k + 1], t[: k + 1], mean[: k + 1], two_sided) for k in range(len(t))
-    ]
-    # The truth is non-decreasing; independent integrations may dip by their error.
-    return np.clip(np.maximum.accumulate(np.asarray(stopped)), 0.0, 1.0)
-
-
 # --- seeds × test images ----------------------------------------------------------------------
 
 

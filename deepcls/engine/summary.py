@@ -41,9 +41,9 @@ def confusion_summary(confusion: np.ndarray, top: int = 5) -> dict[str, Any]:
 
 
 def predictions(labels: np.ndarray, predictions: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:
-    """Every test image's dataset index, true label and predicted label at the final epoch: a few KB
-    per run, they let an interval count test-image noise as well as seed noise (a bootstrap over
-    images as well as seeds, deepcls.analysis.statistics.two_way_bootstrap) without the dataset."""
+    """Every test image's dataset index, true label and predicted label at the final epoch (about
+    25 KB compressed for 10,000 images): they let an interval count test-image noise as well as seed
+    noise (deepcls.analysis.statistics.two_way_bootstrap) without the dataset."""
     return {"index": index.astype(np.int32), "true": labels.astype(np.uint8), "predicted": predictions.astype(np.uint8)}
 
 
