@@ -35,6 +35,8 @@ _SURFACE = {
     "load_dataset": "deepcls.data",
     "build_model": "deepcls.models",
     "list_models": "deepcls.models",
+    "register_family": "deepcls.models",
+    "register_model": "deepcls.models",
     "model_summary": "deepcls.models",
     # training
     "fit": "deepcls.engine.fit",

@@ -18,7 +18,7 @@ import inspect
 import numbers
 import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any, TypeVar
 
 from deepcls.errors import ConfigError
@@ -193,3 +193,56 @@ def unknown(what: str, names: Iterable[str], known: Iterable[str], *, quoted: bo
         shown = repr(name) if quoted else str(name)
         named.append(f"{shown} (did you mean {close[0]}?)" if close else shown)
     return f"unknown {what} {', '.join(named)}; known: {', '.join(known)}"
+
+
+def as_bool(name: str, value: object) -> bool:
+    """A notebook parameter that is a yes/no: a bool, or the words ``true`` / ``false`` (any case),
+    as papermill's ``-p train False`` or an environment variable give them; never truthiness
+    (``"no"`` is not true). ConfigError in one line otherwise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(f"{name} must be True or False (or the words true / false), got {value!r}")
+
+
+def as_seeds(value: object) -> tuple[int, ...]:
+    """Seeds as a notebook parameter or ``--seeds`` gives them: a list of whole numbers, one number,
+    or a string such as ``"0,1,2"`` or ``"[0, 1, 2]"`` (papermill's ``-p seeds 0,1,2``). ConfigError in
+    one line for anything else, a negative or a repeated seed."""
+    return whole_numbers("seeds", value)
+
+
+def whole_numbers(what: str, value: object) -> tuple[int, ...]:
+    """Distinct whole numbers >= 0 (seeds, rows, run counts) from a list, one number or a
+    comma-separated string, as notebooks and the command line give them; a repeated one would count
+    one run twice. ConfigError in one line naming ``what`` otherwise."""
+    items: list[object]
+    if isinstance(value, str):
+        items = [part.strip() for part in value.strip().strip("[]()").split(",") if part.strip()]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, Sequence):
+        items = list(value)
+    else:
+        items = [value]
+    numbers = []
+    for item in items:
+        text = item.strip() if isinstance(item, str) else None
+        if text and text.startswith("-") and text[1:].isdigit():
+            raise ConfigError(f"{what} must be >= 0, got {value!r}")
+        if isinstance(item, bool) or not (isinstance(item, int) or (text and text.isdigit())):
+            raise ConfigError(f"{what} must be whole numbers >= 0 (a list, or a string such as '0,1,2'), got {value!r}")
+        numbers.append(int(item))  # type: ignore[call-overload]
+    if not numbers or min(numbers) < 0 or len(set(numbers)) != len(numbers):
+        raise ConfigError(f"{what} must be distinct whole numbers >= 0, at least one, got {value!r}")
+    return tuple(numbers)
+
+
+def names(what: str, value: str) -> list[str]:
+    """A comma-separated list of names (tables, conclusions, notebooks); an empty one is an error,
+    not "all"."""
+    found = [name.strip() for name in value.split(",") if name.strip()]
+    if not found:
+        raise ConfigError(f"{what} names nothing; leave it out for all")
+    return found

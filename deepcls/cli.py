@@ -18,9 +18,9 @@ import typing
 from collections.abc import Sequence
 
 from deepcls import api
-from deepcls.config import PROFILE_NAMES, RunConfig
-from deepcls.data import AUGMENTATIONS
+from deepcls.config import MODEL_OPTIONS, PROFILE_NAMES, RunConfig
 from deepcls.errors import DeepclsError
+from deepcls.progress import activity
 
 if typing.TYPE_CHECKING:
     import pandas as pd
@@ -28,10 +28,12 @@ if typing.TYPE_CHECKING:
     from deepcls.paper.conclusions import Conclusion
     from deepcls.store.runs import RunStore
 
+DESCRIPTION = "ResNet and VGG on MNIST and CIFAR-10: the reference report rerun, its conclusions weighed."
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 KEEP_WEIGHTS = "keep complete runs' weights in their run folders (default: the ignored results/.cache)"
 EXIT_INTERRUPTED = 130
+TENSORBOARD = "also write each epoch as TensorBoard logs to DIR/<run-id>/ (pip install 'deepcls[tensorboard]')"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,30 +77,31 @@ def _flag(name: str) -> str:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    """One option per RunConfig field, typed from its annotation; unset means the default."""
+    """One option per RunConfig field, typed from its annotation and documented from its metadata (what
+    it is, its unit, its valid values); unset means the default. The values are checked by RunConfig,
+    the one place the Python API checks them too."""
     hints = typing.get_type_hints(RunConfig)
+    group = parser.add_argument_group("the run (RunConfig)")
     for f in dataclasses.fields(RunConfig):
         if f.name in skip:
             continue
         kind = next((t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None)), str)
-        default = f.default
-        help_text = f"default: {default}" if default is not dataclasses.MISSING else None
+        choices = f.metadata["choices"]() if f.metadata.get("choices") else ()
+        said = [f.metadata["help"]]
+        if choices and f.name not in MODEL_OPTIONS:
+            said.append("from: " + ", ".join(map(str, choices)))
+        if f.default not in (None, (), dataclasses.MISSING) and "default:" not in said[0]:
+            said.append(f"default: {str(f.default).lower() if kind is bool else f.default}")
+        text = "; ".join(said).replace("%", "%%")
         if kind is bool:
-            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif f.name == "augment":
-            parser.add_argument(
-                _flag(f.name),
-                default=None,
-                metavar="OPS",
-                help=f"comma-separated, from: {', '.join(AUGMENTATIONS)} (default: none)",
-            )
+            group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            parser.add_argument(
+            group.add_argument(
                 _flag(f.name),
                 type=kind if kind in (int, float) else str,
                 default=None,
-                metavar=f.name.upper(),
-                help=help_text,
+                metavar="OPS" if f.name == "augment" else f.name.upper(),
+                help=text,
             )
 
 
@@ -110,7 +113,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="deepcls", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="deepcls", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train one run (or reuse it from the store)")
@@ -120,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="retrain even if the run is stored")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--keep-weights", action="store_true", help=KEEP_WEIGHTS)
+    train.add_argument("--tensorboard", type=_a_path, default=None, metavar="DIR", help=TENSORBOARD)
 
     evaluate = sub.add_parser(
         "evaluate", help="re-measure a stored run's network on its test split: stored vs re-measured accuracy"
@@ -153,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--data-dir", default=None)
     report.add_argument("--results-dir", default=None)
     report.add_argument("--force", action="store_true", help="retrain runs even if stored")
+    report.add_argument(
+        "--rerun", action="store_true", help="execute every notebook again, ignoring the execution cache"
+    )
     report.add_argument(
         "--no-train",
         dest="train",
@@ -206,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--runs-at-once", type=int, default=None, help="with --budget-s: runs in flight (default: 8)")
     add_training_arguments(results)
     results.add_argument("--markdown", action="store_true", help="a Markdown table (as in results/RESULTS.md)")
+    results.add_argument("--wide", action="store_true", help="every column on one line per row, however wide")
 
     ledger = sub.add_parser(
         "ledger", help="which of the report's conclusions hold (--plan: the seeds they need; --train: train them)"
@@ -241,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_training_arguments(ledger)
     ledger.add_argument("--markdown", action="store_true", help="a Markdown table (as in results/RESULTS.md)")
+    ledger.add_argument("--wide", action="store_true", help="every column on one line per conclusion, however wide")
     ledger.add_argument(
         "--csv",
         type=_a_path,
@@ -294,55 +303,17 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --executor ray: GPUs per run, e.g. 0.25 (default: 0)",
     )
     parser.add_argument("--keep-weights", action="store_true", help=f"with --train: {KEEP_WEIGHTS}")
+    parser.add_argument("--tensorboard", type=_a_path, default=None, metavar="DIR", help=f"with --train: {TENSORBOARD}")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--results-dir", default=None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, dispatch to the command's handler, and turn what goes wrong into one line and an exit code."""
     args = build_parser().parse_args(argv)
-    from deepcls.engine.runtime import flush_denormals
-
-    flush_denormals()  # before any torch work starts the threads that must inherit it (deepcls.engine.runtime)
     try:
-        if args.command == "train":
-            return _train(args)
-        if args.command == "report":
-            from deepcls.report.build import build_report
-
-            return build_report(
-                profile=args.profile,
-                jobs=args.jobs,
-                data_dir=args.data_dir,
-                results_dir=args.results_dir,
-                force=args.force,
-                train=args.train,
-                only=args.notebooks.split(",") if args.notebooks else None,
-            )
-        if args.command == "results":
-            return _results(args)
-        if args.command == "ledger":
-            return _ledger(args)
-        if args.command == "evaluate":
-            return _evaluate(args)
-        if args.command == "predict":
-            return _predict(args)
-        if args.command == "reproduce":
-            return _reproduce(args)
-        if args.command == "markdown":
-            return _markdown(args)
-        if args.command == "runs":
-            return _runs(args)
-        if args.command == "bench":
-            from deepcls.bench.engine import run_bench
-
-            sizes, together = _integers("--batch-size", args.batch_size), _integers("--runs-at-once", args.runs_at_once)
-            if args.steps < 1 or min(sizes) < 1:
-                raise DeepclsError(f"--steps and --batch-size must be >= 1, got {args.steps} and {args.batch_size}")
-            if min(together) < 0:
-                raise DeepclsError(f"--runs-at-once must be >= 0 (0: leave the mode out), got {args.runs_at_once}")
-
-            return run_bench(args)
-        return _info()
+        with activity(args.command):  # a status line when a command runs past two seconds with no bar of its own
+            return COMMANDS[args.command](args)
     except DeepclsError as err:
         return _fail(str(err), EXIT_USAGE)
     except KeyboardInterrupt:
@@ -356,18 +327,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{err.strerror or err}{where}{hint}", EXIT_FAILED)
 
 
+def _torch_ready() -> None:
+    """Before any torch work starts the threads that must inherit it: flush denormals to zero
+    (deepcls.engine.runtime). Only the commands that train or evaluate call it, so reading commands
+    never import torch."""
+    from deepcls.engine.runtime import flush_denormals
+
+    flush_denormals()
+
+
 def _fail(message: str, code: int) -> int:
     message = " ".join(message.split())  # one line, even when a library's message has several
     print(f"deepcls: error: {message}", file=sys.stderr)
     return code
 
 
+def _report(args: argparse.Namespace) -> int:
+    from deepcls.report.build import build_report
+
+    return build_report(
+        profile=args.profile,
+        jobs=args.jobs,
+        data_dir=args.data_dir,
+        results_dir=args.results_dir,
+        force=args.force,
+        train=args.train,
+        rerun=args.rerun,
+        only=api.names("--notebooks", args.notebooks) if args.notebooks is not None else None,
+    )
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from deepcls.bench.engine import run_bench
+
+    sizes = api.whole_numbers("--batch-size", args.batch_size)
+    api.whole_numbers("--runs-at-once", args.runs_at_once)
+    if args.steps < 1 or min(sizes) < 1:
+        raise DeepclsError(f"--steps and --batch-size must be >= 1, got {args.steps} and {args.batch_size}")
+    _torch_ready()
+    return run_bench(args)
+
+
 def _train(args: argparse.Namespace) -> int:
     from deepcls.engine import runtime
     from deepcls.engine.fit import fit
-    from deepcls.report.formatting import pct
+    from deepcls.report.formatting import run_outcome
 
     config = config_from_args(args)
+    _torch_ready()
     runtime.configure(config.device, config.threads)
     try:
         record = fit(
@@ -377,6 +384,7 @@ def _train(args: argparse.Namespace) -> int:
             force=args.force,
             progress=not args.quiet,
             keep_weights=args.keep_weights,
+            tensorboard=args.tensorboard,
         )
     except (DeepclsError, OSError):
         raise
@@ -387,18 +395,11 @@ def _train(args: argparse.Namespace) -> int:
             f"run {config.run_id} failed: {type(err).__name__}: {err} (set DEEPCLS_TRACEBACK=1 to see where)",
             EXIT_FAILED,
         )
-    m = record.metrics
-    verb = "reused" if record.reused else "trained"
-    print(
-        f"{verb} {record.run_id}: status {m['status']}, epochs {m['epochs_run']}, "
-        f"highest test {pct(m['highest_test_acc'])}%, final test {pct(m['final_test_acc'])}%"
-    )
-    print(f"stored in {record.path}")
-    return 0 if m["status"] == "complete" else 1
+    print(run_outcome(record))
+    return 0 if record.metrics["status"] == "complete" else 1
 
 
 def _results(args: argparse.Namespace) -> int:
-    import pandas as pd
 
     from deepcls.analysis.results import results_table
     from deepcls.paper import grids as experiments
@@ -407,12 +408,12 @@ def _results(args: argparse.Namespace) -> int:
     from deepcls.store.runs import RunStore
 
     _needs_train(args)
-    names = _names("--tables", args.tables) if args.tables is not None else list(experiments.ALL_TABLES)
+    names = api.names("--tables", args.tables) if args.tables is not None else list(experiments.ALL_TABLES)
     unknown = sorted(set(names) - set(experiments.ALL_TABLES))
     if unknown:
         raise DeepclsError(api.unknown("table(s)", unknown, experiments.ALL_TABLES))
-    seeds = _integers("--seeds", args.seeds)
-    rows = _integers("--rows", args.rows) if args.rows else None
+    seeds = list(api.whole_numbers("--seeds", args.seeds))
+    rows = list(api.whole_numbers("--rows", args.rows)) if args.rows else None
     grid = experiments.grid(names, args.profile, seeds, rows)
     if grid.empty:
         raise DeepclsError(f"no row {args.rows} in table(s) {', '.join(names)}")
@@ -426,28 +427,27 @@ def _results(args: argparse.Namespace) -> int:
     results = results_table(grid, store)
     if args.markdown:
         print(tables.to_markdown(results))
+    elif args.wide:
+        shown = tables.format_results(results).drop(columns=["profile"])
+        shown["status"] = [s + (f" ({p})" if p else "") for s, p in zip(shown["status"], results["progress"])]
+        print(shown.to_string(index=False))
     else:
-        with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
-            shown = tables.format_results(results).drop(columns=["profile"])
-            shown["status"] = [s + (f" ({p})" if p else "") for s, p in zip(shown["status"], results["progress"])]
-            print(shown.to_string(index=False))
+        print(tables.terminal_results(results, _width()))
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    _torch_ready()
     from deepcls.engine.evaluate import evaluate_run
     from deepcls.store.runs import RunStore
 
     found = evaluate_run(args.run, RunStore(args.results_dir), args.data_dir, args.device)
-    print(f"run {found.run_id}: trained on {found.trained_on}, evaluated on {found.device}")
-    print(f"final test accuracy: stored {found.stored:.2f}, re-measured {found.measured:.2f}")
-    allowed = "bit-equal on the device it trained on" if found.tolerance == 0 else f"within {found.tolerance:g}"
-    verdict = "agrees" if found.agrees else "DIFFERS"
-    print(f"difference {found.difference:+.2f} points: {verdict} ({allowed})")
+    print("\n".join(found.lines()))
     return 0 if found.agrees else EXIT_FAILED
 
 
 def _reproduce(args: argparse.Namespace) -> int:
+    _torch_ready()
     from deepcls.engine.reproduce import pick_runs, reproduce
     from deepcls.store.runs import RunStore
 
@@ -468,19 +468,23 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    _torch_ready()
     from deepcls.engine.predict import predict
+    from deepcls.report.formatting import predictions
 
     found = predict(args.run, args.images, args.top, results_dir=args.results_dir)
-    for image, classes in zip(args.images, found):
-        print(f"{image}: " + ", ".join(f"{name} {100 * probability:.1f}%" for name, probability in classes))
+    print(predictions(args.images, found))
     return 0
 
 
 def _train_within(args: argparse.Namespace, grid: pd.DataFrame, tables: list[str] | None, store: RunStore) -> None:
+    _torch_ready()
     from deepcls.execution.interleaved import RUNS_AT_ONCE
     from deepcls.execution.timebox import train_within
 
     budget, runs = args.budget_s, args.runs_at_once
+    if args.tensorboard:
+        raise DeepclsError("--tensorboard goes with --train alone, not with --budget-s or --runs-at-once")
     if budget is not None and not (math.isfinite(budget) and budget > 0):
         raise DeepclsError(f"--budget-s must be a positive number of seconds, got {budget}")
     if runs is not None and runs < 1:
@@ -506,6 +510,7 @@ def _time_lines(args: argparse.Namespace, conclusions: Sequence[Conclusion], sto
 
     if not conclusions:
         raise DeepclsError("--time: none of the chosen conclusions is a seconds line")
+    _torch_ready()
     store.ensure_writable()
     for conclusion in conclusions:
         a, b = (dataclasses.replace(side_config(side, args.profile), device=args.device) for side in conclusion.sides)
@@ -515,29 +520,34 @@ def _time_lines(args: argparse.Namespace, conclusions: Sequence[Conclusion], sto
 
 
 def _train_grid(args: argparse.Namespace, configs: Sequence[RunConfig], store: RunStore) -> None:
+    _torch_ready()
     from deepcls.execution import runner
 
     executor = None
     if args.executor == "ray":
         executor = runner.make_executor("ray", address=args.address, num_gpus=args.gpus_per_run)
     runner.run_grid(
-        configs, store=store, data_dir=args.data_dir, jobs=args.jobs, executor=executor, keep_weights=args.keep_weights
+        configs,
+        store=store,
+        data_dir=args.data_dir,
+        jobs=args.jobs,
+        executor=executor,
+        keep_weights=args.keep_weights,
+        tensorboard=args.tensorboard,
     )
 
 
 def _ledger(args: argparse.Namespace) -> int:
-
     from deepcls.analysis import ledger
     from deepcls.analysis import plan as planner
     from deepcls.atomic import write_text
     from deepcls.config import threads_per_job
-    from deepcls.engine.runtime import target_device
     from deepcls.report import formatting as tables
     from deepcls.report import verdicts
     from deepcls.store.runs import RunStore
 
     known = {c.id: c for c in ledger.CONCLUSIONS}
-    ids = _names("--conclusions", args.conclusions) if args.conclusions is not None else list(known)
+    ids = api.names("--conclusions", args.conclusions) if args.conclusions is not None else list(known)
     unknown = [i for i in ids if i not in known]
     if unknown:
         raise DeepclsError(api.unknown("conclusion(s)", unknown, known))
@@ -548,16 +558,21 @@ def _ledger(args: argparse.Namespace) -> int:
     if (args.repeats or args.threads) and not args.time:
         raise DeepclsError("--repeats and --threads need --time")
     store = RunStore(args.results_dir)
-    on = target_device(threads=threads_per_job(args.jobs))  # where --train would train (Ray: where its driver is)
+    on = None  # the ledger's cost notes: on the reference device, as RESULTS.md's (no device, nor torch, needed)
     if args.plan or args.train:
+        from deepcls.engine.runtime import target_device
+
+        on = target_device(threads=threads_per_job(args.jobs))  # where they would train (Ray: its driver's)
         whole = planner.plan(args.profile, store, conclusions, on)
         plan = whole.iloc[: args.runs]
         later = whole.iloc[len(plan) :]
         if args.plan:
             if len(plan):
-                print(tables.format_plan(plan).to_string(index=False) + "\n")
+                shown = tables.format_plan(plan).to_string(index=False) if args.wide else None
+                print((shown or tables.terminal_plan(plan, _width())) + "\n")
             wall_s = planner.wall_seconds(plan, args.jobs)
-            print(tables.plan_summary(plan, args.profile, later, jobs=args.jobs, wall_s=wall_s))
+            summary = tables.plan_summary(plan, args.profile, later, jobs=args.jobs, wall_s=wall_s)
+            print(textwrap.fill(summary, width=max(40, _width())))
             return 0
         _train_grid(args, plan["config"], store)
     if args.time:
@@ -576,9 +591,11 @@ def _ledger(args: argparse.Namespace) -> int:
     if args.markdown:
         print(tables.frame_to_markdown(shown))
         return 0
-    width = shutil.get_terminal_size((100, 24)).columns  # $COLUMNS, the terminal's, else 100
-    print(textwrap.fill(verdicts.summary(table), width=max(40, width)) + "\n")
-    print(tables.terminal_ledger(table, width))
+    if args.wide:
+        print(shown.to_string(index=False))
+        return 0
+    print(textwrap.fill(verdicts.summary(table), width=max(40, _width())) + "\n")
+    print(tables.terminal_ledger(table, _width()))
     return 0
 
 
@@ -651,6 +668,7 @@ TRAINING_FLAGS = {  # flag -> (attribute, default): they act only with --train
     "--address": ("address", None),
     "--gpus-per-run": ("gpus_per_run", 0),
     "--keep-weights": ("keep_weights", False),
+    "--tensorboard": ("tensorboard", None),
     "--budget-s": ("budget_s", None),
     "--runs-at-once": ("runs_at_once", None),
     "--jobs": ("jobs", 1),
@@ -670,58 +688,31 @@ def _needs_train(args: argparse.Namespace, also_without: Sequence[str] = ()) -> 
         raise DeepclsError(f"{', '.join(given)} act{'s' * (len(given) == 1)} only with --train")
 
 
-def _names(flag: str, text: str) -> list[str]:
-    """A comma-separated list of names; an empty one is an error, not "all"."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise DeepclsError(f"{flag} names nothing; leave it out for all")
-    return names
-
-
-def _integers(flag: str, text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise DeepclsError(f"{flag} must be comma-separated integers, got {text!r}") from None
-    if len(set(values)) < len(values):  # --seeds 0,0 would count one run as two seeds
-        raise DeepclsError(f"{flag} repeats a value: {text!r}")
-    return values
+def _width() -> int:
+    """The terminal's width: ``$COLUMNS``, else the terminal's, else 100."""
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 def _info() -> int:
-    import platform
+    from deepcls.report.formatting import machine_info
 
-    import torch
-    import torchvision
-
-    from deepcls.data import DATASETS, dataset_path, resolve_data_dir
-    from deepcls.models import list_models, model_info
-    from deepcls.numeric import cpu_bf16, cpu_model, resolve_device, resolve_precision
-    from deepcls.version import __version__
-
-    print(
-        f"deepcls {__version__}  torch {torch.__version__}  torchvision {torchvision.__version__}  "
-        f"python {platform.python_version()}"
-    )
-    device = resolve_device("auto")
-    if device.type == "cuda":
-        bf16 = "yes" if torch.cuda.is_bf16_supported() else "no"
-    else:  # runs either way on the CPU; without AMX or AVX512-BF16 converted in software
-        kind = cpu_bf16()
-        bf16 = "emulated (no AMX or AVX512-BF16 on this CPU)" if kind == "emulated" else f"native ({kind.upper()})"
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
-    print(f"device: {device} ({name})  threads: {torch.get_num_threads()}  bf16: {bf16}")
-    print(f"precision: auto trains in {resolve_precision('auto', device)} here")
-    print(f"data dir: {resolve_data_dir()}")
-    for name, spec in DATASETS.items():
-        path = dataset_path(name)
-        state = "present" if path.exists() else "missing (downloaded on first use)"
-        print(f"  {name:8s} {spec.train_size}/{spec.test_size} images {spec.image_shape}  {state}")
-    print("models:")
-    for name in list_models():
-        info = model_info(name)
-        print(f"  {name:9s} {info.family:6s} min input {info.min_input_size}  options: {', '.join(info.options)}")
+    print(machine_info())
     return 0
+
+
+COMMANDS = {  # subcommand -> handler: each parses nothing more, calls the API, prints
+    "train": _train,
+    "evaluate": _evaluate,
+    "reproduce": _reproduce,
+    "predict": _predict,
+    "report": _report,
+    "bench": _bench,
+    "results": _results,
+    "ledger": _ledger,
+    "markdown": _markdown,
+    "runs": _runs,
+    "info": lambda args: _info(),
+}
 
 
 if __name__ == "__main__":

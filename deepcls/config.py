@@ -7,14 +7,15 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from deepcls.api import checked, conforms, shown
-from deepcls.data import DATASETS, parse_augment
+from deepcls.data import AUGMENTATION_NAMES, DATASETS, parse_augment
 from deepcls.errors import ConfigError
 from deepcls.models import INIT_SCHEMES, check_option, list_models, model_info
+from deepcls.models.catalog import option_values
 from deepcls.numeric import DEVICE, PRECISIONS
 
 
@@ -80,43 +81,72 @@ MAX_THREADS = 1024
 MAX_EPOCHS = 10_000  # beyond any schedule deepcls trains; a typo such as 1e20 fails here, not in a loop
 
 
+def _option(default: Any, help: str, choices: Callable[[], Sequence[Any]] | None = None) -> Any:
+    """A RunConfig field with what ``deepcls train --help`` says of it: ``help`` (what it is, its unit)
+    and ``choices`` (called when the help is built, so models registered later are listed)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def _model_option(option: str, help: str, values: bool = True) -> Any:
+    """A model option's field: ``values`` adds what the model catalog accepts for it."""
+    return _option(None, f"{help}{'; ' + option_values(option) if values else ''}; default: the model's")
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Every knob that changes a result, plus the numeric settings listed in SPEED_FIELDS."""
+    """Every knob that changes a result, plus the numeric settings listed in SPEED_FIELDS.
 
-    dataset: str = "cifar10"
-    model: str = "resnet18"
+    Each field's metadata says what it is, its unit and its valid values: ``deepcls train --help`` is
+    generated from it.
+    """
+
+    dataset: str = _option("cifar10", "the dataset to train and test on", lambda: tuple(DATASETS))
+    model: str = _option("resnet18", "the network", list_models)
     # model options (None: the model's default)
-    stem: str | None = None
-    se: bool | None = None
-    width: str | None = None
-    first_kernel: int | None = None
-    batch_norm: bool | None = None
-    classifier_width: int | None = None
-    init: str = "default"
+    stem: str | None = _model_option(
+        "stem", "ResNet stem: imagenet (7x7 conv and max-pool) or cifar (one 3x3 conv)", False
+    )
+    se: bool | None = _model_option("se", "ResNet: squeeze-and-excitation in every block", False)
+    width: str | None = _model_option("width", "VGG channels: standard, or reduced (a quarter of them)", False)
+    first_kernel: int | None = _model_option("first_kernel", "VGG: the first convolution's kernel side, in pixels")
+    batch_norm: bool | None = _model_option("batch_norm", "VGG: batch norm after every convolution", False)
+    classifier_width: int | None = _model_option("classifier_width", "VGG: units per hidden classifier layer")
+    init: str = _option("default", "weight initialisation (default: each layer's torch default)", lambda: INIT_SCHEMES)
     # optimisation
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    warmup: float = 0.0  # fraction of all steps spent warming up (cosine, triangle)
-    epochs: int = 20
-    batch_size: int = 32
-    augment: tuple[str, ...] = ()
-    label_smoothing: float = 0.0
-    seed: int = 0
-    subset: int | None = None  # class-balanced first N training samples
-    test_subset: int | None = None  # class-balanced first N test samples
-    profile: str = CUSTOM
+    optimizer: str = _option("adam", "the optimizer", lambda: OPTIMIZERS)
+    lr: float = _option(1e-3, "learning rate (the peak of a schedule), a number > 0")
+    momentum: float = _option(0.9, "SGD momentum, in [0, 1)")
+    nesterov: bool = _option(False, "SGD with Nesterov momentum")
+    weight_decay: float = _option(0.0, "weight decay, >= 0 (L2 for sgd and adam, decoupled for adamw)")
+    schedule: str = _option(
+        "constant",
+        "lr per step: constant; step (x0.1 at 50% and 75% of training); cosine or triangle (to 0)",
+        lambda: SCHEDULES,
+    )
+    warmup: float = _option(0.0, "fraction of all steps spent warming up linearly, in [0, 1) (cosine, triangle)")
+    epochs: int = _option(20, "passes over the training set, an integer >= 1")
+    batch_size: int = _option(32, "images per step, an integer >= 1")
+    augment: tuple[str, ...] = _option(
+        (), "comma-separated augmentations, applied in order (default: none)", lambda: AUGMENTATION_NAMES
+    )
+    label_smoothing: float = _option(0.0, "label smoothing, in [0, 1)")
+    seed: int = _option(0, "an integer in [0, 2**32): initial weights, data order and augmentation")
+    subset: int | None = _option(
+        None, "a count, not a fraction: train on the class-balanced first N training images (>= 10; default: all)"
+    )
+    test_subset: int | None = _option(
+        None, "a count, not a fraction: test on the class-balanced first N test images (>= 10; default: all)"
+    )
+    profile: str = _option(CUSTOM, "the profile the run is filed under (custom: trained by hand)", lambda: RUN_PROFILES)
     # numeric settings (recorded with the run, not hashed into its id)
-    device: str = "auto"
-    threads: int | None = None
-    precision: str = "auto"  # auto: bf16 where the hardware computes it natively, else fp32 (deepcls.numeric)
-    channels_last: bool = True
-    compile: bool = False
-    graphs: bool | None = None  # CUDA graphs for full batches (deepcls.engine.graphs); None: on CUDA unless compiled
+    device: str = _option("auto", "where to train: auto, cpu, cuda, cuda:N or mps")
+    threads: int | None = _option(None, "torch CPU threads, 1 to 1024 (default: torch's choice)")
+    precision: str = _option(
+        "auto", "auto: bf16 where the hardware computes it natively, else fp32 (deepcls info says)", lambda: PRECISIONS
+    )
+    channels_last: bool = _option(True, "channels-last (NHWC) memory layout")
+    compile: bool = _option(False, "torch.compile the training step")
+    graphs: bool | None = _option(None, "CUDA graphs for full batches (default: on CUDA unless compiled)")
 
     def __post_init__(self) -> None:
         self._check_kinds()
@@ -221,8 +251,8 @@ class RunConfig:
 
     @property
     def uses_batch_norm(self) -> bool:
-        """True for the ResNets (always) and for VGGs built with batch norm."""
-        return model_info(self.model).family == "resnet" or bool(self.batch_norm)
+        """True for families that always have batch norm (the ResNets) and for models built with it."""
+        return model_info(self.model).declaration.batch_norm_always or bool(self.batch_norm)
 
     # ------------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:

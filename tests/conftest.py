@@ -1,4 +1,4 @@
-"""Shared fixtures."""
+"""Shared fixtures and collection hooks (what test files share besides fixtures is in helpers.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ import pytest
 
 from deepcls.config import RunConfig
 from deepcls.store.runs import RunStore
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SMALL_VGG7 = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
-"""A VGG-7 small enough for seconds-long training tests on real MNIST (``RunConfig(**SMALL_VGG7, ...)``)."""
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,6 +1,7 @@
 """The Python API's one validation layer (deepcls.api): every public name of ``dc`` refuses arguments of
 the wrong type or value with one line of the project's errors, never a raw TypeError or
-AttributeError from deep inside; and a fuzz test throws hostile values at all of them."""
+AttributeError from deep inside; and a fuzz test throws hostile values at all of them. What the
+API builds on (grids, executors) refuses what the command line refuses."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 import deepcls as dc
 from deepcls.api import call_problem, conforms, describe
@@ -291,7 +292,7 @@ def test_fuzz_every_public_name_gives_only_project_errors(sandbox: Path) -> None
                 args.append("one too many")
             call(name, function, args, kwargs)
     study = dc.Study("smoke", results_dir=sandbox / "results", train=False)
-    for method in ("grid", "results", "record", "ledger", "banner"):
+    for method in ("grid", "results", "record", "ledger", "banner", "show"):
         function = getattr(study, method)
         for _ in range(TRIALS // 3):
             args, kwargs = draw(rng, function, fill_all=True)
@@ -309,3 +310,14 @@ def test_an_unknown_name_suggests_the_closest_known_one(capsys: pytest.CaptureFi
     assert main(["ledger", "--conclusions", "se_help,zzz"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("deepcls: error: unknown conclusion(s) se_help (did you mean se_helps?), zzz; known: ")
+
+
+def test_the_python_api_refuses_what_the_cli_refuses() -> None:
+    """A seed given twice would count one run as two; a budget must be a positive finite time."""
+    from deepcls.execution.runner import ConcurrentExecutor
+
+    with pytest.raises(ConfigError, match="seeds repeat a value"):
+        grids.grid("resnet_se", "quick", (0, 0))
+    for budget in (float("nan"), float("inf"), -10.0, 0.0):
+        with pytest.raises(ConfigError, match="a budget must be a positive number of seconds"):
+            ConcurrentExecutor(budget_s=budget)

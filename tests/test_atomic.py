@@ -1,5 +1,6 @@
 """deepcls.atomic: a write replaces a regular file or nothing; a device, FIFO or folder given as the
-output path is refused before anything is written, and stays what it was."""
+output path is refused before anything is written, and stays what it was; a write keeps the file's
+mode and writes through a symbolic link."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
+from helpers import TINY_RUN, save_run
 
-from deepcls.atomic import write_text
+from deepcls.atomic import write_text, write_with
 from deepcls.cli import main
 from deepcls.config import RunConfig
 from deepcls.errors import StoreError
+from deepcls.store.runs import RunStore
 
 
 def fifo(path: Path) -> Path:
@@ -103,3 +108,39 @@ def writer(tmp):
 
 write_with(sys.argv[1], writer)
 """
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_an_atomic_write_keeps_the_mode_and_writes_through_a_link(tmp_path: Path) -> None:
+    with umask(0o022):
+        write_text(tmp_path / "README.md", "new")
+        write_with(tmp_path / "arrays.npz", lambda tmp: np.savez(tmp, a=np.arange(3)), suffix=".npz")
+        assert mode(tmp_path / "README.md") == 0o644 and mode(tmp_path / "arrays.npz") == 0o644
+        run = save_run(RunStore(tmp_path / "store"), TINY_RUN, "new")
+        assert mode(run) == 0o755 and mode(run / "metrics.json") == 0o644
+    (tmp_path / "README.md").chmod(0o640)
+    write_text(tmp_path / "README.md", "again")
+    assert mode(tmp_path / "README.md") == 0o640 and (tmp_path / "README.md").read_text() == "again"
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "README.md").write_text("old")
+    (tmp_path / "link.md").symlink_to(Path("docs") / "README.md")
+    write_text(tmp_path / "link.md", "through")
+    assert (tmp_path / "link.md").is_symlink() and (tmp_path / "docs" / "README.md").read_text() == "through"
+    assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == ["README.md"]
+
+    (tmp_path / "loop").symlink_to("loop")
+    with pytest.raises(OSError, match="symbolic links"):
+        write_text(tmp_path / "loop", "x")

@@ -1,27 +1,35 @@
-"""The deepcls command line: train end to end, info, --help, and one-line errors with exit code 2."""
+"""The deepcls command line: train end to end, info, --help, and one-line errors: exit code 2 for
+bad input, 1 for a run that fails or a full disk (the rerun resumes), 130 for Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import errno
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 import torch
-from conftest import REPO_ROOT, SMALL_VGG7
+from helpers import REPO_ROOT, SMALL_VGG7, TINY_RUN, cli_args, leftovers, one_line, results, run_cli, train
 
 from deepcls.cli import build_parser, main
 from deepcls.config import RunConfig
-from deepcls.data import AUGMENTATIONS
+from deepcls.data import AUGMENTATION_NAMES
+from deepcls.engine.fit import Trainer
 from deepcls.models import list_models
 from deepcls.store import checkpoints
+from deepcls.store.runs import RunStore
 
 SMALL_ARGS = [
     "--dataset",
@@ -42,16 +50,6 @@ SMALL_ARGS = [
     "50",
 ]
 SMALL = RunConfig(**SMALL_VGG7, epochs=1, subset=500, test_subset=100, batch_size=50)
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """main(argv) in-process: (exit code, stdout, stderr), whether it returns or exits."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -117,7 +115,7 @@ def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert out.startswith("usage: deepcls")
     if command == ["train"]:
         assert "--lr" in out and "--results-dir" in out and "--augment" in out
-        assert all(name in " ".join(out.split()) for name in AUGMENTATIONS)  # help lists every augmentation
+        assert all(name in " ".join(out.split()) for name in AUGMENTATION_NAMES)  # help lists every augmentation
 
 
 def _bad_inputs() -> dict[str, tuple[list[str], str]]:
@@ -238,8 +236,10 @@ def test_results_shows_how_far_an_unfinished_run_has_got(capsys: pytest.CaptureF
         )
         == 0
     )
-    out = capsys.readouterr().out.splitlines()
-    assert out[1].endswith("pending (7/30 epochs checkpointed)") and out[2].endswith("pending")
+    out = capsys.readouterr().out.splitlines()  # each row's line, then its details folded beneath
+    assert out[1].split()[:2] == ["vgg_mnist", "9"] and out[1].endswith("pending")
+    said = " ".join(" ".join(out).split())
+    assert "7/30 epochs checkpointed" in said and said.count("checkpointed") == 1
 
 
 def test_markdown_writes_results_md_into_the_results_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -327,12 +327,12 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
         0,
         "No stored run is behind these conclusions at `smoke` yet.\n",
     )
-    code, out, _ = run_cli([*ledger_args, "--plan"], capsys)
+    code, out, _ = run_cli([*ledger_args, "--plan", "--wide"], capsys)
     plan = [line for line in out.splitlines()[1:] if "never run" in line]
-    assert out.endswith(
+    assert " ".join(out.split()).endswith(
         "6 runs take the 1 undecided line to their next look: none of their rows has been run, so no cost is"
         " known yet. `deepcls ledger --profile smoke --train` trains them, the most expected decisions per hour"
-        " first.\n"
+        " first."
     )
     assert (
         code == 0 and len(plan) == 6 and all("never run" in line and "first_kernel_5_beats_3" in line for line in plan)
@@ -341,7 +341,7 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
     code, out, _ = run_cli([*ledger_args, "--train", "--data-dir", str(data_dir)], capsys)
     line = next(line for line in out.splitlines() if line.startswith("first_kernel_5_beats_3 "))
     assert code == 0 and "undecided" not in line  # at smoke the VGGs may collapse: "not comparable" is decided
-    out = run_cli([*ledger_args, "--plan"], capsys)[1]  # the next look: seeds 3-5 a side, unless decided now
+    out = run_cli([*ledger_args, "--plan", "--wide"], capsys)[1]  # the next look: seeds 3-5 a side, unless decided
     later = [line.split()[1:3] for line in out.splitlines()[1:] if "first_kernel_5_beats_3" in line]
     assert out.endswith("at `smoke`: nothing to train.\n") or sorted(later) == sorted(
         [r, s] for r in ("9", "10") for s in "345"
@@ -349,7 +349,7 @@ def test_ledger_plans_trains_and_decides_a_conclusion(
     assert len(list((tmp_path / "runs").iterdir())) == 6
     other = [a if a != "first_kernel_5_beats_3" else "vgg7_batch128_beats_32" for a in ledger_args]
     out = run_cli([*other, "--plan"], capsys)[1]  # costed from the stored runs' pace on this device
-    assert "estimated from their MACs" in out and "cost unknown" not in out
+    assert "estimated from their MACs" in " ".join(out.split()) and "cost unknown" not in out
     code, out, _ = run_cli([*ledger_args, "--evidence"], capsys)  # the runs behind the decided line
     lines = out.splitlines()[1:]
     assert (
@@ -390,19 +390,20 @@ def test_ledger_runs_takes_the_plans_first_runs_and_says_what_they_complete(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["ledger", "--profile", "smoke", "--conclusions", "first_kernel_5_beats_3,vgg7_batch128_beats_32"]
-    args += ["--results-dir", str(tmp_path), "--plan"]
+    args += ["--results-dir", str(tmp_path), "--plan", "--wide"]
     whole = [line.split()[:4] for line in run_cli(args, capsys)[1].splitlines() if "never run" in line]
     code, out, _ = run_cli([*args, "--runs", "3"], capsys)
     assert code == 0 and [line.split()[:4] for line in out.splitlines() if "never run" in line] == whole[:3]
-    assert f"The first 3 of {len(whole)} runs that take the undecided lines to their next look" in out
-    assert "They complete 0. `deepcls ledger --profile smoke --train --runs 3` trains them." in out
+    said = " ".join(out.split())
+    assert f"The first 3 of {len(whole)} runs that take the undecided lines to their next look" in said
+    assert "They complete 0. `deepcls ledger --profile smoke --train --runs 3` trains them." in said
     for bad, message in (
         ("0", "argument --runs: must be >= 1, got 0"),
         ("x", "argument --runs: must be a whole number >= 1, got 'x'"),
     ):
         code, out, err = run_cli([*args, "--runs", bad], capsys)
         assert code == 2 and out == "" and err == f"deepcls: error: {message}\n"
-    code, out, err = run_cli([*args[:-1], "--runs", "3"], capsys)
+    code, out, err = run_cli([*(a for a in args if a != "--plan"), "--runs", "3"], capsys)
     assert code == 2 and err == "deepcls: error: --runs needs --plan or --train\n"
     assert not (tmp_path / "runs").exists()
 
@@ -546,3 +547,189 @@ def test_the_ledger_fits_a_100_column_terminal_and_names_every_conclusion_id(
     assert [line.split()[0] for line in lines if line.split() and line.split()[0] in {c.id for c in CONCLUSIONS}] == [
         c.id for c in CONCLUSIONS
     ]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["results", "--profile", "paper"], ["ledger", "--profile", "paper", "--plan"]],
+    ids=["results", "plan"],
+)
+def test_results_and_the_plan_fit_a_100_column_terminal(
+    command: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each row's short columns on one line, the rest folded beneath it; --wide keeps every column."""
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main([*command, "--results-dir", str(REPO_ROOT / "results")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and max(map(len, lines)) <= 100
+    assert main([*command, "--wide", "--results-dir", str(REPO_ROOT / "results")]) == 0
+    assert max(map(len, capsys.readouterr().out.splitlines())) > 100  # all of it, however wide
+
+
+NO_TORCH = """
+import sys
+from deepcls.cli import main
+code = main(sys.argv[1:])
+sys.stdout.flush()
+assert "torch" not in sys.modules, "imported torch"
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["--help"], ["train", "--help"], ["results", "--profile", "paper"], ["ledger", "--profile", "paper"]],
+    ids=["help", "train-help", "results", "ledger"],
+)
+def test_help_results_and_the_ledger_never_import_torch(command: list[str]) -> None:
+    """Reading commands start in well under a second: torch (seconds to import) stays out."""
+    env = {**os.environ, "DEEPCLS_RESULTS_DIR": str(REPO_ROOT / "results")}
+    done = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, *command], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout
+
+
+def test_train_help_documents_every_option_with_its_values_and_no_markup() -> None:
+    """Every RunConfig field's flag says what it is, its unit or valid values (from the field's metadata)."""
+    out = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    assert "``" not in out and "``" not in build_parser().format_help()
+    for field in dataclasses.fields(RunConfig):
+        assert field.metadata["help"].split(";")[0][:30] in out, field.name
+    for said in ("from: constant, step, cosine, triangle", "from: auto, fp32, bf16", "a count, not a fraction"):
+        assert said in out
+    assert all(name in out for name in list_models())
+
+
+# ---------------------------------------------------------------------- failures, a full disk, Ctrl-C: one line
+def test_a_run_that_fails_in_the_loop_ends_the_command_in_one_line(
+    data_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Any other failure (here a --compile without a compiler): one line, exit 1, the run recorded as failed."""
+
+    def no_compiler(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> Any:
+        raise RuntimeError("simulated --compile failure:\nno working C++ compiler found")
+
+    monkeypatch.setattr(Trainer, "step", no_compiler)
+    args = ["train", "--dataset", "mnist", "--model", "vgg7", "--subset", "64", "--test-subset", "64", "--epochs", "1"]
+    args += ["--data-dir", str(data_dir), "--results-dir", str(tmp_path), "--quiet"]
+    assert main(args) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "failed: RuntimeError: simulated --compile failure: no working C++ compiler found" in line
+    assert "DEEPCLS_TRACEBACK=1" in line
+    store = RunStore(tmp_path)
+    assert [store.status(d.name) for d in (tmp_path / "runs").iterdir()] == ["failed"]
+    monkeypatch.setenv("DEEPCLS_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="no working C"):
+        main(args)
+
+
+def test_a_full_disk_during_training_is_one_line_naming_the_file(data_dir: Path, tmp_path: Path) -> None:
+    """A results folder on a 48 KB file system (a tmpfs mounted in a mount namespace of its own):
+    the first checkpoint fills it, and the command says "No space left on device" with the file,
+    not torch's "enforce fail ... unexpected pos"."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("a full disk is tried on a tmpfs in a mount namespace: unshare -m failed (needs root)")
+        pytest.skip("a full disk is tried on a tmpfs in a mount namespace: unshare -m needs root")
+    small = tmp_path / "small"
+    small.mkdir()
+    args = ["train", "--dataset", "mnist", "--model", "resnet18", "--epochs", "2", "--subset", "200"]
+    args += ["--test-subset", "100", "--batch-size", "64", "--precision", "fp32", "--threads", "1", "--quiet"]
+    args += ["--data-dir", str(data_dir), "--results-dir", str(small)]
+    script = 'mount -t tmpfs -o size=48k tmpfs "$1" && shift && exec "$@"'
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", str(small), sys.executable, "-m", "deepcls", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    line = one_line(done.stderr)
+    assert done.returncode == 1 and line.startswith("deepcls: error: No space left on device (")
+    assert f"{small}/.cache/checkpoints/" in line and line.endswith("run the same command again to resume")
+    assert "enforce fail" not in done.stderr and not any(small.iterdir())  # the tmpfs went with its namespace
+
+
+def test_a_full_disk_is_one_line_and_the_rerun_resumes_identically(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = TINY_RUN.replace(epochs=2)
+    reference = train(config, tmp_path / "reference", data_dir)
+    root = tmp_path / "results"
+    real_checkpoint, written = checkpoints.save_checkpoint, []
+
+    def full(path: Path) -> OSError:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    def checkpoint_then_full(store: RunStore, cfg: RunConfig, state: dict) -> None:
+        if written:
+            raise full(checkpoints.checkpoint_path(store, cfg))
+        real_checkpoint(store, cfg, state)
+        written.append(cfg)
+
+    def save_full(self: RunStore, cfg: RunConfig, *args: Any, **kwargs: Any) -> None:
+        raise full(self.runs)
+
+    monkeypatch.setattr(checkpoints, "save_checkpoint", checkpoint_then_full)
+    monkeypatch.setattr(RunStore, "save", save_full)  # the failed record cannot be written either
+    argv = ["train", *cli_args(config), "--results-dir", str(root), "--data-dir", str(data_dir), "--quiet"]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 1 and out == "" and "No space left on device" in one_line(err) and "resume" in err
+    store = RunStore(root)
+    assert (
+        store.run_ids() == []
+        and leftovers(root) == []
+        and len(checkpoints.load_checkpoint(store, config)["history"]) == 1
+    )
+    monkeypatch.undo()
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0 and out.startswith(f"trained {config.run_id}: status complete, epochs 2")
+    pd.testing.assert_frame_equal(results(store.load(config).history), results(reference.history), check_exact=True)
+
+
+def test_ctrl_c_is_one_line(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    def interrupted(self: Trainer, epoch: int, bar: Any) -> tuple[float, float]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    root = tmp_path / "results"
+    argv = ["train", *cli_args(TINY_RUN), "--results-dir", str(root), "--data-dir", str(data_dir), "--quiet"]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 130 and "interrupted; run the same command again to resume" in one_line(err)
+    assert RunStore(root).run_ids() == [] and leftovers(root) == []
+
+
+# ---------------------------------------------------------------------- bad values, unusable results folders
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["results", "--profile", "smoke", "--rows", "999"], "no row 999 in table(s)"),
+        (["bench", "--steps", "0"], "--steps and --batch-size must be >= 1, got 0"),
+        (["bench", "--steps", "-5"], "--steps and --batch-size must be >= 1, got -5"),
+        (["bench", "--batch-size", "32,0"], "--steps and --batch-size must be >= 1"),
+        (["bench", "--runs-at-once", "-1"], "--runs-at-once must be >= 0"),
+    ],
+)
+def test_bad_command_values_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2 and out == "" and message in one_line(err)
+
+
+@pytest.mark.parametrize(
+    ("command", "below", "message"),
+    [
+        (["results"], "", "is a file, not a folder"),
+        (["report", "--no-train"], "", "is a file, not a folder"),
+        (["report", "--no-train"], "results", "is not writable"),
+    ],
+)
+def test_a_results_dir_that_is_a_file_or_unwritable_is_one_line(
+    command: list[str], below: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    argv = [*command, "--profile", "smoke", "--results-dir", str(blocker / below)]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2 and out == "" and message in one_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and blocker.read_text() == "not a folder"

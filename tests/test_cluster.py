@@ -33,7 +33,7 @@ import pandas as pd
 import psutil
 import pytest
 import torch
-from conftest import SMALL_VGG7
+from helpers import SMALL_VGG7
 
 from deepcls.cli import main
 from deepcls.config import RunConfig

@@ -1,9 +1,15 @@
 """Runs trained together (deepcls.execution.interleaved) train what they train alone; the CUDA-graph code
-paths' CPU-side logic (which batches replay a graph, the lr as a tensor, undoing warm-up steps)."""
+paths' CPU-side logic (which batches replay a graph, the lr as a tensor, undoing warm-up steps); a
+stopped grid stops its worker processes."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,9 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import REPO_ROOT, SMALL_VGG7, results
 
 from deepcls.config import RunConfig
-from deepcls.engine.fit import TIMING_COLUMNS, Trainer, fit
+from deepcls.engine.fit import Trainer, fit
 from deepcls.engine.graphs import state_kept, use_graphs
 from deepcls.engine.optim import lr_factor
 from deepcls.errors import ConfigError
@@ -36,10 +43,6 @@ TOGETHER = [
     RunConfig(**TINY, **VGG, batch_norm=True, optimizer="sgd", lr=0.02, nesterov=True, seed=2, augment="crop"),
 ]
 EXACT = {"check_exact": True}  # tolerance on the CPU: none, the histories are equal bit for bit
-
-
-def results(history: pd.DataFrame) -> pd.DataFrame:
-    return history.drop(columns=TIMING_COLUMNS)
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +254,67 @@ def test_checkpoints_every_epoch_or_at_most_every_n_seconds() -> None:
     assert due(0, 0) and due(0, 1)  # the default: after every epoch
     assert not due(3600, 0) and not due(3600, 1, "cosine")
     assert due(3600, 1)  # the last epoch of an extendable run: a longer run continues from it
+
+
+# ---------------------------------------------------------------------- a stopped grid's worker processes
+GRID_OF_TWO = """
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background shell ignores it)
+from deepcls.execution import runner
+from deepcls.config import RunConfig
+configs = [RunConfig(**{**json.loads(sys.argv[2]), "seed": seed}) for seed in (0, 1)]
+runner.run_grid(configs, results_dir=sys.argv[1], data_dir=sys.argv[3], jobs=2, progress=False)
+"""
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:  # gone meanwhile
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc (Linux)")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_a_grid_stops_its_worker_processes(stop: signal.Signals, data_dir: Path, tmp_path: Path) -> None:
+    """SIGTERM kills the grid's process (its workers see they are orphans and end); SIGINT to it
+    alone, as a scheduler may send, ends the grid, which terminates its workers. Either way no run
+    trains on unseen, holding a core and its lock."""
+    long = RunConfig(**SMALL_VGG7, epochs=1000, subset=2000, test_subset=200, batch_size=50)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-c", GRID_OF_TWO, str(tmp_path), json.dumps(long.to_dict()), str(data_dir)]
+    grid = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    locks = [RunStore(tmp_path)._lock_path(long.replace(seed=s)) for s in (0, 1)]  # noqa: SLF001
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not all(lock.exists() for lock in locks):  # both workers have claimed their runs: training
+            assert grid.poll() is None and time.monotonic() < deadline, grid.stderr.read() if grid.stderr else ""
+            time.sleep(0.2)
+        workers = children(grid.pid)
+        assert len(workers) >= 2
+        grid.send_signal(stop)
+        assert grid.wait(timeout=60) != 0
+        deadline = time.monotonic() + 30
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(alive(w) for w in workers)
+    finally:  # a failing run of this test leaves no training behind
+        for pid in [grid.pid, *workers]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        grid.wait()
+    assert list((tmp_path / "runs").glob("*")) == []  # nothing stored half-way

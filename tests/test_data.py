@@ -1,4 +1,5 @@
-"""Data layer: the real datasets, batched augmentations, BatchLoader, subsets and bad input."""
+"""Data layer: the real datasets and their fingerprints (a run trained on other data is refused),
+batched augmentations, BatchLoader, subsets, bad input and failed downloads."""
 
 from __future__ import annotations
 
@@ -14,21 +15,26 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from helpers import REPO_ROOT, TINY_RUN, cli_args, files_of, one_line, run_cli, train
 
 from deepcls.data import (
     AUGMENTATIONS,
     DATASETS,
+    OFFICIAL_FINGERPRINTS,
     BatchLoader,
     DatasetSpec,
     Split,
-    augment,
     balanced_subset,
     dataset_path,
+    fingerprint,
+    get_spec,
     load_dataset,
     parse_augment,
 )
-from deepcls.data.augment import brightness_contrast, crop, cutout, rotate
+from deepcls.data.augment import augment, brightness_contrast, crop, cutout, rotate
+from deepcls.engine.fit import fit
 from deepcls.errors import ConfigError, DataError
+from deepcls.store.runs import RunStore
 
 Arrays = dict[str, np.ndarray]
 
@@ -136,6 +142,81 @@ def test_cifar10_is_the_official_release(cifar10: tuple[Split, Split]) -> None:
         "ship",
         "truck",
     )
+
+
+# --------------------------------------------------------------------------- the data fingerprint
+
+
+@pytest.fixture
+def zero_mnist(tmp_path: Path, data_dir: Path) -> Path:
+    """A folder with a valid mnist.npz whose images are all zero (the real labels)."""
+    folder = tmp_path / "zeros"
+    folder.mkdir()
+    with np.load(data_dir / "mnist.npz", allow_pickle=False) as npz:
+        arrays = {k: np.zeros_like(npz[k]) if k.startswith("x_") else npz[k] for k in npz.files}
+    np.savez(folder / "mnist.npz", **arrays)
+    return folder
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_the_shared_copies_have_the_official_fingerprint(name: str, data_dir: Path) -> None:
+    assert fingerprint(name, data_dir) == OFFICIAL_FINGERPRINTS[name]
+
+
+def test_the_fingerprint_hashes_the_arrays_not_the_file(tmp_path: Path) -> None:
+    spec = get_spec("mnist")
+    h, w, _ = spec.image_shape
+    rng = np.random.default_rng(0)
+    arrays = {
+        **{f"x_{s}": rng.integers(0, 255, (n, h, w), dtype=np.uint8) for s, n in (("train", 60_000), ("test", 10))},
+        **{f"y_{s}": np.arange(n, dtype=np.int64) % 10 for s, n in (("train", 60_000), ("test", 10))},
+    }
+    arrays["x_test"] = np.zeros((10_000, h, w), np.uint8)
+    arrays["y_test"] = np.arange(10_000, dtype=np.int64) % 10
+    plain, packed, nhwc = (tmp_path / d for d in ("plain", "packed", "nhwc"))
+    for folder in (plain, packed, nhwc):
+        folder.mkdir()
+    np.savez(plain / "mnist.npz", **arrays)
+    np.savez_compressed(packed / "mnist.npz", **arrays)
+    np.savez(nhwc / "mnist.npz", **{k: v[..., None] if k.startswith("x_") else v for k, v in arrays.items()})
+    assert fingerprint("mnist", plain) == fingerprint("mnist", packed) == fingerprint("mnist", nhwc)
+    arrays["y_test"][0] = 1
+    np.savez(plain / "mnist.npz", **arrays)  # a new version of the file: hashed again
+    assert fingerprint("mnist", plain) != fingerprint("mnist", packed)
+    assert fingerprint("mnist", tmp_path / "nowhere") is None
+
+
+def test_a_run_trained_on_other_data_is_refused_then_retrained_with_force(
+    data_dir: Path, zero_mnist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "results"
+    wrong = train(TINY_RUN, root, zero_mnist)
+    assert wrong.metrics["data_fingerprint"] == fingerprint("mnist", zero_mnist) != OFFICIAL_FINGERPRINTS["mnist"]
+    before = files_of(wrong.path)
+    argv = ["train", *cli_args(TINY_RUN), "--results-dir", str(root), "--data-dir", str(data_dir), "--quiet"]
+    code, out, err = run_cli(argv, capsys)
+    line = one_line(err)
+    assert code == 2 and out == "" and f"run {TINY_RUN.run_id} was trained on a different mnist.npz" in line
+    assert "--force" in line and files_of(wrong.path) == before
+    code, out, _ = run_cli([*argv, "--force"], capsys)
+    assert code == 0 and out.startswith(f"trained {TINY_RUN.run_id}")
+    record = RunStore(root).load(TINY_RUN)
+    assert record.metrics["data_fingerprint"] == OFFICIAL_FINGERPRINTS["mnist"]
+    assert record.history["train_loss"].iloc[0] != wrong.history["train_loss"].iloc[0]
+
+
+def test_a_run_stored_without_fingerprint_stands_for_the_official_files(
+    data_dir: Path, zero_mnist: Path, tmp_path: Path
+) -> None:
+    committed = RunStore(REPO_ROOT / "results")
+    older = (r for r in committed.run_ids() if r.startswith("mnist-"))  # runs before fingerprints were stored
+    run_id = next(r for r in older if "data_fingerprint" not in committed.load(r).metrics)
+    config = committed.load(run_id).config
+    assert fit(config, store=committed, data_dir=str(data_dir), progress=False).reused
+    with pytest.raises(DataError, match=f"run {run_id} was trained on a different mnist.npz"):
+        fit(config, store=committed, data_dir=str(zero_mnist), progress=False)
+    # with no data file at hand nothing can differ: the stored run is reused (nothing is trained)
+    assert fit(config, store=committed, data_dir=str(tmp_path / "no-data"), progress=False).reused
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -355,6 +436,21 @@ def test_pad_to_32_centres_the_image_on_a_zero_border(mnist: tuple[Split, Split]
     assert torch.allclose(_pixels(real, MNIST)[:, :, ~inside], torch.tensor(0.0), atol=1e-3)
 
 
+def test_a_last_training_batch_of_one_joins_the_batch_before() -> None:
+    spec = get_spec("mnist")
+
+    def sizes(n: int, batch: int, train: bool) -> list[int]:
+        split = Split(torch.zeros(n, 28, 28, 1, dtype=torch.uint8), torch.arange(n) % 10)
+        loader = BatchLoader(split, spec, batch_size=batch, train=train)
+        got = [len(y) for _, y in loader.epoch(0)]
+        assert len(got) == len(loader)
+        return got
+
+    assert sizes(33, 32, True) == [33] and sizes(65, 32, True) == [32, 33]
+    assert sizes(33, 32, False) == [32, 1]  # evaluation has no batch norm statistics to spoil
+    assert sizes(64, 32, True) == [32, 32] and sizes(66, 32, True) == [32, 32, 2]  # every other split unchanged
+
+
 # --------------------------------------------------------------------------- balanced_subset
 
 
@@ -481,6 +577,16 @@ def test_unreadable_file_is_a_data_error(write: Callable[[Path], object], tmp_pa
     assert str(path) in str(err.value)
 
 
+def test_a_symlink_loop_as_data_file_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "mnist.npz").symlink_to(tmp_path / "mnist.npz")
+    with pytest.raises(DataError, match="cannot be opened \\(Too many levels of symbolic links\\)"):
+        load_dataset("mnist", tmp_path)
+    (tmp_path / "mnist.npz").unlink()
+    (tmp_path / "mnist.npz").symlink_to(tmp_path / "gone.npz")
+    with pytest.raises(DataError, match="is a symbolic link to a missing file"):
+        load_dataset("mnist", tmp_path)
+
+
 # --------------------------------------------------------------------------- download
 
 
@@ -547,3 +653,16 @@ def test_download_writes_the_npz_atomically(name: str, tmp_path: Path, monkeypat
     expected = fake(str(folder), train=True)
     assert torch.equal(train.x, torch.as_tensor(expected.data).reshape(20, *DATASETS[name].image_shape))
     assert torch.equal(train.y, torch.as_tensor(expected.targets)) and len(test) == 10
+
+
+def test_a_failed_download_leaves_no_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+    import urllib.request
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DataError, match="download failed"):
+        load_dataset("mnist", tmp_path / "new" / "data")
+    assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,19 @@ import deepcls
 
 PACKAGE = Path(deepcls.__file__).parent
 # entry points and the modules every stage shares; everything else lives in subpackages
-TOP_LEVEL = {"__init__", "__main__", "api", "atomic", "cli", "config", "errors", "numeric", "study", "version"}
+TOP_LEVEL = {
+    "__init__",
+    "__main__",
+    "api",
+    "atomic",
+    "cli",
+    "config",
+    "errors",
+    "numeric",
+    "progress",
+    "study",
+    "version",
+}
 READERS = ("analysis", "report")  # read the store; never import what trains
 TRAINERS = ("engine", "execution")
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import grid_config
 from scipy import stats
 
 from deepcls.analysis import ledger
@@ -27,11 +28,6 @@ from deepcls.store.runs import RunStore
 from deepcls.store.timings import StepTiming, load_timing, save_timing, step_config, timing_path
 
 PROFILE = "quick"
-
-
-def config(table: str, row: int, seed: int) -> RunConfig:
-    grid = ex.table_grid(table, PROFILE, (seed,))
-    return grid.loc[grid["row"] == row, "config"].iloc[0]
 
 
 CPU_X1 = "cpu: x86_64 x1 threads"
@@ -94,9 +90,9 @@ def verdict(root: Path, conclusion: Conclusion = SE, metric: str = "honest") -> 
 )
 def test_each_verdict(tmp_path: Path, with_se: list[float], without: list[float], expected: str) -> None:
     for seed, acc in enumerate(with_se):
-        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, acc])
+        store_run(tmp_path, grid_config("resnet_se", 1, seed), [30.0, acc])
     for seed, acc in enumerate(without):
-        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, acc])
+        store_run(tmp_path, grid_config("resnet_se", 0, seed), [30.0, acc])
     line = verdict(tmp_path)
     assert line["verdict"] == expected
     assert (line["n_a"], line["n_b"]) == (len(with_se), len(without))
@@ -127,8 +123,8 @@ def test_tost_agrees_with_a_hand_computation(tmp_path: Path) -> None:
     of 1, inconclusive."""
     a, b = [50.0, 51.0, 52.0], [50.2, 51.2, 52.2]
     for seed, (x, y) in enumerate(zip(a, b)):
-        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, x])
-        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, y])
+        store_run(tmp_path, grid_config("resnet_se", 1, seed), [30.0, x])
+        store_run(tmp_path, grid_config("resnet_se", 0, seed), [30.0, y])
     wide = Conclusion("w", "SE blocks help", "compare", SE.a, SE.b, margin=2.0)
     line = verdict(tmp_path, wide)
     assert (line["tost_low"], line["tost_high"]) == pytest.approx((-1.9406, 1.5406), abs=1e-4)
@@ -146,8 +142,8 @@ def test_an_inconclusive_line_plans_its_seeds_as_statsmodels_does(tmp_path: Path
     from statsmodels.stats.power import TTestIndPower
 
     for seed, (with_se, without) in enumerate(zip([40.5, 39.5, 41.0], [40.0, 40.6, 39.4])):
-        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
-        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
+        store_run(tmp_path, grid_config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(tmp_path, grid_config("resnet_se", 0, seed), [30.0, without])
     line = verdict(tmp_path)
     spread = ((np.var([40.5, 39.5, 41.0], ddof=1) + np.var([40.0, 40.6, 39.4], ddof=1)) / 2) ** 0.5
     solved = TTestIndPower().solve_power(effect_size=0.5 / spread, alpha=0.05, power=0.8)
@@ -170,22 +166,30 @@ def test_a_long_note_is_cut_to_whole_clauses_in_the_table_and_kept_whole_in_the_
     assert tables.short_note("x" * 30 + " " + "y" * 200, 40) == "x" * 30 + " …"
 
 
+OTHER = Conclusion("other", "SGD beats lr 0.01", "compare", ("resnet_cifar10", 2), ("resnet_cifar10", 9))
+UNTESTED = Conclusion("untested", "VGG-16 beats VGG-11", "compare", ("vgg_cifar10", 3), ("vgg_cifar10", 1))
+
+
+def store_se_other_and_mnist_runs(root: Path) -> None:
+    """Three seeds of SE (clearly ahead), of :data:`OTHER`'s sides (overlapping) and of an MNIST row."""
+    for seed, (with_se, without) in enumerate(zip([42.0, 42.2, 41.9], [40.0, 40.1, 39.9])):
+        store_run(root, grid_config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(root, grid_config("resnet_se", 0, seed), [30.0, without])
+    for seed, (a, b) in enumerate(zip([40.5, 39.5, 41.0], [40.0, 40.6, 39.4])):
+        store_run(root, grid_config("resnet_cifar10", 2, seed), [30.0, a])
+        store_run(root, grid_config("resnet_cifar10", 9, seed), [30.0, b])
+    for seed in range(3):
+        store_run(root, grid_config("resnet_mnist", 3, seed), [99.0, 99.3 + seed / 100])
+
+
 def test_the_family_is_every_claim_and_holm_names_verdicts_after_the_correction(tmp_path: Path) -> None:
     """Three claims (one never run, in the family with p = 1) and a sanity line outside it. Holm by
     hand: the smallest sequential p is multiplied by 3, the next by 2 (never below the one before),
     the last by 1; SE holds after the correction, the other claim stays inconclusive, and the sanity
     line keeps its uncorrected verdict with no adjusted p."""
-    other = Conclusion("other", "SGD beats lr 0.01", "compare", ("resnet_cifar10", 2), ("resnet_cifar10", 9))
-    untested = Conclusion("untested", "VGG-16 beats VGG-11", "compare", ("vgg_cifar10", 3), ("vgg_cifar10", 1))
+    other, untested = OTHER, UNTESTED
     sanity = Conclusion("s", "MNIST is easier", "compare", ("resnet_mnist", 3), ("resnet_cifar10", 2), role="sanity")
-    for seed, (with_se, without) in enumerate(zip([42.0, 42.2, 41.9], [40.0, 40.1, 39.9])):
-        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
-        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
-    for seed, (a, b) in enumerate(zip([40.5, 39.5, 41.0], [40.0, 40.6, 39.4])):
-        store_run(tmp_path, config("resnet_cifar10", 2, seed), [30.0, a])
-        store_run(tmp_path, config("resnet_cifar10", 9, seed), [30.0, b])
-    for seed in range(3):
-        store_run(tmp_path, config("resnet_mnist", 3, seed), [99.0, 99.3 + seed / 100])
+    store_se_other_and_mnist_runs(tmp_path)
     table = ledger.ledger(PROFILE, RunStore(tmp_path), [SE, other, untested, sanity])
     honest = table[table["metric"] == "honest"].set_index("id")
     se, rest, never, check = (honest.loc[i] for i in ("se_test", "other", "untested", "s"))
@@ -202,6 +206,29 @@ def test_the_family_is_every_claim_and_holm_names_verdicts_after_the_correction(
     assert (words.loc["holds", "claims"], words.loc["holds", "sanity checks"], words.loc["undecided", "claims"]) == (
         1, 1, 1,
     )  # fmt: skip
+    assert "extensions" not in words and "Extensions" not in said  # none in this ledger
+
+
+def test_extension_lines_are_a_family_of_their_own_never_among_the_reports_claims(tmp_path: Path) -> None:
+    """SE as a user's own ``extension`` line beside two claims: Holm runs over the claims alone (a
+    family of 2) and, apart, over the extension alone (a family of 1, its p unadjusted), so the
+    extension neither joins the report's count of claims nor moves their adjusted p-values."""
+    store_se_other_and_mnist_runs(tmp_path)
+    mine = dataclasses.replace(SE, id="mine", role="extension")
+    table = ledger.ledger(PROFILE, RunStore(tmp_path), [mine, OTHER, UNTESTED])
+    alone = ledger.ledger(PROFILE, RunStore(tmp_path), [OTHER, UNTESTED])
+    honest = table[table["metric"] == "honest"].set_index("id")
+    ext, rest = honest.loc["mine"], honest.loc["other"]
+    assert ext["role"] == "extension" and ext["family"] == 1 and set(honest.drop("mine")["family"]) == {2}
+    assert ext["p_adjusted"] == pytest.approx(min(ext["p_sequential"], ext["p_sequential_tost"]))
+    assert ext["verdict"] == "holds"
+    assert rest["p_adjusted"] == alone.set_index(["id", "metric"]).loc[("other", "honest"), "p_adjusted"]
+    said = verdicts.summary(table)
+    assert said.startswith("Of the report's 2 claims, on the final epoch after Holm's correction over all 2: 0 holds")
+    assert said.endswith("Extensions (1 line added to the report, Holm over them alone): 1 holds.")
+    words = verdicts.summary_table(table).set_index("verdict")
+    assert words.loc["holds", "extensions"] == 1 and words.loc["holds", "claims"] == 0
+    assert verdicts.summary_table(alone).columns.tolist() == ["verdict", "claims", "sanity checks", "what it means"]
 
 
 def test_every_comparison_has_a_margin_and_every_line_a_role() -> None:
@@ -231,26 +258,26 @@ def test_a_failed_and_a_diverged_run_beside_complete_ones(tmp_path: Path, stored
     """Neither is read as a seed: the line counts the three complete runs a side, names the diverged
     one, and the plan retrains the failed seed."""
     for seed, (with_se, without) in enumerate(zip([42.0, 42.2, 41.9], [40.0, 40.1, 39.9])):
-        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
-        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
-    stored_run(tmp_path, config("resnet_se", 1, 3), status="failed")
-    stored_run(tmp_path, config("resnet_se", 0, 3), test_acc=10.0, status="diverged")
+        store_run(tmp_path, grid_config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(tmp_path, grid_config("resnet_se", 0, seed), [30.0, without])
+    stored_run(tmp_path, grid_config("resnet_se", 1, 3), status="failed")
+    stored_run(tmp_path, grid_config("resnet_se", 0, 3), test_acc=10.0, status="diverged")
     line = verdict(tmp_path)
     assert (line["n_a"], line["n_b"], line["verdict"]) == (3, 3, "holds")
     assert line["diverged_b"] == 1 and "side b 1 diverged (not read)" in line["reading"]
     failed = Conclusion("f", "SE blocks help", "compare", SE.a, SE.b)
     store = RunStore(tmp_path / "one")
-    stored_run(tmp_path / "one", config("resnet_se", 1, 0), status="failed")
+    stored_run(tmp_path / "one", grid_config("resnet_se", 1, 0), status="failed")
     plan = planner.plan(PROFILE, store, [failed])
-    assert config("resnet_se", 1, 0) in list(plan["config"])  # the failed seed is trained again
+    assert grid_config("resnet_se", 1, 0) in list(plan["config"])  # the failed seed is trained again
 
 
 def test_a_run_with_an_empty_history_is_damaged_and_left_out_not_a_crash(tmp_path: Path) -> None:
     for seed, (with_se, without) in enumerate(zip([42.0, 42.2, 41.9], [40.0, 40.1, 39.9])):
-        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
-        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
+        store_run(tmp_path, grid_config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(tmp_path, grid_config("resnet_se", 0, seed), [30.0, without])
     store = RunStore(tmp_path)
-    broken = store.run_dir(config("resnet_se", 1, 2))
+    broken = store.run_dir(grid_config("resnet_se", 1, 2))
     (broken / "history.csv").write_text("epoch,train_acc,test_acc,seconds\n")
     table = ledger.ledger(PROFILE, RunStore(tmp_path), [SE])
     line = table[table["metric"] == "honest"].iloc[0]  # the store left it out (one warning): n = 2 on that side
@@ -263,8 +290,8 @@ def test_an_epoch_conclusion_reads_both_lengths_from_the_longer_runs_own_traject
     above its final epoch; the stored 2-epoch runs (which would win on a max) are never read."""
     epochs = Conclusion("e", "3 epochs beat 2", "epochs", ("resnet_cifar10", 4), ("resnet_cifar10", 3), 1.98)
     for seed, bump in enumerate((0.0, 0.3, -0.2)):
-        store_run(tmp_path, config("resnet_cifar10", 4, seed), [80.0 + bump, 70.0, 75.0 + bump])
-        store_run(tmp_path, config("resnet_cifar10", 3, seed), [99.0, 99.0])  # not this trajectory
+        store_run(tmp_path, grid_config("resnet_cifar10", 4, seed), [80.0 + bump, 70.0, 75.0 + bump])
+        store_run(tmp_path, grid_config("resnet_cifar10", 3, seed), [99.0, 99.0])  # not this trajectory
     honest = verdict(tmp_path, epochs, "honest")
     bump = (0.0 + 0.3 - 0.2) / 3
     assert honest["verdict"] == "holds" and honest["difference"] == pytest.approx(5 + bump)  # epoch 3 vs epoch 2
@@ -276,10 +303,10 @@ def test_the_runs_behind_a_line_give_its_means_seed_by_seed(tmp_path: Path) -> N
     """deepcls ledger --evidence: each run's value under each metric; a collapsed run is named and left
     out of the difference; an epoch line reads side b from side a's runs at the shorter length."""
     for seed, (with_se, without) in enumerate([(42.0, 40.0), (42.2, 40.1), (41.9, 10.0)]):
-        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
-        store_run(tmp_path, config("resnet_se", 0, seed), [45.0, without])
+        store_run(tmp_path, grid_config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(tmp_path, grid_config("resnet_se", 0, seed), [45.0, without])
     epochs = Conclusion("e", "3 epochs beat 2", "epochs", ("resnet_cifar10", 4), ("resnet_cifar10", 3))
-    store_run(tmp_path, config("resnet_cifar10", 4, 0), [80.0, 70.0, 75.0])
+    store_run(tmp_path, grid_config("resnet_cifar10", 4, 0), [80.0, 70.0, 75.0])
     store = RunStore(tmp_path)
     runs = ledger.evidence(PROFILE, store, [SE, epochs])
     se = runs[runs["id"] == "se_test"]
@@ -289,7 +316,7 @@ def test_the_runs_behind_a_line_give_its_means_seed_by_seed(tmp_path: Path) -> N
     line = verdict(tmp_path)
     assert line["mean_a"] == pytest.approx(se["honest"].iloc[:3].mean())
     assert line["mean_b"] == pytest.approx(se["honest"].iloc[3:].mean())  # the collapsed seed left out
-    assert set(se["run_id"]) == {config(t, r, s).run_id for t, r in (SE.a, SE.b) for s in range(3)}
+    assert set(se["run_id"]) == {grid_config(t, r, s).run_id for t, r in (SE.a, SE.b) for s in range(3)}
     e = runs[runs["id"] == "e"]
     assert list(e["side"]) == ["a", "b"] and list(e["epochs"]) == [3, 2] and e["run_id"].nunique() == 1
     assert list(e["honest"]) == [75.0, 70.0] and list(e["report"]) == [75.0, 75.0]  # last-3 means
@@ -319,13 +346,13 @@ def test_runs_with_per_image_predictions_get_an_interval_over_seeds_and_test_ima
     for seed in range(3):
         for row, right in ((1, 0.82), (0, 0.80)):
             hit = rng.random(2000) < right
-            store_predicted(tmp_path, config("resnet_se", row, seed), true, np.where(hit, true, (true + 1) % 10))
+            store_predicted(tmp_path, grid_config("resnet_se", row, seed), true, np.where(hit, true, (true + 1) % 10))
     line = verdict(tmp_path)
     assert line["image_noise"] == "counted" and line["boot_low"] < line["difference"] < line["boot_high"]
     assert line["boot_high"] - line["boot_low"] > 1.0  # binomial noise of 2,000 images: ±~1.2 points
     for seed in range(3):
-        store_run(tmp_path / "old", config("resnet_se", 1, seed), [30.0, 42.0 + seed / 10])
-        store_run(tmp_path / "old", config("resnet_se", 0, seed), [30.0, 40.0 + seed / 10])
+        store_run(tmp_path / "old", grid_config("resnet_se", 1, seed), [30.0, 42.0 + seed / 10])
+        store_run(tmp_path / "old", grid_config("resnet_se", 0, seed), [30.0, 40.0 + seed / 10])
     old = verdict(tmp_path / "old")
     assert old["image_noise"] == "not counted" and pd.isna(old.get("boot_low"))
 
@@ -334,9 +361,9 @@ def test_a_collapse_rate_has_an_exact_interval_and_needs_six_seeds(tmp_path: Pat
     """5 of 5 could not decide (two-sided exact p = 0.0625), so a rate waits for 6 seeds."""
     fails = next(c for c in CONCLUSIONS if c.id == "vgg16_fails_mnist")
     for seed, acc in enumerate([11.35, 11.35, 99.0, 11.35, 99.1]):
-        store_run(tmp_path, config("vgg_mnist", 3, seed), [acc, acc])
+        store_run(tmp_path, grid_config("vgg_mnist", 3, seed), [acc, acc])
     assert verdict(tmp_path, fails)["verdict"] == "undecided"
-    store_run(tmp_path, config("vgg_mnist", 3, 5), [99.1, 99.1])
+    store_run(tmp_path, grid_config("vgg_mnist", 3, 5), [99.1, 99.1])
     line = verdict(tmp_path, fails)
     assert line["verdict"] == "inconclusive" and line["reading"].startswith("collapsed in 3 of 6 (exact 95%")
     assert (line["low"], line["high"]) == pytest.approx((0.1181, 0.8819), abs=1e-4)  # Clopper-Pearson 3/6
@@ -356,7 +383,7 @@ def test_a_collapse_rate_decides_only_after_its_sequential_correction(
     the second look's sequential level (0.018); 10 of 10 (p = 0.002) does (a family of one)."""
     for seed in range(seeds):
         acc = 11.35 if seed < collapses else 99.0
-        store_run(tmp_path, config("vgg_mnist", 3, seed), [acc, acc])
+        store_run(tmp_path, grid_config("vgg_mnist", 3, seed), [acc, acc])
     line = verdict(tmp_path, FAILS)
     assert line["verdict"] == expected
     if seeds == 6 and collapses in (0, 6):
@@ -366,8 +393,10 @@ def test_a_collapse_rate_decides_only_after_its_sequential_correction(
 
 def test_mixed_devices_are_named(tmp_path: Path) -> None:
     for seed in range(3):
-        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, 42.0 + seed / 10])
-        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, 40.0 + seed / 10], device="cpu: x86_64 x2 threads")
+        store_run(tmp_path, grid_config("resnet_se", 1, seed), [30.0, 42.0 + seed / 10])
+        store_run(
+            tmp_path, grid_config("resnet_se", 0, seed), [30.0, 40.0 + seed / 10], device="cpu: x86_64 x2 threads"
+        )
     assert "runs of mixed numeric classes (CPU ? x1 auto/CPU ? x2 auto)" in verdict(tmp_path)["reading"]
 
 
@@ -375,8 +404,8 @@ def test_an_epoch_conclusion_names_only_the_devices_of_the_runs_it_reads(tmp_pat
     """Both lengths come from the longer runs: the shorter runs' device is not part of the line."""
     epochs = Conclusion("e", "3 epochs beat 2", "epochs", ("resnet_cifar10", 4), ("resnet_cifar10", 3))
     for seed in range(3):
-        store_run(tmp_path, config("resnet_cifar10", 4, seed), [70.0, 75.0, 76.0 + seed])
-        store_run(tmp_path, config("resnet_cifar10", 3, seed), [70.0, 75.0], device="cpu: x86_64 x2 threads")
+        store_run(tmp_path, grid_config("resnet_cifar10", 4, seed), [70.0, 75.0, 76.0 + seed])
+        store_run(tmp_path, grid_config("resnet_cifar10", 3, seed), [70.0, 75.0], device="cpu: x86_64 x2 threads")
     line = verdict(tmp_path, epochs)
     assert line["devices"] == "cpu: x86_64 x1 threads" and "mixed" not in line["reading"]
 
@@ -399,8 +428,8 @@ def test_the_table_says_whether_the_reports_margin_is_inside_our_interval(
     tmp_path: Path, margin: float, shown: str
 ) -> None:
     for seed, (with_se, without) in enumerate([(42.0, 40.0), (42.2, 40.1), (41.9, 39.9)]):
-        store_run(tmp_path, config("resnet_se", 1, seed), [30.0, with_se])
-        store_run(tmp_path, config("resnet_se", 0, seed), [30.0, without])
+        store_run(tmp_path, grid_config("resnet_se", 1, seed), [30.0, with_se])
+        store_run(tmp_path, grid_config("resnet_se", 0, seed), [30.0, without])
     conclusion = Conclusion("se_test", "SE blocks help", "compare", ("resnet_se", 1), ("resnet_se", 0), margin)
     line = tables.format_ledger(ledger.ledger(PROFILE, RunStore(tmp_path), [conclusion])).iloc[0]
     assert line["report (inside one run of ours?)"] == shown
@@ -430,8 +459,8 @@ def test_seconds_per_epoch_come_from_a_paired_benchmark_not_from_runs(tmp_path: 
     paired t over its repeats stated as a ratio (paired t on the log ratios), and the plan asks for
     no runs. ResNet-34 is bound to be slower: a sanity line, outside the family."""
     for seed in range(3):  # wall times that would say the opposite
-        store_run(tmp_path, config("resnet_cifar10", 6, seed), [30.0, 40.0])
-        store_run(tmp_path, config("resnet_cifar10", 3, seed), [30.0, 40.0])
+        store_run(tmp_path, grid_config("resnet_cifar10", 6, seed), [30.0, 40.0])
+        store_run(tmp_path, grid_config("resnet_cifar10", 3, seed), [30.0, 40.0])
     line = verdict(tmp_path, SLOWER)
     assert (line["verdict"], line["n_a"]) == ("undecided", 0)
     assert "not measured; measure it: deepcls ledger --time --profile quick" in line["reading"]
@@ -500,10 +529,10 @@ def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run
     dear = Conclusion("dear", "batch 32 beats 128", "compare", ("resnet_cifar10", 3), ("resnet_cifar10", 8))
     never = Conclusion("never", "VGG-16 collapses", "collapse", ("vgg_mnist", 3))
     for table, row, seconds in (("resnet_se", 1, 10.0), ("resnet_se", 0, 20.0), ("resnet_cifar10", 3, 500.0)):
-        cfg = config(table, row, 0)
+        cfg = grid_config(table, row, 0)
         store_run(tmp_path, cfg, [30.0] * cfg.epochs, epoch_seconds=seconds / cfg.epochs)
     for seed in (0, 2):  # seed 1 is the one missing below 3
-        cfg = config("resnet_cifar10", 8, seed)
+        cfg = grid_config("resnet_cifar10", 8, seed)
         store_run(tmp_path, cfg, [30.0] * cfg.epochs, epoch_seconds=50.0 / cfg.epochs)
     plan = planner.plan(PROFILE, RunStore(tmp_path), [never, dear, cheap, shared])  # a tie keeps this order
     assert [(t, r, s) for t, r, s in zip(plan["table"], plan["row"], plan["seed"])] == [
@@ -519,12 +548,12 @@ def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run
 def test_the_plan_gives_the_side_with_fewer_seeds_the_next_run(tmp_path: Path) -> None:
     """A plan cut short (``--runs 2``) should still compare: the sides take turns, the one with fewer
     seeds first, so two runs give 2 seeds a side (an interval), not 3 against 1."""
-    store_run(tmp_path, config("resnet_se", 1, 0), [30.0, 30.0])  # side a: seeds 0 and 1
-    store_run(tmp_path, config("resnet_se", 1, 1), [30.0, 30.0])
-    store_run(tmp_path, config("resnet_se", 0, 0), [30.0, 30.0])  # side b: seed 0
+    store_run(tmp_path, grid_config("resnet_se", 1, 0), [30.0, 30.0])  # side a: seeds 0 and 1
+    store_run(tmp_path, grid_config("resnet_se", 1, 1), [30.0, 30.0])
+    store_run(tmp_path, grid_config("resnet_se", 0, 0), [30.0, 30.0])  # side b: seed 0
     plan = planner.plan(PROFILE, RunStore(tmp_path), [SE])
     assert [(r, s) for r, s in zip(plan["row"], plan["seed"])] == [(0, 1), (1, 2), (0, 2)]  # then a tie: a first
-    store_run(tmp_path, config("resnet_se", 0, 1), [30.0, 30.0])
+    store_run(tmp_path, grid_config("resnet_se", 0, 1), [30.0, 30.0])
     plan = planner.plan(PROFILE, RunStore(tmp_path), [SE])
     assert [(r, s) for r, s in zip(plan["row"], plan["seed"])] == [(1, 2), (0, 2)]
 
@@ -533,8 +562,8 @@ def test_the_plan_counts_what_an_interrupted_run_has_checkpointed(tmp_path: Path
     """A run stopped after k of E epochs resumes there: it still costs (1 - k/E) of a run, and says so."""
     store = RunStore(tmp_path)
     for row in (0, 1):
-        store_run(tmp_path, config("resnet_se", row, 0), [30.0, 30.0])  # 20 s a run
-    interrupted = config("resnet_se", 0, 2)
+        store_run(tmp_path, grid_config("resnet_se", row, 0), [30.0, 30.0])  # 20 s a run
+    interrupted = grid_config("resnet_se", 0, 2)
     checkpoints.save_checkpoint(store, interrupted, {"history": [{"epoch": 1}]})
     plan = planner.plan(PROFILE, store, [SE])
     assert [(r, s) for r, s in zip(plan["row"], plan["seed"])] == [(1, 1), (0, 1), (1, 2), (0, 2)]
@@ -551,8 +580,8 @@ def test_the_plan_charges_a_longer_run_only_the_epochs_beyond_a_shorter_one_of_i
     its 2-epoch run when that one's final state is kept; it costs only the epochs beyond."""
     store = RunStore(tmp_path)
     for row, epochs in ((3, 2), (4, 3), (5, 5)):
-        store_run(tmp_path, config("resnet_cifar10", row, 0), [30.0] * epochs)  # 10 s per epoch
-    kept = config("resnet_cifar10", 3, 2)  # seed 2's 2-epoch run is stored with its final state
+        store_run(tmp_path, grid_config("resnet_cifar10", row, 0), [30.0] * epochs)  # 10 s per epoch
+    kept = grid_config("resnet_cifar10", 3, 2)  # seed 2's 2-epoch run is stored with its final state
     store_run(tmp_path, kept, [30.0, 30.0])
     store.checkpoints.mkdir(parents=True, exist_ok=True)
     checkpoints.final_path(store, kept).write_bytes(b"")  # prefix_run only asks that the file exists

@@ -1,8 +1,13 @@
-"""Model zoo: shapes, gradients, torchvision parity, MAC counts, init schemes and option errors."""
+"""Model zoo: shapes, gradients, torchvision parity, MAC counts, init schemes, option errors, a VGG
+fed too small an input, and the declarations (deepcls.models.catalog) every model is built from,
+read without torch."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -10,18 +15,37 @@ import torchvision
 from torch import nn
 
 from deepcls.errors import ConfigError
-from deepcls.models import INIT_SCHEMES, build_model, init_weights, list_models, model_info, model_summary
+from deepcls.models import (
+    INIT_SCHEMES,
+    build_model,
+    catalog,
+    init_weights,
+    list_models,
+    model_info,
+    model_summary,
+    register_family,
+    register_model,
+    resnet,
+)
+from deepcls.models import init as init_module
 
 FAST_VGG = {"width": "reduced", "classifier_width": 64}
+BUILT_IN = ["resnet18", "resnet34", "resnet50", "vgg7", "vgg9", "vgg11", "vgg13", "vgg16", "vgg19"]
+# Options that keep a family's models small enough for these tests; a family not named here (one a
+# user registered) is built with its declared defaults.
+SMALL = {"vgg": {"classifier_width": 64}}
 
 
 def _variants() -> list[tuple[str, dict]]:
+    """Every registered model at its family's declared defaults (plus :data:`SMALL`), each ResNet
+    with every stem, and a few option combinations of the built-in families."""
     out: list[tuple[str, dict]] = []
     for name in list_models():
-        if model_info(name).family == "resnet":
-            out += [(name, {"stem": "imagenet"}), (name, {"stem": "cifar"})]
-        else:
-            out.append((name, FAST_VGG))
+        family = model_info(name).declaration
+        options = {**family.defaults, **SMALL.get(family.name, {})}
+        out.append((name, options))
+        if "stem" in family.options:
+            out += [(name, {**options, "stem": stem}) for stem in catalog.RESNET_STEMS if stem != options.get("stem")]
     return out + [
         ("vgg16", {"width": "standard"}),
         ("resnet18", {"stem": "cifar", "se": True}),
@@ -48,8 +72,8 @@ def test_forward_backward_mnist_and_cifar(name: str, options: dict) -> None:
 
 
 def test_list_and_info() -> None:
-    assert list_models() == ["resnet18", "resnet34", "resnet50", "vgg7", "vgg9", "vgg11", "vgg13", "vgg16", "vgg19"]
-    sizes = {name: model_info(name).min_input_size for name in list_models()}
+    assert list_models()[: len(BUILT_IN)] == BUILT_IN  # the built-in ones first; a user's own follow
+    sizes = {name: model_info(name).min_input_size for name in BUILT_IN}
     assert sizes == {
         "resnet18": 28,
         "resnet34": 28,
@@ -63,6 +87,108 @@ def test_list_and_info() -> None:
     }
     assert model_info("resnet50").family == "resnet" and model_info("resnet50").options == ("stem", "se")
     assert model_info("vgg7").family == "vgg" and "width" in model_info("vgg7").options
+    assert dict(model_info("resnet18").declaration.defaults) == {"stem": "imagenet", "se": False}
+    assert dict(model_info("vgg16").declaration.defaults) == {"width": "reduced"}
+    assert model_info("resnet18").declaration.batch_norm_always and not model_info("vgg7").declaration.batch_norm_always
+
+
+def test_torch_side_builds_every_declared_table_entry() -> None:
+    """The torch modules read the catalog's tables: every declared stem, block kind and init scheme
+    has its code, and the ResNet layouts are the declared ones."""
+    assert tuple(resnet.STEMS) == catalog.RESNET_STEMS
+    assert tuple(init_module._INITIALISERS) == INIT_SCHEMES
+    assert {name: layers for name, (_, layers) in resnet.ARCHS.items()} == {
+        name: layers for name, (_, layers) in catalog.RESNET_ARCHS.items()
+    }
+
+
+def test_metadata_imports_no_torch() -> None:
+    """Names, families, options and init schemes are read without importing torch (the CLI's help, the
+    results table and the ledger need them); building a model then imports it on demand."""
+    code = (
+        "import sys; import deepcls.models as m; from deepcls.models import INIT_SCHEMES, check_option, "
+        "list_models, model_info; list_models(); model_info('vgg7').declaration; check_option('stem', 'cifar'); "
+        "print('torch' in sys.modules); from deepcls.models import build_model; print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["False", "True"]
+
+
+@pytest.fixture
+def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registrations that end with the test: the catalog's tables copied for its duration."""
+    monkeypatch.setattr(catalog, "_FAMILIES", dict(catalog._FAMILIES))
+    monkeypatch.setattr(catalog, "_MODELS", dict(catalog._MODELS))
+
+
+class _Toy(nn.Module):
+    """One conv (optionally batch-normed) and a linear head: a family of one's own, registered by a test."""
+
+    def __init__(self, in_channels: int, num_classes: int, batch_norm: bool) -> None:
+        super().__init__()
+        norm = nn.BatchNorm2d(4) if batch_norm else nn.Identity()
+        self.body = nn.Sequential(nn.Conv2d(in_channels, 4, 3), norm, nn.ReLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def _toy(name: str, *, in_channels: int, num_classes: int, batch_norm: bool = False) -> nn.Module:
+    return _Toy(in_channels, num_classes, batch_norm)
+
+
+def test_a_family_of_ones_own_is_built_validated_and_listed(own_registry: None) -> None:
+    from deepcls.config import RunConfig
+
+    family = register_family("toy", builder=_toy, options=("batch_norm",), defaults={"batch_norm": False})
+    info = register_model("toy1", "toy", min_input_size=8)
+    assert info == model_info("toy1") and info.declaration is family and info.options == ("batch_norm",)
+    assert list_models()[-1] == "toy1" and catalog.list_families()[-1] == "toy"
+    model = build_model("toy1", in_channels=1, batch_norm=True, init="he")
+    assert isinstance(model.body[1], nn.BatchNorm2d) and model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="option 'se' does not apply to toy1; accepted: batch_norm"):
+        build_model("toy1", se=True)
+    assert RunConfig(dataset="mnist", model="toy1", batch_norm=True).model_options() == {"batch_norm": True}
+    with pytest.raises(ConfigError, match="model toy1 has no option 'stem'; it accepts: batch_norm"):
+        RunConfig(dataset="mnist", model="toy1", stem="cifar")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: register_family("resnet", builder=_toy), "family 'resnet' is already registered"),
+        (lambda: register_model("vgg7", "vgg"), "model 'vgg7' is already registered"),
+        (lambda: register_model("toy2", "toys"), "unknown family 'toys'; known: resnet, vgg"),
+        (lambda: register_model("Toy-2", "vgg"), "bad model name 'Toy-2'"),
+        (lambda: register_model("toy2", "vgg", min_input_size=0), "min_input_size must be a positive integer"),
+        (lambda: register_family("toy", builder="not a path"), "builder must be a callable or 'module:function'"),
+        (lambda: register_family("toy", builder=_toy, options=("depth",)), "option(s) 'depth' unknown or repeated"),
+        (lambda: register_family("toy", builder=_toy, options="se"), "options must be a sequence of option names"),
+        (lambda: register_family("toy", builder=_toy, defaults={"se": True}), "not one of its options"),
+        (
+            lambda: register_family("toy", builder=_toy, options=("se",), defaults={"se": "yes"}),
+            "bad value for option 'se'",
+        ),
+        (lambda: register_family("toy", builder=_toy, best_lr=-1), "best_lr must be a positive finite number"),
+        (lambda: register_family("toy", builder=_toy, batch_norm_always=1), "batch_norm_always must be True or"),
+    ],
+)
+def test_a_bad_declaration_is_one_config_error(own_registry: None, call: Callable[[], object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        call()
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_builder_that_cannot_build_is_one_config_error(own_registry: None) -> None:
+    register_family("lost", builder="deepcls.models.nowhere:build")
+    register_model("lost1", "lost")
+    with pytest.raises(ConfigError, match="family lost: cannot import its builder 'deepcls.models.nowhere:build'"):
+        build_model("lost1")
+    register_family("odd", builder=lambda name, **options: "not a module")
+    register_model("odd1", "odd")
+    with pytest.raises(ConfigError, match="the builder of family odd returned str, not an nn.Module"):
+        build_model("odd1")
 
 
 # (block expansion, blocks per stage) from the ResNet paper
@@ -218,3 +344,11 @@ def test_error_messages_list_known_values_and_none_is_ignored() -> None:
         init_weights(nn.Linear(2, 2), "glorot")
     model = build_model("vgg7", stem=None, se=None, width="reduced", classifier_width=64, dropout=None)
     assert model.classifier[3].p == 0.5
+
+
+def test_a_vgg_says_what_input_it_needs() -> None:
+    model = build_model("vgg16", in_channels=1, width="reduced", classifier_width=16).eval()
+    with pytest.raises(ConfigError, match=r"needs inputs of at least 32x32 \(5 2x2 poolings\), got 28x28; zero-pad"):
+        model(torch.zeros(2, 1, 28, 28))
+    assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+    assert build_model("vgg7", in_channels=1, width="reduced", classifier_width=16)(torch.zeros(2, 1, 28, 28)).shape

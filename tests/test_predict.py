@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_VGG7
+from helpers import SMALL_VGG7
 from PIL import Image
 
 import deepcls as dc

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, SMALL_VGG7
+from helpers import REPO_ROOT, SMALL_VGG7
 
 from deepcls.cli import main
 from deepcls.config import RunConfig

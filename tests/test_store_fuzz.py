@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import grid_config
 
 from deepcls.analysis import ledger
 from deepcls.analysis.results import results_table
@@ -22,11 +23,6 @@ from deepcls.store.runs import RunStore
 PROFILE = "quick"
 SE = Conclusion("se_fuzz", "SE blocks help", "compare", ("resnet_se", 1), ("resnet_se", 0), 0.15)
 TRIALS = 30
-
-
-def config(row: int, seed: int) -> RunConfig:
-    grid = ex.table_grid("resnet_se", PROFILE, (seed,))
-    return grid.loc[grid["row"] == row, "config"].iloc[0]
 
 
 def healthy_store(root: Path) -> None:
@@ -47,7 +43,9 @@ def healthy_store(root: Path) -> None:
             metrics |= {"epochs_run": 2, "wall_time_s": 2.0, "device": "cpu: x86_64 x1 threads"}
             predictions = {"index": np.arange(300, dtype=np.int32), "true": true, "predicted": predicted}
             samples = {"correct_index": np.arange(3), "wrong_index": np.arange(3, 5)}
-            RunStore(root).save(config(row, seed), history, metrics, confusion, samples, predictions=predictions)
+            RunStore(root).save(
+                grid_config("resnet_se", row, seed), history, metrics, confusion, samples, predictions=predictions
+            )
 
 
 def damage(path: Path, rng: random.Random) -> str:
@@ -97,7 +95,7 @@ def test_random_damage_to_one_run_is_one_warning_and_tables_and_ledger_agree_on_
     rng = random.Random(trial)
     root = tmp_path / "results"
     shutil.copytree(healthy, root)
-    victim = config(rng.choice([0, 1]), rng.randrange(3))
+    victim = grid_config("resnet_se", rng.choice([0, 1]), rng.randrange(3))
     files = sorted(p for p in (root / "runs" / victim.run_id).iterdir() if p.is_file())
     what = damage(rng.choice(files), rng)
     capsys.readouterr()

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 from deepcls.errors import ConfigError
 from deepcls.study import Study, as_bool, as_seeds

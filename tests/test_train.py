@@ -1,4 +1,5 @@
-"""fit(): learning, determinism, real-MNIST accuracy, divergence, reuse, resume after SIGKILL, metrics."""
+"""fit(): learning, determinism, real-MNIST accuracy, divergence (also one only evaluation shows),
+reuse, resume after SIGKILL, a failed retrain that keeps the finished run, a last batch of one, metrics."""
 
 from __future__ import annotations
 
@@ -17,22 +18,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import REPO_ROOT, SMALL_VGG7, TINY_RUN, cli_args, count_steps, files_of, leftovers, results, train
 
 from deepcls.cli import build_parser, config_from_args
 from deepcls.config import RunConfig, threads_per_job
-from deepcls.data import balanced_subset
+from deepcls.data import balanced_subset, get_spec
 from deepcls.engine import runtime
-from deepcls.engine.fit import TIMING_COLUMNS, Trainer, fit
-from deepcls.engine.runtime import LOG_BAR_INTERVAL, bar_timing
+from deepcls.engine.fit import Trainer
 from deepcls.errors import ConfigError
 from deepcls.execution.runner import extension_chains, run_grid
 from deepcls.numeric import resolve_precision
+from deepcls.paper import grids as ex
+from deepcls.progress import LOG_BAR_INTERVAL, bar_timing
 from deepcls.store import checkpoints
 from deepcls.store.runs import RunRecord, RunStore
 from deepcls.version import __version__
 
-FAST = {"dataset": "mnist", "model": "vgg7", "width": "reduced", "classifier_width": 64}
-SMALL = RunConfig(**FAST, batch_norm=True, epochs=3, subset=1000, test_subset=200, batch_size=50)
+SMALL = RunConfig(**SMALL_VGG7, batch_norm=True, epochs=3, subset=1000, test_subset=200, batch_size=50)
 # One epoch on all 60000 real training images, scored on all 10000 test images: 98.76% in ~6 s on
 # 2 CPU cores (seeds 0-4: 98.7-99.0%). BN and a decaying triangular lr make one epoch enough.
 MNIST_ONE_EPOCH = RunConfig(
@@ -48,43 +50,6 @@ MNIST_ONE_EPOCH = RunConfig(
     warmup=0.1,
     epochs=1,
 )
-
-
-def train(config: RunConfig, root: Path, data_dir: Path, **kwargs: Any) -> RunRecord:
-    return fit(config, results_dir=str(root), data_dir=str(data_dir), progress=False, **kwargs)
-
-
-def count_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record the batch size of every training step from now on (the list fills as steps run)."""
-    steps: list[int] = []
-    real_step = Trainer.step
-
-    def counting_step(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        steps.append(len(y))
-        return real_step(self, x, y)
-
-    monkeypatch.setattr(Trainer, "step", counting_step)
-    return steps
-
-
-def results(history: pd.DataFrame) -> pd.DataFrame:
-    """The history without its wall-clock columns: what must replay exactly."""
-    return history.drop(columns=TIMING_COLUMNS)
-
-
-def cli_args(config: RunConfig) -> list[str]:
-    """The `deepcls train` options that reproduce ``config``."""
-    args: list[str] = []
-    defaults = RunConfig().to_dict()
-    for name, value in config.to_dict().items():
-        if value == defaults[name]:
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            args.append(flag if value else "--no-" + flag[2:])
-        else:
-            args += [flag, ",".join(value) if isinstance(value, list) else str(value)]
-    return args
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +225,7 @@ def test_a_run_another_process_is_training_is_waited_for_then_reused(
 
 
 def test_divergence_is_recorded_and_the_store_stays_usable(data_dir: Path, tmp_path: Path) -> None:
-    absurd = RunConfig(**FAST, optimizer="sgd", lr=1e6, epochs=2, subset=500, test_subset=100, batch_size=50)
+    absurd = RunConfig(**SMALL_VGG7, optimizer="sgd", lr=1e6, epochs=2, subset=500, test_subset=100, batch_size=50)
     record = train(absurd, tmp_path, data_dir)
     m = record.metrics
     assert record.status == "diverged" and m["diverged_epoch"] == 1 and m["epochs_run"] == 0
@@ -324,7 +289,7 @@ def test_parallel_grid_trains_each_run_once_and_chains_the_lengths_of_a_config(d
 def test_resume_after_sigkill_matches_an_uninterrupted_run(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = RunConfig(**FAST, batch_norm=True, epochs=4, subset=4000, test_subset=500, batch_size=100)
+    config = RunConfig(**SMALL_VGG7, batch_norm=True, epochs=4, subset=4000, test_subset=500, batch_size=100)
     killed_root, reference_root = tmp_path / "killed", tmp_path / "reference"
     store = RunStore(killed_root)
     checkpoint = checkpoints.checkpoint_path(store, config)
@@ -412,3 +377,55 @@ def test_cuda_runs_compute_in_fp32_like_the_cpu_runs_they_are_compared_with():
     finally:
         cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark, cudnn.deterministic = flags
         torch.use_deterministic_algorithms(algorithms[0], warn_only=algorithms[1])
+
+
+def test_a_failed_force_retrain_keeps_the_finished_run(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    first = train(TINY_RUN, tmp_path, data_dir)
+    before = files_of(first.path)
+
+    def no_compiler(self: Trainer, x: torch.Tensor, y: torch.Tensor) -> Any:
+        raise RuntimeError("simulated --compile failure: no working C++ compiler found")
+
+    monkeypatch.setattr(Trainer, "step", no_compiler)
+    with pytest.raises(RuntimeError, match="no working C\\+\\+ compiler"):
+        train(TINY_RUN, tmp_path, data_dir, force=True)
+    store = RunStore(tmp_path)
+    assert files_of(store.run_dir(TINY_RUN)) == before  # history, confusion matrix and samples all kept
+    assert store.status(TINY_RUN) == "complete" and leftovers(tmp_path) == []
+
+
+def test_a_blow_up_that_shows_only_at_evaluation_is_diverged(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one_step = RunConfig(**SMALL_VGG7, optimizer="sgd", lr=1e30, epochs=1, subset=64, test_subset=100, batch_size=64)
+    train_losses, real_train_epoch = [], Trainer.train_epoch
+
+    def recording(self: Trainer, epoch: int, bar: Any) -> Any:  # a step generator, as train_epoch is
+        loss, acc = yield from real_train_epoch(self, epoch, bar)
+        train_losses.append(loss)
+        return loss, acc
+
+    monkeypatch.setattr(Trainer, "train_epoch", recording)
+    record = train(one_step, tmp_path, data_dir)
+    assert np.isfinite(train_losses).all()  # the one step's loss was fine: only evaluation shows it
+    assert record.status == "diverged" and record.metrics["diverged_epoch"] == 1 and record.history.empty
+    assert "NaN" not in (record.path / "metrics.json").read_text()
+    assert train(one_step, tmp_path, data_dir).reused  # an outcome, not retried
+
+
+def test_a_batch_norm_model_trains_with_a_last_batch_of_one(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = RunConfig(dataset="mnist", model="resnet18", epochs=1, subset=33, test_subset=100, batch_size=32)
+    steps = count_steps(monkeypatch)
+    record = train(config, tmp_path, data_dir)
+    assert record.status == "complete" and steps == [33]
+
+
+def test_no_committed_or_planned_run_has_a_last_batch_of_one() -> None:
+    """So joining such a batch to the one before changes no stored history."""
+    committed = RunStore(REPO_ROOT / "results")
+    configs = [committed.load(r).config for r in committed.run_ids()]
+    configs += [c for p in ("smoke", "quick", "paper", "best") for c in ex.grid(ex.ALL_TABLES, p, (0, 1, 2))["config"]]
+    sizes = {(min(c.subset or 10**9, get_spec(c.dataset).train_size), c.batch_size) for c in configs}
+    assert len(configs) > 500 and [(n, b) for n, b in sizes if n % b == 1] == []

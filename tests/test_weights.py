@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL_VGG7
+from helpers import SMALL_VGG7
 
 import deepcls as dc
 from deepcls.cli import main

@@ -16,18 +16,21 @@ run costs.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from deepcls.config import RunConfig
+from deepcls.atomic import write_text
+from deepcls.config import PROFILE_NAMES, RunConfig
 from deepcls.data import get_spec
-from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.numeric import short_device
 from deepcls.paper import grids as experiments
 from deepcls.paper.conclusions import Side
+from deepcls.progress import reading
 from deepcls.store.runs import RunStore
 
 
@@ -62,13 +65,56 @@ UNKNOWN = Cost(math.nan, "")
 REFERENCE_DEVICE = "CPU x1"  # what RESULTS.md's costs are on: one CPU thread per run, as its runs were trained
 
 
+# Every grid row's MACs, counted once (write_mac_table): reading tables and the ledger then needs no
+# model built and no torch; a model the table lacks (one of your own) is counted when asked.
+MAC_TABLE = Path(__file__).resolve().parents[1] / "models" / "macs.csv"
+
+
+def _architecture(config: RunConfig) -> str:
+    """What a model's MACs depend on: its name, dataset and model options (not its init or training)."""
+    return json.dumps([config.model, config.dataset, config.model_options()], sort_keys=True)
+
+
+@functools.cache
+def _counted() -> dict[str, int]:
+    if not MAC_TABLE.exists():
+        return {}
+    table = pd.read_csv(MAC_TABLE)
+    return dict(zip(table["architecture"], table["macs"].astype(int)))
+
+
 @functools.cache
 def macs(config: RunConfig) -> int:
-    """Multiply-accumulates of one forward pass of one image (deepcls.models.model_summary)."""
+    """Multiply-accumulates of one forward pass of one image: from MAC_TABLE, else counted by
+    building the model (deepcls.models.model_summary, which imports torch)."""
+    counted = _counted().get(_architecture(config))
+    return counted if counted is not None else count_macs(config)
+
+
+def count_macs(config: RunConfig) -> int:
+    """Build ``config``'s model and count its MACs for one image of its dataset."""
+    from deepcls.models import build_for_dataset, input_padding, model_summary
+
     spec = get_spec(config.dataset)
     side = input_padding(config.model, spec) or spec.image_shape[0]
     model = build_for_dataset(config.model, config.dataset, init=config.init, **config.model_options())
     return model_summary(model, (spec.channels, side, side))["macs"]
+
+
+def mac_table() -> pd.DataFrame:
+    """Every architecture of every table's rows at every profile, with its MACs counted now."""
+    configs = {}
+    for profile in PROFILE_NAMES:
+        for config in experiments.grid(experiments.ALL_TABLES, profile, (0,))["config"]:
+            configs.setdefault(_architecture(config), config)
+    rows = [(key, count_macs(config)) for key, config in sorted(configs.items())]
+    return pd.DataFrame(rows, columns=["architecture", "macs"])
+
+
+def write_mac_table(path: Path = MAC_TABLE) -> Path:
+    """Count and write MAC_TABLE (``python -m deepcls.analysis.costs`` after adding a model or a table)."""
+    write_text(path, mac_table().to_csv(index=False))
+    return path
 
 
 def _work(macs: float, dataset: str, subset: float | None, epochs: float) -> float:
@@ -117,7 +163,8 @@ def row_costs(profile: str, store: RunStore, seeds: Sequence[int], on: str | Non
     rate = float((there["seconds"] / there["work"]).median()) if len(there) else math.nan
     grid = experiments.grid(experiments.ALL_TABLES, profile, tuple(seeds))
     out: dict[Side, Cost] = {}
-    for (table, row), lines in grid.groupby(["table", "row"], sort=False):
+    groups = grid.groupby(["table", "row"], sort=False)
+    for (table, row), lines in reading(groups, "costing rows", total=groups.ngroups):
         own = runs.loc[runs.index.intersection([c.run_id for c in lines["config"]])]
         mine = own[own["device"] == on]
         if len(mine):
@@ -130,3 +177,7 @@ def row_costs(profile: str, store: RunStore, seeds: Sequence[int], on: str | Non
         else:
             out[(table, row)] = UNKNOWN
     return out
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_mac_table()}")

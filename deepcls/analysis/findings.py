@@ -17,7 +17,7 @@ from deepcls.analysis.measures import CHANCE_CEILING, collapsed
 from deepcls.analysis.results import first_record, records
 from deepcls.config import REDUCED
 from deepcls.data import DATASETS, get_spec
-from deepcls.models import build_for_dataset, build_model, input_padding, model_summary
+from deepcls.models import build_for_dataset, build_model, input_padding, model_info, model_summary
 from deepcls.paper.grids import SE_BIRD_AS_AIRPLANE
 from deepcls.store.runs import RunRecord, RunStore
 
@@ -310,7 +310,9 @@ def noise(results: pd.DataFrame) -> str:
     several complete seeds (each config once; both metrics), and the band 2√2·sd under which two
     one-run results are not told apart; "" while no such row has 2 seeds."""
     lines = results[
-        (results["dataset"] == "cifar10") & results["model"].str.startswith("resnet") & (results["seeds_done"] >= 2)
+        (results["dataset"] == "cifar10")
+        & (results["model"].map(lambda m: model_info(m).family) == "resnet")
+        & (results["seeds_done"] >= 2)
     ].drop_duplicates("run_ids")
     if lines.empty:
         return ""

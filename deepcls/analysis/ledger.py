@@ -21,7 +21,9 @@ per-image predictions, and the seeds per side a planned test would need.
 
 **One fixed family, verdicts after the correction.** Every claim line of conclusions.csv is in the
 family, tested or not (an untested claim counts with p = 1), so adding seeds never changes its
-size; sanity lines (set-up checks that hold by construction) are outside it. A line's family p is
+size; sanity lines (set-up checks that hold by construction) are outside it, and a user's own
+``extension`` lines are a family of their own, corrected among themselves, so adding one never
+changes the report's verdicts. A line's family p is
 the smaller of its sequential two-sided and TOST p-values: their nulls (no difference; a difference
 beyond the margin) cannot both be true, so a false verdict stays as unlikely as the level. Holm's
 step-down adjusts them: each verdict is quoted on its own, so the ledger controls the chance that
@@ -44,6 +46,7 @@ Every line carries its registration (deepcls.paper.conclusions): today every mar
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -53,16 +56,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from deepcls import api
+from deepcls import api, progress
 from deepcls.analysis import statistics as st
 from deepcls.analysis.costs import UNKNOWN, Cost, row_costs
 from deepcls.analysis.measures import CONFUSED_PAIRS, QUANTITIES, collapsed, test_accuracy
 from deepcls.analysis.results import SEEDS_LOOKED_UP, records, results_table
 from deepcls.config import RunConfig
 from deepcls.errors import ConfigError, StoreError
+from deepcls.models import model_info
 from deepcls.numeric import class_label
 from deepcls.paper import grids as experiments
-from deepcls.paper.conclusions import CONCLUSIONS, REGISTRATIONS, Conclusion, Side
+from deepcls.paper.conclusions import CONCLUSIONS, CORRECTED_ROLES, REGISTRATIONS, Conclusion, Side
 from deepcls.store.runs import RunRecord, RunStore
 from deepcls.store.timings import StepTiming, load_timing
 
@@ -168,7 +172,7 @@ def ledger(
     costs = row_costs(profile, store, LEDGER_SEEDS, on)
     priors = {metric: moderation(reading, metric) for metric in METRICS}
     lines = []
-    for conclusion in conclusions:
+    for conclusion in progress.reading(conclusions, "weighing conclusions"):
         timed = timing_of(conclusion, profile, store, reading) if conclusion.quantity == "seconds" else None
         for metric in METRICS:
             with warnings.catch_warnings(record=True) as caught:  # scipy's numerical warnings: the line's note
@@ -227,14 +231,15 @@ def _registration(conclusion: Conclusion, finished: list[str]) -> dict:
 
 
 def correct(table: pd.DataFrame) -> pd.DataFrame:
-    """Verdicts after the correction, per metric, over the fixed family of every claim line of the
-    ledger (tested or not: an untested one counts with p = 1): Holm-adjusted family p-values
-    (``p_adjusted``; empty for sanity lines); a claim is holds, reversed or equivalent only when its
-    adjusted p is below 0.05, and suggestive when only its uncorrected tests pass. Sanity lines keep
-    their uncorrected verdict."""
+    """Verdicts after the correction, per metric and per family (:data:`CORRECTED_ROLES`: the claim
+    lines of the ledger, and apart from them the extension lines), each family fixed (tested or
+    not: an untested line counts with p = 1): Holm-adjusted family p-values (``p_adjusted``; empty
+    for sanity lines) and the family's size (``family``); a line is holds, reversed or equivalent
+    only when its adjusted p is below 0.05, and suggestive when only its uncorrected tests pass.
+    Sanity lines keep their uncorrected verdict."""
     table = table.assign(p_adjusted=math.nan, family=math.nan)
-    for metric in METRICS:
-        claims = table.index[(table["metric"] == metric) & (table["role"] == "claim")]
+    for metric, role in itertools.product(METRICS, CORRECTED_ROLES):
+        claims = table.index[(table["metric"] == metric) & (table["role"] == role)]
         if not len(claims):
             continue
         family = [_family_p(table.loc[i]) for i in claims]
@@ -278,8 +283,8 @@ def _named(line: pd.Series) -> str:
 
 # ---------------------------------------------------------------------------- variance moderation
 def _family_of(record: RunRecord) -> tuple[str, str]:
-    """A row's family for variance moderation: its dataset and model family."""
-    return record.config.dataset, "vgg" if record.config.model.startswith("vgg") else "resnet"
+    """A row's family for variance moderation: its dataset and its model's declared family."""
+    return record.config.dataset, model_info(record.config.model).family
 
 
 def moderation(reading: Reading, metric: str) -> dict[tuple[str, str], tuple[float, float, float]]:
@@ -847,7 +852,8 @@ def about(tables: Sequence[str]) -> tuple[Conclusion, ...]:
 
 
 def verdict_counts(table: pd.DataFrame, metric: str = PRIMARY, role: str | None = None) -> dict[str, int]:
-    """How many lines got each verdict under ``metric`` (``role``: only the claims or sanity lines)."""
+    """How many lines got each verdict under ``metric`` (``role``: only the claim, sanity or extension
+    lines)."""
     lines = table[table["metric"] == metric]
     if role is not None:
         lines = lines[lines["role"] == role]

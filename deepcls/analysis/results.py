@@ -13,7 +13,8 @@ import pandas as pd
 
 from deepcls.config import RunConfig
 from deepcls.errors import ConfigError
-from deepcls.paper.grids import describe
+from deepcls.paper.grids import row_label
+from deepcls.progress import reading
 from deepcls.store import checkpoints
 from deepcls.store.runs import RunRecord, RunStore
 
@@ -37,7 +38,8 @@ def results_table(grid: pd.DataFrame, store: RunStore, seeds: Sequence[int] | No
     row_of = {(t, r): f"row {row}" for t, r, row in zip(grid["table"], grid["run_id"], grid["row"])}
     profile = grid["config"].iloc[0].profile if len(grid) else None
     lines = []
-    for (table, row), group in grid.groupby(["table", "row"], sort=False):
+    groups = grid.groupby(["table", "row"], sort=False)
+    for (table, row), group in reading(groups, "reading runs", total=groups.ngroups):
         first = group.iloc[0]
         wanted = sorted(set(SEEDS_LOOKED_UP) | {c.seed for c in group["config"]})
         if seeds is not None:
@@ -54,7 +56,7 @@ def results_table(grid: pd.DataFrame, store: RunStore, seeds: Sequence[int] | No
                 "row": row,
                 "model": first["model"],
                 "dataset": first["dataset"],
-                "setting": describe(first["config"]),
+                "setting": row_label(first),
                 "source": first["source"],
                 "reported_train": first["highest_train_acc"],
                 "reported_test": first["highest_test_acc"],

@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 from deepcls.bench.timing import benchmark, synchronize
 from deepcls.config import RunConfig
 from deepcls.engine.fit import Trainer
-from deepcls.engine.runtime import bar_timing, configure, show_progress, target_device
+from deepcls.engine.runtime import configure, target_device
 from deepcls.numeric import resolve_precision
+from deepcls.progress import bar_timing, show_progress
 from deepcls.store.timings import StepTiming, step_config
 
 REPEATS = 10

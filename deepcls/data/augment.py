@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from deepcls.errors import ConfigError
+from deepcls.data.specs import AUGMENTATION_NAMES
 
 # Every op takes a float batch (B, C, H, W) in [0, 1] and a torch.Generator, and draws
 # one set of random parameters per sample. Strengths are fixed here and documented in
@@ -82,7 +82,7 @@ def cutout(x: torch.Tensor, gen: torch.Generator, size: int = CUTOUT_SIZE) -> to
     return x * (~hole)[:, None].to(x.dtype)
 
 
-AUGMENTATIONS = {
+AUGMENTATIONS = {  # deepcls.data.specs.AUGMENTATION_NAMES, in that order
     "flip": flip,
     "vflip": vflip,
     "crop": crop,
@@ -92,24 +92,11 @@ AUGMENTATIONS = {
 }
 
 
-def parse_augment(spec: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``"flip,crop"`` or ``["flip", "crop"]`` -> ``("flip", "crop")``; "" / "none" -> ()."""
-    if spec is None:
-        return ()
-    names = spec.split(",") if isinstance(spec, str) else list(spec)
-    names = [n.strip() for n in names if n.strip() and n.strip() != "none"]
-    for n in names:
-        if n not in AUGMENTATIONS:
-            raise ConfigError(f"unknown augmentation {n!r}; known: {', '.join(AUGMENTATIONS)}")
-    # applying one twice is another experiment (rotate twice: a wider angle distribution), not an alias
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ConfigError(f"augmentation(s) listed twice: {', '.join(repeated)}; name each once")
-    return tuple(names)
-
-
 def augment(x: torch.Tensor, names: Sequence[str], gen: torch.Generator) -> torch.Tensor:
     """Apply the named augmentations in order to a float batch in [0, 1]."""
     for name in names:
         x = AUGMENTATIONS[name](x, gen)
     return x
+
+
+assert tuple(AUGMENTATIONS) == AUGMENTATION_NAMES, "name every augmentation in deepcls.data.specs"

@@ -21,74 +21,8 @@ import numpy as np
 import torch
 
 from deepcls.atomic import write_with
+from deepcls.data.specs import DatasetSpec, dataset_path, get_spec
 from deepcls.errors import ConfigError, DataError
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """Everything the project needs to know about one dataset."""
-
-    name: str
-    torchvision_class: str
-    image_shape: tuple[int, int, int]  # H, W, C as stored
-    train_size: int
-    test_size: int
-    classes: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    @property
-    def channels(self) -> int:
-        return self.image_shape[2]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in (
-        DatasetSpec(
-            "mnist",
-            "MNIST",
-            (28, 28, 1),
-            60_000,
-            10_000,
-            tuple(str(d) for d in range(10)),
-            (0.1307,),
-            (0.3081,),
-        ),
-        DatasetSpec(
-            "cifar10",
-            "CIFAR10",
-            (32, 32, 3),
-            50_000,
-            10_000,
-            ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-            (0.4914, 0.4822, 0.4465),
-            (0.2470, 0.2435, 0.2616),
-        ),
-    )
-}
-
-
-def get_spec(name: str) -> DatasetSpec:
-    """The spec of a known dataset, or one clear error."""
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return DATASETS[name]
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """``data_dir`` if given, else ``$DEEPCLS_DATA_DIR``, else ``./data``."""
-    if data_dir is not None:
-        return Path(data_dir)
-    return Path(os.environ.get("DEEPCLS_DATA_DIR") or "data")
-
-
-def dataset_path(name: str, data_dir: str | os.PathLike | None = None) -> Path:
-    return resolve_data_dir(data_dir) / f"{get_spec(name).name}.npz"
 
 
 @dataclass(frozen=True)
@@ -102,12 +36,6 @@ class Split:
         return len(self.y)
 
 
-# sha256 of the arrays (see fingerprint) of the official datasets as torchvision downloads them: every
-# committed run was trained on these, so a run stored without a fingerprint stands for them.
-OFFICIAL_FINGERPRINTS = {
-    "mnist": "0f9dbd91622c5946c6f47956744c587f9f43b250cd9d44b83bb4139a80bc4715",
-    "cifar10": "b1c38238b4bb29978b18b0c2f0a18fb6817e0926d8bc7613fe6a027d14468029",
-}
 _fingerprints: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> fingerprint
 _CACHE: dict[tuple[str, int, int, int], tuple[Split, Split]] | None = None  # on inside dataset_cache()
 

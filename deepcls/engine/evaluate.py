@@ -133,6 +133,15 @@ class Evaluation:
     def agrees(self) -> bool:
         return abs(self.difference) <= self.tolerance
 
+    def lines(self) -> list[str]:
+        """``deepcls evaluate``'s answer: where it trained and was measured, both accuracies, the verdict."""
+        allowed = "bit-equal on the device it trained on" if self.tolerance == 0 else f"within {self.tolerance:g}"
+        return [
+            f"run {self.run_id}: trained on {self.trained_on}, evaluated on {self.device}",
+            f"final test accuracy: stored {self.stored:.2f}, re-measured {self.measured:.2f}",
+            f"difference {self.difference:+.2f} points: {'agrees' if self.agrees else 'DIFFERS'} ({allowed})",
+        ]
+
 
 def training_threads(record: RunRecord) -> int | None:
     """The CPU thread count a run trained with, from its metrics.json device (``cpu: ... x4 threads``)."""

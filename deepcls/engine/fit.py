@@ -18,9 +18,11 @@ full batches of a step and of the evaluation replay CUDA graphs (deepcls.engine.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Generator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -43,10 +45,12 @@ from deepcls.data import (
 from deepcls.engine import summary as metrics
 from deepcls.engine.graphs import Graphed, state_kept, use_graphs
 from deepcls.engine.optim import lr_factor, make_optimizer
-from deepcls.engine.runtime import bar_timing, flushes_denormals, show_progress
+from deepcls.engine.runtime import flushes_denormals
+from deepcls.engine.tensorboard import EpochLog, log_dir, write_record
 from deepcls.errors import ConfigError
 from deepcls.models import build_for_dataset, input_padding, model_summary
 from deepcls.numeric import device_name, numeric_class, precision_warning, resolve_device, resolve_precision
+from deepcls.progress import bar_timing, show_progress
 from deepcls.store import checkpoints
 from deepcls.store.runs import RunRecord, RunStore, warn
 from deepcls.store.weights import HASH_KEY, sha256, weights_bytes, write_cached
@@ -75,7 +79,8 @@ def fit(config: RunConfig, **options: Any) -> RunRecord:
 
     ``options`` are :func:`fit_steps`'s: ``results_dir``, ``data_dir``, ``store``, ``force``,
     ``progress`` (a tqdm bar, on line ``bar_position`` when several processes share a terminal;
-    None means on unless ``$DEEPCLS_PROGRESS`` is ``0``), ``bar_position``.
+    None means on unless ``$DEEPCLS_PROGRESS`` is ``0``), ``bar_position``, ``tensorboard`` (a folder
+    for TensorBoard logs; off by default).
     """
     return run_to_end(fit_steps(config, **options))
 
@@ -92,6 +97,7 @@ def fit_steps(
     notes: dict[str, Any] | None = None,
     checkpoint_every_s: float = 0.0,
     keep_weights: bool = False,
+    tensorboard: str | os.PathLike | None = None,
 ) -> Steps[RunRecord]:
     """:func:`fit` one training step at a time: yields after each step, returns the record.
 
@@ -101,16 +107,27 @@ def fit_steps(
     resume checkpoint only when that long has passed since the last one (on a GPU an epoch takes
     seconds and a ResNet checkpoint with Adam's moments is 135 MB). A complete run's weights are
     kept in the store's cache, or with ``keep_weights`` in its run folder (deepcls.store.weights).
+    ``tensorboard``: each epoch is also written to ``<tensorboard>/<run-id>/`` as it ends, with the
+    epochs a resumed run already has written again (each epoch once: deepcls.engine.tensorboard); a
+    stored run that is reused gets its stored history written there.
     """
+    tensorboard_dir = log_dir(tensorboard)  # bad input: said before anything is read or trained
+
+    def reused(record: RunRecord) -> RunRecord:
+        if tensorboard_dir is not None:
+            write_record(tensorboard_dir, record)
+        return record
+
     store = store or RunStore(results_dir)
     start = checkpoints.start_point(store, config, data_dir, force=force, resume=False)  # reads no checkpoint
     if start.reuse is not None:
-        return start.reuse
+        return reused(start.reuse)
 
     def new_trainer() -> Trainer:
         trainer = Trainer(config, data_dir)  # bad data fails here, before anything is written
         trainer.checkpoint_every_s = checkpoint_every_s
         trainer.keep_weights = keep_weights
+        trainer.tensorboard_dir = tensorboard_dir
         if notes is not None:  # the caller's dict, so that what it adds later is saved too
             notes.update(trainer.notes)
             trainer.notes = notes
@@ -124,7 +141,7 @@ def fit_steps(
     with store.claim(config):
         start = checkpoints.start_point(store, config, data_dir, force=force)
         if start.reuse is not None:
-            return start.reuse  # another process finished it while we waited
+            return reused(start.reuse)  # another process finished it while we waited
         if start.state is not None and start.source is not None:
             try:
                 trainer.restore(start.state)
@@ -184,6 +201,7 @@ class Trainer:
         self.notes: dict[str, Any] = {"cuda_graphs": self.graphs}  # added to metrics.json
         self.checkpoint_every_s = 0.0  # 0: after every epoch
         self.keep_weights = False  # a complete run's weights in its run folder, not the cache
+        self.tensorboard_dir: Path | None = None  # where each epoch is also logged (deepcls.engine.tensorboard)
         self.last_checkpoint = time.monotonic()
 
     def state(self) -> dict[str, Any]:
@@ -244,6 +262,7 @@ class Trainer:
             **bar_timing(),
         )
         status, diverged_epoch, predictions = "complete", None, None
+        log = None if self.tensorboard_dir is None else EpochLog(self.tensorboard_dir, cfg.run_id, self.history)
         try:
             for epoch in range(len(self.history), cfg.epochs):
                 bar.set_description(f"{cfg.model} {cfg.dataset} epoch {epoch + 1}/{cfg.epochs}")
@@ -270,6 +289,8 @@ class Trainer:
                         "images_per_s": self.train_loader.num_samples / train_seconds,
                     }
                 )
+                if log is not None:
+                    log.add(self.history[-1])
                 if self.checkpoint_due(epoch):
                     checkpoints.save_checkpoint(store, cfg, self.state())
         except Exception as err:  # recorded as an outcome; the checkpoint stays for a retry
@@ -277,6 +298,8 @@ class Trainer:
             raise
         finally:
             bar.close()
+            if log is not None:
+                log.close()
         if predictions is None and self.history and status == "complete":  # resumed after the last checkpoint
             _, _, predictions = self.evaluate()
         record = self.save(store, status, diverged_epoch, predictions)

@@ -1,6 +1,6 @@
 """Process-wide settings, applied once by the entry points (CLI, runner workers, notebooks' runner
 calls) rather than by a training run: the device, torch's thread count, the allocator, denormals,
-cuDNN, and whether progress bars show."""
+cuDNN (whether progress bars show: deepcls.progress)."""
 
 from __future__ import annotations
 
@@ -136,20 +136,3 @@ def target_device(device: str = "auto", threads: int | None = None) -> str:
     if resolved.type == "cpu":
         return f"CPU x{threads or 1}"
     return short_device(device_name(resolved))
-
-
-LOG_BAR_INTERVAL = 30.0  # seconds between progress lines when stderr is a log file
-
-
-def show_progress(progress: bool | None = None) -> bool:
-    """An explicit choice, else on unless ``$DEEPCLS_PROGRESS=0`` (the report sets it)."""
-    return progress if progress is not None else os.environ.get("DEEPCLS_PROGRESS", "1") != "0"
-
-
-def bar_timing() -> dict[str, float]:
-    """tqdm's refresh intervals: its defaults on a terminal or in Jupyter; when stderr is
-    redirected to a file, a line per LOG_BAR_INTERVAL so a background run's log stays readable
-    (both bounds: tqdm's monitor thread otherwise refreshes every ``maxinterval``, 10 s)."""
-    if sys.stderr.isatty() or "ipykernel" in sys.modules:
-        return {"mininterval": 0.1, "maxinterval": 10.0}
-    return {"mininterval": LOG_BAR_INTERVAL, "maxinterval": LOG_BAR_INTERVAL}

@@ -28,12 +28,13 @@ from tqdm.auto import tqdm
 
 from deepcls.config import RunConfig, threads_per_job
 from deepcls.engine import runtime
-from deepcls.engine.runtime import bar_timing, show_progress
+from deepcls.engine.tensorboard import log_dir, write_stored
 from deepcls.errors import ConfigError
 from deepcls.execution import chains
 from deepcls.execution.chains import Chain, Executor, Options, Outcome, train_chain
 from deepcls.execution.interleaved import RUNS_AT_ONCE, train_together
 from deepcls.numeric import device_type
+from deepcls.progress import bar_timing, show_progress
 from deepcls.store.runs import RunStore
 
 
@@ -140,12 +141,18 @@ def run_grid(
     executor: Executor | str | None = None,
     executor_options: dict | None = None,
     keep_weights: bool = False,
+    tensorboard: str | os.PathLike | None = None,
 ) -> list[Outcome]:
     """Train what the store does not have yet (identical configs once), in order; one outcome per
     run trained. A run that fails or diverges is recorded and the grid goes on; bad input
     (DeepclsError) stops it. ``executor`` (an Executor, or a name for :func:`make_executor` with
     ``executor_options``, as the notebooks' parameters give it) defaults to :func:`default_executor`.
-    ``keep_weights``: complete runs keep their weights in their run folders, not the cache."""
+    ``keep_weights``: complete runs keep their weights in their run folders, not the cache.
+    ``tensorboard``: a folder for TensorBoard logs, one per run (deepcls.engine.tensorboard): the runs
+    already stored are written there at the start, each run trained now as it finishes. This process
+    writes them from the store, so every executor (Ray's workers on other machines too) logs alike;
+    epoch by epoch while a run trains is ``fit``'s."""
+    tensorboard_dir = log_dir(tensorboard, "dc.run_grid")  # bad input: said before anything trains
     store = store or RunStore(results_dir)
     configs = list(configs)
     if isinstance(executor, str):
@@ -154,6 +161,9 @@ def run_grid(
     options = Options(str(store.root), data_dir, force, progress, keep_weights)
     unique = list(dict.fromkeys(configs))
     todo = [c for c in unique if force or not store.has(c)]
+    if tensorboard_dir is not None:
+        trained_now = set(todo)
+        write_stored(tensorboard_dir, store, [c for c in unique if c not in trained_now])
     bar = tqdm(
         total=len(todo),
         desc=f"runs ({len(unique) - len(todo)} of {len(unique)} stored)",
@@ -169,6 +179,8 @@ def run_grid(
                 if outcome.error is not None:
                     warnings.warn(f"run {outcome.run_id} failed: {outcome.error}", stacklevel=2)
                 bar.update(1)
+            if tensorboard_dir is not None:
+                write_stored(tensorboard_dir, store, [outcome.run_id for outcome in chain_outcomes])
             outcomes.extend(chain_outcomes)
     finally:
         bar.close()

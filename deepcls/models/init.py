@@ -8,11 +8,13 @@ from functools import partial
 from torch import Tensor, nn
 
 from deepcls.errors import ConfigError
+from deepcls.models.catalog import INIT_SCHEMES
 
 _he_uniform = partial(nn.init.kaiming_uniform_, mode="fan_in", nonlinearity="relu")
 _he_normal = partial(nn.init.kaiming_normal_, mode="fan_in", nonlinearity="relu")
 
-# scheme -> in-place initialiser of a weight tensor; None keeps PyTorch's default init
+# scheme (deepcls.models.catalog.INIT_SCHEMES) -> in-place initialiser of a weight tensor; None keeps
+# PyTorch's default init
 _INITIALISERS: dict[str, Callable[[Tensor], Tensor] | None] = {
     "default": None,
     "xavier": nn.init.xavier_uniform_,
@@ -22,8 +24,6 @@ _INITIALISERS: dict[str, Callable[[Tensor], Tensor] | None] = {
     "he_uniform": _he_uniform,
     "he_normal": _he_normal,
 }
-
-INIT_SCHEMES: tuple[str, ...] = tuple(_INITIALISERS)
 
 
 def init_weights(model: nn.Module, scheme: str) -> nn.Module:

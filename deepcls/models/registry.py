@@ -1,9 +1,8 @@
-"""Model names, their metadata, and :func:`build_model`, which validates every option."""
+"""Building a declared model (deepcls.models.catalog) with every option validated, and counting it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
 from typing import Any
 
 import torch
@@ -12,87 +11,19 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from deepcls.data import DatasetSpec, get_spec
 from deepcls.errors import ConfigError
-from deepcls.models import resnet, vgg
+from deepcls.models.catalog import Builder, Family, check_option, model_info
 from deepcls.models.init import init_weights
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What callers need to know before building a model.
-
-    ``min_input_size`` is the smallest square input side, of the project's 28 (MNIST) and 32
-    (CIFAR-10), that the model accepts: 32 for the five-pooling VGGs, else 28.
-    ``options`` are the family-specific keyword options :func:`build_model` accepts.
-    """
-
-    name: str
-    family: str
-    min_input_size: int
-    options: tuple[str, ...]
-
-
-Check = tuple[Callable[[Any], bool], str]  # predicate on the value, description of valid values
-
-
-def _one_of(*choices: Any) -> Check:
-    return (lambda v: any(type(v) is type(c) and v == c for c in choices), "one of " + ", ".join(map(repr, choices)))
-
-
-def _int_at_least(low: int) -> Check:
-    return (lambda v: type(v) is int and v >= low, f"an integer >= {low}")
-
-
-def _int_in(low: int, high: int) -> Check:
-    return (lambda v: type(v) is int and low <= v <= high, f"an integer in [{low}, {high}]")
-
-
-MAX_CLASSIFIER_WIDTH = 16384  # 4x the report's 4096; a 16384-wide VGG classifier holds 270M weights
-
-
-_CHECKS: dict[str, Check] = {
-    "in_channels": _int_at_least(1),
-    "num_classes": _int_at_least(2),
-    "stem": _one_of(*resnet.STEMS),
-    "se": _one_of(False, True),
-    "width": _one_of(*vgg.WIDTHS),
-    "first_kernel": _one_of(3, 5),
-    "batch_norm": _one_of(False, True),
-    "classifier_width": _int_in(1, MAX_CLASSIFIER_WIDTH),
-    "dropout": (lambda v: type(v) in (int, float) and 0 <= v < 1, "a number in [0, 1)"),
-}
-
-# family -> (builder taking the model name, family options)
-_FAMILIES: dict[str, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
-    "resnet": (resnet.resnet, ("stem", "se")),
-    "vgg": (vgg.vgg, ("width", "first_kernel", "batch_norm", "classifier_width", "dropout")),
-}
-
-_MODELS: dict[str, ModelInfo] = {
-    **{name: ModelInfo(name, "resnet", 28, _FAMILIES["resnet"][1]) for name in resnet.ARCHS},
-    **{
-        name: ModelInfo(name, "vgg", 32 if cfg.count("M") >= 5 else 28, _FAMILIES["vgg"][1])
-        for name, cfg in vgg.cfgs.items()
-    },
-}
-
-
-def list_models() -> list[str]:
-    """Names accepted by :func:`build_model`."""
-    return list(_MODELS)
-
-
-def model_info(name: str) -> ModelInfo:
-    """Metadata of model ``name``; ConfigError if unknown."""
-    if name not in _MODELS:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(_MODELS)}")
-    return _MODELS[name]
-
-
-def check_option(option: str, value: Any) -> None:
-    """ConfigError unless ``value`` is valid for ``option`` (an option of build_model)."""
-    valid, expected = _CHECKS[option]
-    if not valid(value):
-        raise ConfigError(f"bad value for option {option!r}: {value!r} (expected {expected})")
+def _builder(family: Family) -> Builder:
+    """The family's builder; a ``"module:function"`` declaration is imported now, on first build."""
+    if callable(family.builder):
+        return family.builder
+    module, _, attribute = family.builder.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"family {family.name}: cannot import its builder {family.builder!r} ({error})") from None
 
 
 def build_model(
@@ -109,8 +40,9 @@ def build_model(
             raise ConfigError(f"option {key!r} does not apply to {name}; accepted: {', '.join(info.options)}")
     for key, value in {"in_channels": in_channels, "num_classes": num_classes, **options}.items():
         check_option(key, value)
-    build, _ = _FAMILIES[info.family]
-    model = build(name, in_channels=in_channels, num_classes=num_classes, **options)
+    model = _builder(info.declaration)(name, in_channels=in_channels, num_classes=num_classes, **options)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"the builder of family {info.family} returned {type(model).__name__}, not an nn.Module")
     return init_weights(model, init)
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from deepcls.models.catalog import RESNET_ARCHS
+
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     """3x3 convolution with padding, no bias (a BatchNorm follows)."""
@@ -101,7 +103,7 @@ class Bottleneck(_Block):
 
 Block = type[BasicBlock | Bottleneck]
 
-# stem name -> (first conv, pooling after it), given the input channels
+# stem name (deepcls.models.catalog.RESNET_STEMS) -> (first conv, pooling after it), given the input channels
 STEMS: dict[str, Callable[[int], tuple[nn.Module, nn.Module]]] = {
     "imagenet": lambda c: (nn.Conv2d(c, 64, 7, stride=2, padding=3, bias=False), nn.MaxPool2d(3, 2, 1)),
     "cifar": lambda c: (conv3x3(c, 64), nn.Identity()),
@@ -151,10 +153,10 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+_BLOCKS: dict[str, Block] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+# name -> (block, blocks per stage), from the declared table (deepcls.models.catalog.RESNET_ARCHS)
 ARCHS: dict[str, tuple[Block, tuple[int, int, int, int]]] = {
-    "resnet18": (BasicBlock, (2, 2, 2, 2)),
-    "resnet34": (BasicBlock, (3, 4, 6, 3)),
-    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+    name: (_BLOCKS[block], layers) for name, (block, layers) in RESNET_ARCHS.items()
 }
 
 

@@ -15,20 +15,11 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from deepcls.errors import ConfigError
+from deepcls.models.catalog import VGG_CFGS, VGG_WIDTHS, VggCfg
 
-Cfg = list[int | str]
-
-cfgs: dict[str, Cfg] = {
-    "vgg7": [64, "M", 128, "M", 256, 256, "M"],
-    "vgg9": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M"],
-    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
-}
-
-# width name -> divisor of the cfg's channel counts
-WIDTHS: dict[str, int] = {"standard": 1, "reduced": 4}
+Cfg = VggCfg
+cfgs: dict[str, Cfg] = VGG_CFGS  # the declared layer configs (deepcls.models.catalog)
+WIDTHS: dict[str, int] = VGG_WIDTHS  # width name -> divisor of the cfg's channel counts
 
 
 def make_layers(

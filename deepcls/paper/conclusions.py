@@ -8,8 +8,11 @@ images in 10,000: about a fortieth and a tenth of the reported error rates); con
 10,000 images: 50 (0.5 points); the epoch-to-epoch swing: 0.25 points (half its 0.5 threshold);
 seconds: 5% of side b. Collapse rates and the rank of digit confusions have none: they are exact
 tests. ``role`` says what the line is: ``claim`` (a conclusion the report draws; the multiple-testing
-family) or ``sanity`` (a check of the set-up that holds by construction, such as MNIST being easier
-than CIFAR-10, augmented batches widening the train-test gap, or ResNet-34 taking longer per epoch).
+family), ``sanity`` (a check of the set-up that holds by construction, such as MNIST being easier
+than CIFAR-10, augmented batches widening the train-test gap, or ResNet-34 taking longer per epoch)
+or ``extension`` (a conclusion of the user's own, on rows they added: a multiple-testing family of
+its own, never counted among the report's claims, so that adding one leaves the report's verdicts
+as they are).
 
 ``registration.csv`` dates every margin and definition: one entry per change, with the commit that
 made it and whether the line's data had been seen by then. Every entry so far was fixed after its
@@ -27,7 +30,8 @@ from importlib import resources
 import pandas as pd
 
 Side = tuple[str, int]  # (table, row)
-ROLES = ("claim", "sanity")
+ROLES = ("claim", "sanity", "extension")
+CORRECTED_ROLES = ("claim", "extension")  # each a multiple-testing family of its own; sanity lines are in none
 EXACT = ("pair_rank",)  # quantities decided by an exact test, without an equivalence margin
 
 
@@ -55,7 +59,7 @@ class Conclusion:
     source: str = ""
     margin: float | None = 0.5  # equivalence margin, in the line's unit (see the module docstring)
     relative: bool = False  # ``margin`` is a fraction of side b's mean (the seconds line)
-    role: str = "claim"  # "claim" (in the multiple-testing family) or "sanity"
+    role: str = "claim"  # "claim" (the report's multiple-testing family), "sanity" or "extension" (a user's own)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

@@ -21,16 +21,18 @@ seed. The report leaves some details unstated; they are decided once, here:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from deepcls import api
-from deepcls.config import RunConfig, get_profile
+from deepcls.config import PROFILES, RunConfig, get_profile
 from deepcls.errors import ConfigError
+from deepcls.models import Family, family_of
 
 REPORT_TITLE = "Deeper Networks for Image Classification"
 
@@ -157,8 +159,7 @@ def row_config(row: pd.Series, profile: str, seed: int = 0) -> RunConfig:
         epochs = max(2, round(epochs * prof.epochs))
     elif isinstance(prof.epochs, int):
         epochs = prof.epochs
-    family = "resnet" if model.startswith("resnet") else "vgg"
-    options = {"stem": "imagenet", "se": False} if family == "resnet" else {"width": "reduced"}
+    family = family_of(model)
     settings = dict(
         dataset=dataset,
         model=model,
@@ -171,7 +172,7 @@ def row_config(row: pd.Series, profile: str, seed: int = 0) -> RunConfig:
         subset=prof.subset.get(dataset),
         test_subset=prof.test_subset.get(dataset),
         profile=profile,
-        **options,
+        **family.defaults,
     )
     settings.update(VARIANTS[row["variant"]])
     if profile == "best":
@@ -179,11 +180,12 @@ def row_config(row: pd.Series, profile: str, seed: int = 0) -> RunConfig:
     return RunConfig(**settings)
 
 
-def best_recipe(dataset: str, family: str) -> dict:
-    """deepcls's improved training recipe (same model and epochs as the row)."""
+def best_recipe(dataset: str, family: Family) -> dict:
+    """deepcls's improved training recipe (same model and epochs as the row): the family's declared
+    peak learning rate, and batch norm wherever the family offers it as an option."""
     recipe = dict(
         optimizer="sgd",
-        lr=0.05 if family == "vgg" else 0.1,
+        lr=family.best_lr,
         momentum=0.9,
         nesterov=True,
         weight_decay=5e-4,
@@ -193,7 +195,7 @@ def best_recipe(dataset: str, family: str) -> dict:
         batch_size=128,
         augment=("flip", "crop", "cutout") if dataset == "cifar10" else ("crop",),
     )
-    if family == "vgg":
+    if "batch_norm" in family.options:
         recipe["batch_norm"] = True
     return recipe
 
@@ -260,6 +262,30 @@ def describe(config: RunConfig) -> str:
     parts.append(f"bs {config.batch_size}")
     parts.append("+".join(config.augment) or "no aug")
     return ", ".join(parts)
+
+
+def row_label(line: Mapping[str, Any]) -> str:
+    """The label of a grid line (a row of :func:`grid`): :func:`describe` of its config, then its
+    variant by name with the changes ``describe`` does not show, so that a variant of one's own
+    (``VARIANTS``) is told apart from its baseline: "resnet18, adam lr 0.001, bs 32, no aug,
+    smooth (label_smoothing 0.1)". A change the profile overrides (the ``best`` recipe's
+    augmentation) is no change and is not shown."""
+    config, variant = line["config"], line.get("variant")
+    label = describe(config)
+    changes = VARIANTS.get(variant, {}) if isinstance(variant, str) else {}
+    if not changes or config.profile not in PROFILES:
+        return label
+    base = row_config(pd.Series({**line, "variant": ""}), config.profile, config.seed)
+    hidden = [
+        f"{key} {_shown(getattr(config, key))}"
+        for key in changes
+        if getattr(config, key) != getattr(base, key) and describe(config.replace(**{key: getattr(base, key)})) == label
+    ]
+    return f"{label}, {variant} ({', '.join(hidden)})" if hidden else label
+
+
+def _shown(value: Any) -> str:
+    return "+".join(value) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 ALL_TABLES = tuple(dict.fromkeys(table_rows()["table"]))

@@ -1,10 +1,14 @@
-"""Formatting only: numbers and results tables as strings (notebooks, the HTML index, RESULTS.md)."""
+"""Formatting only: numbers, tables and the command line's answers as strings (notebooks, the HTML
+index, RESULTS.md, the terminal)."""
 
 from __future__ import annotations
 
+import html
 import math
+import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -12,6 +16,9 @@ from deepcls.analysis.costs import duration
 from deepcls.config import get_profile
 from deepcls.errors import ConfigError
 from deepcls.numeric import short_device
+
+if TYPE_CHECKING:
+    from deepcls.store.runs import RunRecord
 
 
 def pct(value: float | None, std: float | None = None) -> str:
@@ -79,9 +86,74 @@ def _classes(labels: str | None) -> str:
     return "/".join(labels.split(" | ")) if isinstance(labels, str) and labels else "—"
 
 
+SAID_ONCE = ("table", "profile")  # stated once above a page's table when every row holds one value
+
+
+def html_table(
+    frame: pd.DataFrame, classes: str = "results", *, said_once: Sequence[str] = SAID_ONCE, markup: Sequence[str] = ()
+) -> str:
+    """A display frame as a page's HTML <table>: no index column (pandas' row numbers mean nothing to
+    a reader), each ``said_once`` column whose rows all hold one value stated once above the table
+    rather than repeated down it, every cell escaped but those of the ``markup`` columns (HTML). A
+    named index (a pivot's rows, such as ``model``) is data and becomes the first column."""
+    if any(name is not None for name in frame.index.names):
+        frame = frame.reset_index()
+    frame = frame.rename_axis(columns=None)
+    said = [c for c in said_once if c in frame and len(frame) and frame[c].nunique(dropna=False) == 1]
+    shown = frame.drop(columns=said)
+    for column in shown.columns:
+        if column not in markup and not pd.api.types.is_numeric_dtype(shown[column]):
+            escaped = [html.escape(v, quote=False) if isinstance(v, str) else v for v in shown[column]]
+            shown[column] = pd.Series(escaped, index=shown.index, dtype=object)
+    shown.columns = [html.escape(str(c), quote=False) for c in shown.columns]
+    table = shown.to_html(index=False, classes=classes, border=0, escape=False)
+    head = " · ".join(f"{html.escape(c)} <strong>{html.escape(str(frame[c].iloc[0]))}</strong>" for c in said)
+    return f'<p class="said-once">{head}</p>\n{table}' if said else table
+
+
+_TO_TRAIN = re.compile(r"(\d+) seeds? to train")  # deepcls.analysis.results' wording for missing seeds
+
+
+def status_html(line: pd.Series) -> str:
+    """A results line's status cell: short ("3 seeds, complete", "1 of 3 seeds", "pending"), with
+    the run ids behind it and what else the store says (diverged runs, the shorter run it
+    continues) in a <details> element beneath, so a cell never grows into a chain of run ids."""
+    done, status = int(line["seeds_done"]), str(line["status"])
+    missing = _TO_TRAIN.search(status)
+    if not done:
+        short = status.split(" (")[0]  # pending, diverged
+    elif missing:
+        short = f"{done} of {done + int(missing.group(1))} seeds"
+    else:
+        short = f"{done} seed{'s' * (done != 1)}, complete"
+    diverged = int(line.get("diverged", 0) or 0)
+    if diverged and done:
+        short += f", {diverged} diverged"
+    details = [f"continues {line['continues']}"] if line.get("continues") else []
+    details += [f"<code>{html.escape(run_id)}</code>" for run_id in line.get("run_ids", ())]
+    if not details:
+        return html.escape(short)
+    return f"<details><summary>{html.escape(short)}</summary>{'<br>'.join(details)}</details>"
+
+
 def to_html(results: pd.DataFrame) -> str:
-    """A formatted results table as an HTML <table> (class ``results``)."""
-    return format_results(results).to_html(index=False, classes="results", border=0, escape=True)
+    """A results table (dc.results_table) as a page shows it (:func:`html_table`): the columns of
+    :func:`format_results`, ``table`` and ``profile`` said once where every row shares them, and
+    short status cells (:func:`status_html`)."""
+    shown = format_results(results).assign(status=[status_html(line) for _, line in results.iterrows()])
+    return html_table(shown, markup=("status",))
+
+
+def ledger_html(ledger: pd.DataFrame, link: Callable[[str], str | None] | None = None) -> str:
+    """The ledger (dc.ledger) as a page shows it: the lines of :func:`format_ledger` without their
+    id, each conclusion linked to ``link(id)`` (its entry in RESULTS.md) where that gives one."""
+    shown = format_ledger(ledger)
+    targets = [link(i) if link else None for i in shown["id"]]
+    shown["conclusion"] = [
+        f'<a href="{html.escape(t)}">{html.escape(c)}</a>' if t else html.escape(c)
+        for c, t in zip(shown["conclusion"], targets)
+    ]
+    return html_table(shown.drop(columns=["id"]), "results ledger", markup=("conclusion",))
 
 
 def to_markdown(results: pd.DataFrame) -> str:
@@ -187,7 +259,7 @@ def _p(value: float | None) -> str:
 
 def _p_pair(raw: float | None, adjusted: float | None, role: str) -> str:
     """The line's two-sided p before the correction, and its adjusted family p (sanity lines: none)."""
-    if role != "claim":
+    if role == "sanity":
         return f"{_p(raw)} (sanity)"
     return f"{_p(raw)} → {_p(adjusted)}"
 
@@ -196,28 +268,82 @@ def _registered(registration: object, fixed_on: object) -> str:
     return f"{registration} {fixed_on}".strip() if isinstance(registration, str) else "—"
 
 
+def terminal_table(frame: pd.DataFrame, details: Sequence[str], width: int = 100, right: Sequence[str] = ()) -> str:
+    """``frame``'s short columns aligned on one line per row (``right``: right-aligned), and under each
+    row its ``details`` line, indented and folded to ``width`` columns: what a terminal table shows
+    when the whole row would not fit (the full tables are in ``--wide``, ``--markdown`` and ``--csv``)."""
+    cells = frame.astype(str)
+    widths = {c: max(len(c), int(cells[c].str.len().max()) if len(cells) else 0) for c in cells}
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(widths[c]) if c in right else v.ljust(widths[c]) for c, v in zip(cells, values)
+        ).rstrip()
+
+    lines = [line([c.rjust(widths[c]) if c in right else c for c in cells])]
+    for values, detail in zip(cells.itertuples(index=False), details):
+        lines.append(line(values))
+        lines += textwrap.wrap(detail, width=max(40, width), initial_indent="    ", subsequent_indent="    ")
+    return "\n".join(lines)
+
+
 def terminal_ledger(ledger: pd.DataFrame, width: int = 100) -> str:
     """The ledger for a terminal ``width`` columns wide: a line per conclusion with its id (what
     ``--conclusions`` takes), our final-epoch margin with its 95% interval, the p-value before and
-    after the correction and the verdict; under it, indented and folded to the width, the secondary
-    verdict and the note. The wording, sides and every number are in ``--markdown`` and ``--csv``."""
+    after the correction and the verdict; under it, folded to the width, the secondary verdict and
+    the note. The wording, sides and every number are in ``--wide``, ``--markdown`` and ``--csv``."""
     shown = format_ledger(ledger)
-    frame = pd.DataFrame(
-        {
-            "id": shown["id"],
-            "final epoch [95%]": shown["ours, final epoch [95%]"],
-            "p → adjusted": shown["p → adjusted"],
-            "verdict": shown["verdict"],
-        }
+    frame = shown[["id", "ours, final epoch [95%]", "p → adjusted", "verdict"]]
+    frame = frame.rename(columns={"ours, final epoch [95%]": "final epoch [95%]"})
+    details = [
+        f"secondary metric: {secondary}" + (f"; {note}" if note else "")
+        for secondary, note in zip(shown["secondary verdict"], shown["note"])
+    ]
+    return terminal_table(frame, details, width)
+
+
+def terminal_results(results: pd.DataFrame, width: int = 100) -> str:
+    """The results table for a terminal ``width`` columns wide: per row the reported and reproduced
+    test accuracy (mean ± sd over seeds, best epoch as the report reads it), the final epoch, their
+    difference, seeds and status; under it the setting, train accuracies, epochs, wall time, numeric
+    class and progress. Every column is in ``--wide`` and ``--markdown``."""
+    shown = format_results(results)
+    short = {"reported test": "reported", "reproduced test": "reproduced", "final-epoch test": "final", "Δ test": "Δ"}
+    frame = shown[["table", "row", *short, "seeds"]].rename(columns=short).assign(status=list(results["status"]))
+    progress = results["progress"] if "progress" in results else [""] * len(results)
+    details = [
+        "; ".join(
+            part
+            for part in (
+                s["setting"],
+                f"train {s['reported train']} reported, {s['reproduced train']} reproduced",
+                f"{s['epochs']} epochs" + (f", {s['wall time']} on {s['numeric class']}" if s["seeds"] else ""),
+                s["status"].partition(", ")[2],
+                p,
+            )
+            if part
+        )
+        for (_, s), p in zip(shown.iterrows(), progress)
+    ]
+    return terminal_table(frame, details, width, right=("row", "reported", "reproduced", "final", "Δ", "seeds"))
+
+
+def terminal_plan(plan: pd.DataFrame, width: int = 100) -> str:
+    """``deepcls ledger --plan`` for a terminal ``width`` columns wide: per run its table, row, seed,
+    run id, what it should cost and the running total; under it the conclusions it decides and where
+    the cost was measured (or estimated from MACs)."""
+    shown = format_plan(plan)
+    cost = [c.partition(" on ") for c in shown["≈ cost"]]
+    frame = shown[["table", "row", "seed", "run id"]].assign(
+        **{"≈ cost": [c[0] for c in cost], "total": shown["total"]}
     )
-    widths = {c: max(len(c), frame[c].str.len().max()) for c in frame}
-    head = "  ".join(c.ljust(widths[c]) for c in frame).rstrip()
-    lines = [head]
-    for (_, row), secondary, note in zip(frame.iterrows(), shown["secondary verdict"], shown["note"]):
-        lines.append("  ".join(str(row[c]).ljust(widths[c]) for c in frame).rstrip())
-        said = f"secondary metric: {secondary}" + (f"; {note}" if note else "")
-        lines += textwrap.wrap(said, width=max(40, width), initial_indent="    ", subsequent_indent="    ")
-    return "\n".join(lines)
+    if "progress" in shown:
+        frame["progress"] = shown["progress"]
+    details = [
+        f"decides {decides}" + (f"; cost on {where}" if where else "")
+        for decides, (_, _, where) in zip(shown["decides"], cost)
+    ]
+    return terminal_table(frame, details, width, right=("row", "seed", "≈ cost", "total"))
 
 
 NOTE_CHARS = 120  # a ledger cell's note; the whole reading is in ledger.csv and --evidence
@@ -355,3 +481,62 @@ def frame_to_markdown(frame: pd.DataFrame) -> str:
         "| " + " | ".join(str(v).replace("|", "\\|") for v in line) + " |" for line in frame.itertuples(index=False)
     ]
     return "\n".join([header, rule, *body])
+
+
+def machine_info() -> str:
+    """``deepcls info``: deepcls's and its libraries' versions, the device with its bf16 arithmetic and
+    what ``--precision auto`` picks on it, the data folder with each dataset's state, and the models."""
+    import platform
+
+    import torch
+    import torchvision
+
+    from deepcls.data import DATASETS, dataset_path, resolve_data_dir
+    from deepcls.models import list_models, model_info
+    from deepcls.numeric import cpu_bf16, cpu_model, resolve_device, resolve_precision
+    from deepcls.version import __version__
+
+    lines = [
+        f"deepcls {__version__}  torch {torch.__version__}  torchvision {torchvision.__version__}  "
+        f"python {platform.python_version()}"
+    ]
+    device = resolve_device("auto")
+    if device.type == "cuda":
+        bf16 = "yes" if torch.cuda.is_bf16_supported() else "no"
+    else:  # runs either way on the CPU; without AMX or AVX512-BF16 converted in software
+        kind = cpu_bf16()
+        bf16 = "emulated (no AMX or AVX512-BF16 on this CPU)" if kind == "emulated" else f"native ({kind.upper()})"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    lines.append(f"device: {device} ({name})  threads: {torch.get_num_threads()}  bf16: {bf16}")
+    lines.append(f"precision: auto trains in {resolve_precision('auto', device)} here")
+    lines.append(f"data dir: {resolve_data_dir()}")
+    for name, spec in DATASETS.items():
+        path = dataset_path(name)
+        state = "present" if path.exists() else "missing (downloaded on first use)"
+        lines.append(f"  {name:8s} {spec.train_size}/{spec.test_size} images {spec.image_shape}  {state}")
+    lines.append("models:")
+    for name in list_models():
+        info = model_info(name)
+        lines.append(
+            f"  {name:9s} {info.family:6s} min input {info.min_input_size}  options: {', '.join(info.options)}"
+        )
+    return "\n".join(lines)
+
+
+def run_outcome(record: RunRecord) -> str:
+    """``deepcls train``'s answer: reused or trained, the run's status, epochs and accuracies, where it is."""
+    m = record.metrics
+    verb = "reused" if record.reused else "trained"
+    return (
+        f"{verb} {record.run_id}: status {m['status']}, epochs {m['epochs_run']}, "
+        f"highest test {pct(m['highest_test_acc'])}%, final test {pct(m['final_test_acc'])}%\n"
+        f"stored in {record.path}"
+    )
+
+
+def predictions(images: Sequence[str], classes: Sequence[Sequence[tuple[str, float]]]) -> str:
+    """``deepcls predict``'s answer: a line per image with its top classes and their probabilities."""
+    return "\n".join(
+        f"{image}: " + ", ".join(f"{name} {100 * probability:.1f}%" for name, probability in top)
+        for image, top in zip(images, classes)
+    )

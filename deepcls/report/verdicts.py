@@ -39,7 +39,8 @@ GLOSSARY = f"""- **Primary metric**: test accuracy at the final epoch. The repor
 - **Family and correction**: every claim line of `deepcls/paper/conclusions.csv` is one test of one
   family, tested or not (an untested claim counts with p = 1), so its size never changes. Holm's
   step-down adjusts the family's p-values; a verdict is named only when its **adjusted p** is below
-  0.05. **Sanity** lines check the set-up and sit outside the family.
+  0.05. **Sanity** lines check the set-up and sit outside the family; **extension** lines (conclusions
+  of one's own) are a family of their own, never counted among the report's claims.
 - **Looks**: a line is read at {", ".join(map(str, LOOKS))} seeds a side (its first seeds). Its
   p-values are repeated p-values of a Pocock group-sequential design, so adding seeds after looking
   keeps the error rate.
@@ -71,7 +72,9 @@ def _count(value: object) -> object:
 
 def summary(table: pd.DataFrame) -> str:
     """One sentence: the claims' verdicts on the primary metric after the correction, the suggestive
-    ones, whether the margins were registered, and the sanity lines."""
+    ones, whether the margins were registered, and the sanity lines; then, where there are any, the
+    extension lines (conclusions of the user's own: never among the report's claims) in a sentence
+    of their own."""
     require(table, LEDGER_COLUMNS, "ledger_summary needs a ledger (dc.ledger)")
     claims = table[(table["metric"] == PRIMARY) & (table["role"] == "claim")]
     n = claims["id"].nunique()
@@ -92,18 +95,33 @@ def summary(table: pd.DataFrame) -> str:
         + (f"; {rest}" if rest else "")
         + f". {registered.capitalize()}."
         + (f" Sanity checks: {checks}." if checks else "")
+        + _extensions(table)
     )
 
 
+def _extensions(table: pd.DataFrame) -> str:
+    """The extension lines' sentence of the summary: their verdicts after Holm's correction over
+    them alone; "" when the ledger has none."""
+    lines = table[(table["metric"] == PRIMARY) & (table["role"] == "extension")]
+    if lines.empty:
+        return ""
+    counts = ", ".join(f"{k} {v}" for v, k in verdict_counts(table, PRIMARY, "extension").items() if k)
+    n = lines["id"].nunique()
+    return f" Extensions ({n} line{'s' * (n != 1)} added to the report, Holm over them alone): {counts}."
+
+
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The claims' and sanity lines' verdicts on the primary metric, counted, with what each means."""
+    """The claims' and sanity lines' verdicts on the primary metric, counted, with what each means;
+    an ``extensions`` column beside them when the ledger has extension lines."""
     require(table, LEDGER_COLUMNS, "verdict_table needs a ledger (dc.ledger)")
-    claims, sanity = (verdict_counts(table, PRIMARY, role) for role in ("claim", "sanity"))
+    columns = {"claims": "claim", "sanity checks": "sanity"}
+    if (table["role"] == "extension").any():
+        columns["extensions"] = "extension"
+    counts = {name: verdict_counts(table, PRIMARY, role) for name, role in columns.items()}
     return pd.DataFrame(
         {
             "verdict": list(VERDICTS),
-            "claims": [claims[v] for v in VERDICTS],
-            "sanity checks": [sanity[v] for v in VERDICTS],
+            **{name: [counted[v] for v in VERDICTS] for name, counted in counts.items()},
             "what it means": [MEANINGS[v] for v in VERDICTS],
         }
     )

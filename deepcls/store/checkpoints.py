@@ -25,11 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from deepcls.atomic import write_with
 from deepcls.config import RunConfig
-from deepcls.data import OFFICIAL_FINGERPRINTS, dataset_path, fingerprint
+from deepcls.data import OFFICIAL_FINGERPRINTS, dataset_path
 from deepcls.errors import DataError
 from deepcls.store.runs import FINISHED, RunRecord, RunStore, warn
 
@@ -68,6 +66,8 @@ def start_point(
         return Start(reuse=record)
     if not resume:
         return Start()
+    from deepcls.data import fingerprint  # the dataset's file (and torch): only where a run trains
+
     data = fingerprint(config.dataset, data_dir)
     source, state = checkpoint_path(store, config), _resumable(store, config, data)
     if state is None and (prefix := prefix_run(store, config)) is not None:
@@ -91,6 +91,8 @@ def _reusable(store: RunStore, config: RunConfig, data_dir: str | None) -> RunRe
     record = store.record(config)
     if record is None or record.status not in FINISHED:
         return None
+    from deepcls.data import fingerprint
+
     current = fingerprint(config.dataset, data_dir)
     if current is not None and current != stored_fingerprint(record):
         raise DataError(
@@ -122,6 +124,8 @@ def save_checkpoint(store: RunStore, config: RunConfig, state: dict[str, Any]) -
     """Write the resume checkpoint of ``config`` atomically. torch serialises into memory and Python
     writes the bytes: on a full disk torch's own writer fails with "enforce fail ... unexpected pos",
     Python's with "No space left on device" and the path."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save(state, buffer)
     with store.writing():
@@ -210,7 +214,11 @@ def _load_state(path: Path) -> dict[str, Any] | None:
 
 
 def _read_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any] | None:
-    """A checkpoint's state dict (never unpickled), or None when it is damaged or not one of ours."""
+    """A checkpoint's state dict (never unpickled), or None when it is damaged or not one of ours.
+    torch is imported here, not with the module: tables that only ask a run's progress stay torch-free
+    until a checkpoint exists."""
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception:  # truncated, not a zip, bad pickle opcodes: torch raises many types
