@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 		--display-name "deepcls (.venv)"; status=$$?; rm -rf $$tmp; exit $$status
 	touch $(STAMP)
 
-# Unit and integration tests, then every notebook at the smoke profile with nbmake (notebooks/conftest.py);
-# pytest's temporary folders live in one folder that is removed afterwards, pass or fail.
+# Unit and integration tests, then every notebook at the smoke profile with nbmake (notebooks/conftest.py),
+# each executed once there (the report's tests build two), and the runs they trained checked
+# (notebooks/test_trained_runs.py); pytest's temporary folders live in one folder removed afterwards.
 test: $(STAMP)
 	@tmp=$$(mktemp -d); \
 	$(PY) -m pytest --basetemp=$$tmp/unit && \
@@ -36,8 +37,11 @@ runs: $(STAMP)
 seeds: $(STAMP)
 	$(VENV)/bin/deepcls ledger --profile $(PROFILE) --train --jobs $(JOBS) $(if $(CONCLUSIONS),--conclusions $(CONCLUSIONS)) $(if $(RUNS),--runs $(RUNS))
 
+# Train the profile's missing runs, execute only the notebooks whose inputs changed (source, runs read,
+# deepcls's version: results/notebooks/<profile>/cache.json) and write only what changed; RERUN=1
+# executes every notebook again (e.g. make report PROFILE=smoke, make report PROFILE=paper JOBS=2).
 report: $(STAMP)
-	$(VENV)/bin/deepcls report --profile $(PROFILE) --jobs $(JOBS)
+	$(VENV)/bin/deepcls report --profile $(PROFILE) --jobs $(JOBS) $(if $(RERUN),--rerun)
 
 readme: $(STAMP)
 	$(VENV)/bin/deepcls markdown --readme README.md

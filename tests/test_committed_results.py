@@ -114,5 +114,5 @@ def test_committed_report_shows_the_ledger_the_store_gives(profile: str) -> None
     executed = json.loads((REPO / "results" / "notebooks" / profile / "00_overview.ipynb").read_text())
     outputs = [o.get("data", {}) for cell in executed["cells"] for o in cell.get("outputs", [])]
     shown = ["".join(data["text/html"]) for data in outputs if "text/html" in data]
-    table = tables.format_ledger(conclusions)._repr_html_()  # what Jupyter displays for the ledger cell
+    table = tables.html_table(tables.format_ledger(conclusions))  # what the overview's ledger cell displays
     assert table in shown, "the executed overview notebook is stale: commit results/notebooks with the report"

@@ -52,13 +52,23 @@ LEDGER_PROFILES = ("paper", "quick")
 SHOWN_PROFILES = ("paper", "best", "quick")  # RESULTS.md's results tables, in this order
 
 
+def ledger_anchor(profile: str, conclusion: str) -> str:
+    """The id of a conclusion's line in the ledger of ``profile`` in RESULTS.md: what the HTML
+    index links each of its ledger lines to."""
+    return f"{profile}-{conclusion}"
+
+
 def ledger_section(profiles: Sequence[str], store: RunStore) -> str:
     """Markdown: per profile the ledger of the report's conclusions (deepcls.analysis.ledger), the costs of
-    missing seeds on one CPU thread whatever machine writes it, so that RESULTS.md is one document."""
+    missing seeds on one CPU thread whatever machine writes it, so that RESULTS.md is one document. Each
+    conclusion's cell opens with an anchor (:func:`ledger_anchor`)."""
     parts = []
     for profile in profiles:
         table = ledger.ledger(profile, store, on=REFERENCE_DEVICE)
-        shown = tables.format_ledger(table).drop(columns=["id"])
+        shown = tables.format_ledger(table)
+        shown["conclusion"] = [
+            f'<a id="{ledger_anchor(profile, i)}"></a>{c}' for i, c in zip(shown.pop("id"), shown["conclusion"])
+        ]
         words = tables.frame_to_markdown(verdicts.summary_table(table))
         parts.append(
             f"### Profile `{profile}`\n\n{verdicts.summary(table)}\n\n{words}\n\n{tables.frame_to_markdown(shown)}"
@@ -66,18 +76,18 @@ def ledger_section(profiles: Sequence[str], store: RunStore) -> str:
     return "\n\n".join(parts)
 
 
-LEDGER_METHOD = """Every conclusion of the report is a line of data (`deepcls/paper/conclusions.csv`): the two
-rows it compares, or a measurable form of it (a train-test gap, seconds per epoch, a confusion
-count per 10,000 images, the epoch-to-epoch swing of test accuracy, a collapse-to-chance rate, the
-rank of digit confusions), the report's own margin, an equivalence margin with its registration
-(`deepcls/paper/registration.csv`) and its role: a claim of the report or a sanity check of the
-set-up. The ledger answers each from the stored complete seeds, read at fixed looks, under the
-final epoch (primary) and the report's highest-over-epochs (secondary): n and mean ± std per side,
-our margin in the claimed direction with its 95% interval (Welch's t on empirical-Bayes moderated
-variances where a family of rows allows, a paired t for two lengths of one run or the repeats of a
-paired benchmark, a one-sample t against a threshold, exact tests for rates and ranks), P(a > b),
-where one run of ours would fall, and the p-value before and after Holm's correction over every
-claim. Failed runs are never read; diverged runs are counted and named.
+LEDGER_METHOD = """Every conclusion of the report is a line of data (`deepcls/paper/conclusions.csv`): the two rows it
+compares, or a measurable form of it (a train-test gap, seconds per epoch, a confusion count per
+10,000 images, the epoch-to-epoch swing of test accuracy, a collapse-to-chance rate, the rank of
+digit confusions), the report's own margin, an equivalence margin with its registration
+(`deepcls/paper/registration.csv`) and its role: a claim of the report, a sanity check of the set-up
+or an extension of one's own. The ledger answers each from the stored complete seeds, read at fixed
+looks, under the final epoch (primary) and the report's highest-over-epochs (secondary): n and mean
+± std per side, our margin in the claimed direction with its 95% interval (Welch's t on
+empirical-Bayes moderated variances where a family of rows allows, a paired t for two lengths of one
+run or the repeats of a paired benchmark, a one-sample t against a threshold, exact tests for rates
+and ranks), P(a > b), where one run of ours would fall, and the p-value before and after Holm's
+correction over every claim. Failed runs are never read; diverged runs are counted and named.
 `deepcls ledger --profile P --evidence` lists the runs behind every line.
 
 How to read it:
