@@ -9,51 +9,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from deepcls import api
-from deepcls.api import check, checked
+from deepcls.api import as_bool, as_seeds, check, checked
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from deepcls.store.runs import RunRecord
-
-
-def as_bool(name: str, value: object) -> bool:
-    """A notebook parameter that is a yes/no: a bool, or the words ``true`` / ``false`` (any case),
-    as papermill's ``-p train False`` or an environment variable give them; never truthiness
-    (``"no"`` is not true). ConfigError in one line otherwise."""
-    from deepcls.errors import ConfigError
-
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ConfigError(f"{name} must be True or False (or the words true / false), got {value!r}")
-
-
-def as_seeds(value: object) -> tuple[int, ...]:
-    """Seeds as a notebook parameter gives them: a list of whole numbers, one number, or a string
-    such as ``"0,1,2"`` or ``"[0, 1, 2]"`` (papermill's ``-p seeds 0,1,2``). ConfigError in one line
-    for anything else, a negative or a repeated seed."""
-    from deepcls.errors import ConfigError
-
-    items: list[object]
-    if isinstance(value, str):
-        items = [part.strip() for part in value.strip().strip("[]()").split(",") if part.strip()]
-    elif isinstance(value, int) and not isinstance(value, bool):
-        items = [value]
-    elif isinstance(value, Sequence):
-        items = list(value)
-    else:
-        items = [value]
-    seeds = []
-    for item in items:
-        text = item.strip() if isinstance(item, str) else None
-        if isinstance(item, bool) or not (isinstance(item, int) or (text and text.isdigit())):
-            raise ConfigError(f"seeds must be whole numbers >= 0 (a list, or a string such as '0,1,2'), got {value!r}")
-        seeds.append(int(item))  # type: ignore[call-overload]
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds must be distinct whole numbers >= 0, at least one, got {value!r}")
-    return tuple(seeds)
 
 
 def _check_executor(name: str) -> None:
@@ -72,6 +33,15 @@ def markdown(text: str) -> Any:
     except ImportError:
         return text
     return Markdown(text)
+
+
+def _html(text: str) -> Any:
+    """``text`` (HTML) as a notebook's output (the markup itself outside IPython)."""
+    try:
+        from IPython.display import HTML
+    except ImportError:
+        return text
+    return HTML(text)
 
 
 class Study:
@@ -166,6 +136,21 @@ class Study:
         for name, value, hint in (("results", results, pd.DataFrame), ("table", table, str), ("row", row, int)):
             check("dc.Study.record", name, value, hint)
         return first_record(results, table, row, self.store)
+
+    @functools.partial(checked, types=False)  # pd is a name for type checkers only: the type is checked below
+    def show(self, frame: pd.DataFrame) -> Any:
+        """``frame`` as the report's pages show a table (deepcls.report.formatting.html_table): no
+        index column, ``table`` and ``profile`` said once above it where every row shares them. A
+        results table (:meth:`results`) shows the columns of dc.format_results with short status
+        cells whose run ids open beneath them."""
+        import pandas as pd
+
+        from deepcls.report import formatting
+
+        check("dc.Study.show", "frame", frame, pd.DataFrame)
+        if all(c in frame for c in (*formatting.RESULTS_COLUMNS, "status", "run_ids")):
+            return _html(formatting.to_html(frame))
+        return _html(formatting.html_table(frame))
 
     @checked
     def ledger(self, tables: Sequence[str] | None = None) -> pd.DataFrame:
