@@ -16,6 +16,7 @@ import sys
 import textwrap
 import typing
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 from deepcls import api
 from deepcls.config import MODEL_OPTIONS, PROFILE_NAMES, RunConfig
@@ -312,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse, dispatch to the command's handler, and turn what goes wrong into one line and an exit code."""
     args = build_parser().parse_args(argv)
     try:
-        with activity(args.command):  # a status line when a command runs past two seconds with no bar of its own
+        with nullcontext() if _shows_progress(args) else activity(args.command):  # a status line past two seconds
             return COMMANDS[args.command](args)
     except DeepclsError as err:
         return _fail(str(err), EXIT_USAGE)
@@ -325,6 +326,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({err.filename})" if err.filename else ""
         hint = "; free some space and run the same command again to resume" if err.errno == errno.ENOSPC else ""
         return _fail(f"{err.strerror or err}{where}{hint}", EXIT_FAILED)
+
+
+OWN_PROGRESS = ("train", "reproduce", "report", "bench")  # commands whose bars or lines say how far they are
+
+
+def _shows_progress(args: argparse.Namespace) -> bool:
+    """True when the command shows its own progress (training bars, the report's lines): no status
+    line is drawn over it."""
+    return args.command in OWN_PROGRESS or bool(getattr(args, "train", False) or getattr(args, "time", False))
 
 
 def _torch_ready() -> None:
