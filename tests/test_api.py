@@ -62,6 +62,16 @@ KNOWN: dict[str, tuple[Callable[[Path], Any], type[DeepclsError], str]] = {
         ConfigError,
         r"^dc\.ledger: argument conclusions must be Sequence\[Conclusion\], got list \['se_helps'\]$",
     ),
+    "fit(an option it does not take)": (
+        lambda root: dc.fit(dc.RunConfig(), results_dir=root, bogus=1),
+        ConfigError,
+        r"^dc\.fit: got an unexpected keyword argument 'bogus'$",
+    ),
+    "fit(force='yes')": (
+        lambda root: dc.fit(dc.RunConfig(), results_dir=root, force="yes"),
+        ConfigError,
+        r"^dc\.fit: argument force must be bool, got str 'yes'$",
+    ),
     "Study(seeds=None)": (lambda root: dc.Study(seeds=None), ConfigError, "seeds must be"),
     "Study.results(rows=str)": (
         lambda root: dc.Study("smoke").results("resnet_se", rows="1"),

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from deepcls import api
 from deepcls.config import RunConfig
 from deepcls.data import (
     BatchLoader,
@@ -80,16 +81,19 @@ def fit(config: RunConfig, **options: Any) -> RunRecord:
     ``options`` are :func:`fit_steps`'s: ``results_dir``, ``data_dir``, ``store``, ``force``,
     ``progress`` (a tqdm bar, on line ``bar_position`` when several processes share a terminal;
     None means on unless ``$DEEPCLS_PROGRESS`` is ``0``), ``bar_position``, ``tensorboard`` (a folder
-    for TensorBoard logs; off by default).
+    for TensorBoard logs; off by default). An option fit_steps does not take, or of the wrong type,
+    is one ConfigError line before anything starts.
     """
+    if problem := api.call_problem(fit_steps, (config,), options):
+        raise ConfigError(f"dc.fit: {problem}")
     return run_to_end(fit_steps(config, **options))
 
 
 def fit_steps(
     config: RunConfig,
     *,
-    results_dir: str | None = None,
-    data_dir: str | None = None,
+    results_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
     store: RunStore | None = None,
     force: bool = False,
     progress: bool | None = None,
