@@ -52,8 +52,15 @@ VGG_CFGS: dict[str, VggCfg] = {
 VGG_WIDTHS: dict[str, int] = {"standard": 1, "reduced": 4}  # width name -> divisor of the cfg's channel counts
 
 # Weight initialisation schemes (deepcls.models.init maps each to its initialiser).
-INIT_SCHEMES: tuple[str, ...] = ("default", "xavier", "xavier_uniform", "xavier_normal", "he", "he_uniform")
-INIT_SCHEMES += ("he_normal",)
+INIT_SCHEMES: tuple[str, ...] = (
+    "default",
+    "xavier",
+    "xavier_uniform",
+    "xavier_normal",
+    "he",
+    "he_uniform",
+    "he_normal",
+)
 
 # ---------------------------------------------------------------------------- options and their checks
 Check = tuple[Callable[[Any], bool], str]  # predicate on the value, description of valid values

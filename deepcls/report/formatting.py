@@ -333,15 +333,16 @@ def terminal_plan(plan: pd.DataFrame, width: int = 100) -> str:
     run id, what it should cost and the running total; under it the conclusions it decides and where
     the cost was measured (or estimated from MACs)."""
     shown = format_plan(plan)
-    cost = [c.partition(" on ") for c in shown["≈ cost"]]
+    known = [not math.isnan(s) for s in plan["seconds"]]
     frame = shown[["table", "row", "seed", "run id"]].assign(
-        **{"≈ cost": [c[0] for c in cost], "total": shown["total"]}
+        **{"≈ cost": [duration(s) if k else "never run" for s, k in zip(plan["seconds"], known)]},
+        total=shown["total"],
     )
     if "progress" in shown:
         frame["progress"] = shown["progress"]
     details = [
-        f"decides {decides}" + (f"; cost on {where}" if where else "")
-        for decides, (_, _, where) in zip(shown["decides"], cost)
+        f"decides {decides}" + (f"; cost on {on}" + (" (from MACs)" if estimated else "") if k else "")
+        for decides, on, estimated, k in zip(shown["decides"], plan["timed_on"], plan["estimated"], known)
     ]
     return terminal_table(frame, details, width, right=("row", "seed", "≈ cost", "total"))
 
