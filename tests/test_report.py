@@ -299,6 +299,19 @@ def test_a_notebook_reads_the_tables_its_code_names_and_the_overview_reads_every
     assert cache.notebook_reads(broken) == cache.Reads(None, trains=True)  # unparsed: the whole store, may train
 
 
+def test_an_executed_copy_with_no_record_of_what_it_read_is_executed_again(tmp_path: Path) -> None:
+    notebook = nbformat.read(NOTEBOOKS_DIR / "05_squeeze_excitation.ipynb", as_version=4)
+    out = tmp_path / "notebooks" / "smoke"
+    out.mkdir(parents=True)
+    nbformat.write(notebook, out / "05_squeeze_excitation.ipynb")  # outputs from before the cache, or by hand
+    prints = cache.Fingerprints("smoke", RunStore(tmp_path))
+    decision = cache.ExecutionCache(out).decide("05_squeeze_excitation", notebook, prints, train=False)
+    assert decision.execute and decision.reason == "no record of what it read"
+    executions = cache.ExecutionCache(out)
+    executions.record("05_squeeze_excitation", prints.parts(notebook))
+    assert not executions.decide("05_squeeze_excitation", notebook, prints, train=False).execute
+
+
 def test_the_summary_line_names_what_it_executed_when_that_fits_100_columns() -> None:
     assert summary_line("smoke", ["00_overview"], 1, 0, 3, 41.4) == (
         "report smoke: executed 1 notebook (00_overview), reused 1, trained 0 runs, wrote 3 files, 41 s"

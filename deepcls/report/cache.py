@@ -20,8 +20,7 @@ parsing it, so a new notebook needs no declaration. A notebook that trains (it c
 ``cache.json`` beside the executed notebooks records each key with its parts (so a build says what
 changed) and the SHA-256 of the executed copy it describes: an entry counts only while that copy is the
 file on disk. Committed with the outputs, it lets a clean clone reuse them. An executed copy without an
-entry (outputs made before the cache) is adopted when it ran this notebook's current source at this
-profile without an error: its key is recorded from the store as it is.
+entry (outputs made before the cache, or copied in by hand) is executed again: nothing records what it read.
 """
 
 from __future__ import annotations
@@ -209,8 +208,7 @@ class ExecutionCache:
             self.entries = {}
 
     def decide(self, name: str, notebook: nbformat.NotebookNode, fingerprints: Fingerprints, train: bool) -> Decision:
-        """Execute ``name`` unless its executed copy is the one recorded under the key its inputs give now;
-        an executed copy made before the cache is adopted when :func:`adoptable`."""
+        """Execute ``name`` unless its executed copy is the one recorded under the key its inputs give now."""
         if train and fingerprints.must_train(notebook):
             return Decision(name, True, "runs to train")
         executed = self.out_dir / f"{name}.ipynb"
@@ -222,10 +220,7 @@ class ExecutionCache:
             return Decision(name, True, f"its inputs could not be hashed ({type(err).__name__})")
         entry = self.entries.get(name)
         if entry is None:
-            if adoptable(executed, notebook, fingerprints.profile):
-                self.record(name, parts)
-                return Decision(name, False, "adopted")
-            return Decision(name, True, "executed before the cache, from another source")
+            return Decision(name, True, "no record of what it read")
         if entry.get("executed") != _sha256(executed.read_bytes()):
             return Decision(name, True, "its executed copy changed")
         recorded = entry.get("parts") or {}
@@ -253,24 +248,6 @@ class ExecutionCache:
 def key(parts: Mapping[str, str]) -> str:
     """The cache key: SHA-256 of the parts."""
     return _sha256(json.dumps(dict(parts), sort_keys=True).encode())
-
-
-def adoptable(executed: Path, notebook: nbformat.NotebookNode, profile: str) -> bool:
-    """Whether an executed copy made before the cache ran ``notebook``'s current source at ``profile``
-    (papermill's record of its parameters), without retraining (``force``) and without an error."""
-    try:
-        copy = nbformat.read(executed, as_version=4)
-    except Exception:  # any unreadable copy is executed again
-        return False
-    run = copy.metadata.get("papermill", {})
-    parameters = run.get("parameters", {})
-    if parameters.get("profile") != profile or parameters.get("force") or run.get("exception"):
-        return False
-    code = [c for c in copy.cells if c.cell_type == "code"]
-    if any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])):
-        return False
-    cells = [c for c in copy.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
-    return source_digest(cells) == source_digest(notebook.cells)
 
 
 def write_if_changed(path: Path, data: bytes, volatile: re.Pattern[bytes] | None = None) -> bool:
