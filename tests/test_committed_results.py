@@ -8,15 +8,16 @@ import json
 import re
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
 from deepcls.analysis import ledger
 from deepcls.cli import main
 from deepcls.config import RUN_PROFILES as PROFILES
+from deepcls.report import cache, verdicts
 from deepcls.report import formatting as tables
-from deepcls.report import verdicts
-from deepcls.report.build import LEDGER_CSV, LEDGER_RUNS_CSV
+from deepcls.report.build import LEDGER_CSV, LEDGER_RUNS_CSV, NOTEBOOKS_DIR, notebook_names
 from deepcls.store.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,3 +117,18 @@ def test_committed_report_shows_the_ledger_the_store_gives(profile: str) -> None
     shown = ["".join(data["text/html"]) for data in outputs if "text/html" in data]
     table = tables.html_table(tables.format_ledger(conclusions))  # what the overview's ledger cell displays
     assert table in shown, "the executed overview notebook is stale: commit results/notebooks with the report"
+
+
+@pytest.mark.parametrize("profile", REPORTS)
+def test_a_clone_reuses_every_committed_notebook(profile: str) -> None:
+    """The execution cache committed with a profile's notebooks answers the store and the package as
+    they are (the runs read, the ledger lines, the source, deepcls's version): `deepcls report --no-train`
+    on a clone executes nothing. A commit that moves any of them without rebuilding the report fails here."""
+    out = REPO / "results" / "notebooks" / profile
+    prints, executions = cache.Fingerprints(profile, STORE), cache.ExecutionCache(out)
+    decisions = [
+        executions.decide(name, nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4), prints, train=False)
+        for name in notebook_names()
+    ]
+    stale = [f"{d.name} ({d.reason})" for d in decisions if d.execute]
+    assert not stale, f"run `deepcls report --no-train --profile {profile}`: {', '.join(stale)}"
