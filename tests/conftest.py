@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from deepcls.config import RunConfig
+from deepcls.models import catalog
 from deepcls.store.runs import RunStore
 
 
@@ -85,6 +86,13 @@ def stored_run() -> Callable[..., None]:
         )
 
     return save
+
+
+@pytest.fixture
+def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registrations that end with the test: the catalog's tables copied for its duration."""
+    monkeypatch.setattr(catalog, "_FAMILIES", dict(catalog._FAMILIES))
+    monkeypatch.setattr(catalog, "_MODELS", dict(catalog._MODELS))
 
 
 INTEGRATION_MODULES = {"test_report.py", "test_bench.py", "test_committed_results.py"}

@@ -1,6 +1,6 @@
 """What more than one test file uses: the repository's root and a small VGG, the command line run
 in-process, quiet training, run records written without training, a script that kills itself while
-replacing a run, and the store read back.
+replacing a run, the store read back, and a model family of one's own.
 
 Test files import it as ``from helpers import ...`` (pytest puts tests/ on ``sys.path``); fixtures
 stay in conftest.py.
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
 from deepcls.cli import main
 from deepcls.config import RunConfig
@@ -169,3 +170,23 @@ def leftovers(root: Path) -> list[str]:
     if root.is_dir():
         found += [p.name for p in root.iterdir() if p.name.startswith((".tmp", ".old", ".merge"))]
     return sorted(found)
+
+
+# ---------------------------------------------------------------------- a family of one's own
+class Toy(nn.Module):
+    """One conv (optionally batch-normed) and a linear head: a family of one's own, registered by a test
+    (a function of an importable module, so worker processes build it too)."""
+
+    def __init__(self, in_channels: int, num_classes: int, batch_norm: bool) -> None:
+        super().__init__()
+        norm = nn.BatchNorm2d(4) if batch_norm else nn.Identity()
+        self.body = nn.Sequential(nn.Conv2d(in_channels, 4, 3), norm, nn.ReLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def toy(name: str, *, in_channels: int, num_classes: int, batch_norm: bool = False) -> nn.Module:
+    """The builder of the ``toy`` family."""
+    return Toy(in_channels, num_classes, batch_norm)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 import torch
 import torchvision
+from helpers import toy
 from torch import nn
 
 from deepcls.errors import ConfigError
@@ -114,34 +115,10 @@ def test_metadata_imports_no_torch() -> None:
     assert done.stdout.split() == ["False", "True"]
 
 
-@pytest.fixture
-def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Registrations that end with the test: the catalog's tables copied for its duration."""
-    monkeypatch.setattr(catalog, "_FAMILIES", dict(catalog._FAMILIES))
-    monkeypatch.setattr(catalog, "_MODELS", dict(catalog._MODELS))
-
-
-class _Toy(nn.Module):
-    """One conv (optionally batch-normed) and a linear head: a family of one's own, registered by a test."""
-
-    def __init__(self, in_channels: int, num_classes: int, batch_norm: bool) -> None:
-        super().__init__()
-        norm = nn.BatchNorm2d(4) if batch_norm else nn.Identity()
-        self.body = nn.Sequential(nn.Conv2d(in_channels, 4, 3), norm, nn.ReLU())
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-
-def _toy(name: str, *, in_channels: int, num_classes: int, batch_norm: bool = False) -> nn.Module:
-    return _Toy(in_channels, num_classes, batch_norm)
-
-
 def test_a_family_of_ones_own_is_built_validated_and_listed(own_registry: None) -> None:
     from deepcls.config import RunConfig
 
-    family = register_family("toy", builder=_toy, options=("batch_norm",), defaults={"batch_norm": False})
+    family = register_family("toy", builder=toy, options=("batch_norm",), defaults={"batch_norm": False})
     info = register_model("toy1", "toy", min_input_size=8)
     assert info == model_info("toy1") and info.declaration is family and info.options == ("batch_norm",)
     assert list_models()[-1] == "toy1" and catalog.list_families()[-1] == "toy"
@@ -157,21 +134,21 @@ def test_a_family_of_ones_own_is_built_validated_and_listed(own_registry: None) 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: register_family("resnet", builder=_toy), "family 'resnet' is already registered"),
+        (lambda: register_family("resnet", builder=toy), "family 'resnet' is already registered"),
         (lambda: register_model("vgg7", "vgg"), "model 'vgg7' is already registered"),
         (lambda: register_model("toy2", "toys"), "unknown family 'toys'; known: resnet, vgg"),
         (lambda: register_model("Toy-2", "vgg"), "bad model name 'Toy-2'"),
         (lambda: register_model("toy2", "vgg", min_input_size=0), "min_input_size must be a positive integer"),
         (lambda: register_family("toy", builder="not a path"), "builder must be a callable or 'module:function'"),
-        (lambda: register_family("toy", builder=_toy, options=("depth",)), "option(s) 'depth' unknown or repeated"),
-        (lambda: register_family("toy", builder=_toy, options="se"), "options must be a sequence of option names"),
-        (lambda: register_family("toy", builder=_toy, defaults={"se": True}), "not one of its options"),
+        (lambda: register_family("toy", builder=toy, options=("depth",)), "option(s) 'depth' unknown or repeated"),
+        (lambda: register_family("toy", builder=toy, options="se"), "options must be a sequence of option names"),
+        (lambda: register_family("toy", builder=toy, defaults={"se": True}), "not one of its options"),
         (
-            lambda: register_family("toy", builder=_toy, options=("se",), defaults={"se": "yes"}),
+            lambda: register_family("toy", builder=toy, options=("se",), defaults={"se": "yes"}),
             "bad value for option 'se'",
         ),
-        (lambda: register_family("toy", builder=_toy, best_lr=-1), "best_lr must be a positive finite number"),
-        (lambda: register_family("toy", builder=_toy, batch_norm_always=1), "batch_norm_always must be True or"),
+        (lambda: register_family("toy", builder=toy, best_lr=-1), "best_lr must be a positive finite number"),
+        (lambda: register_family("toy", builder=toy, batch_norm_always=1), "batch_norm_always must be True or"),
     ],
 )
 def test_a_bad_declaration_is_one_config_error(own_registry: None, call: Callable[[], object], message: str) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import REPO_ROOT, SMALL_VGG7, TINY_RUN, cli_args, count_steps, files_of, leftovers, results, train
+from helpers import REPO_ROOT, SMALL_VGG7, TINY_RUN, cli_args, count_steps, files_of, leftovers, results, toy, train
 
 from deepcls.cli import build_parser, config_from_args
 from deepcls.config import RunConfig, threads_per_job
@@ -26,7 +26,9 @@ from deepcls.data import balanced_subset, get_spec
 from deepcls.engine import runtime
 from deepcls.engine.fit import Trainer
 from deepcls.errors import ConfigError
+from deepcls.execution.chains import Outcome
 from deepcls.execution.runner import extension_chains, run_grid
+from deepcls.models import register_family, register_model
 from deepcls.numeric import resolve_precision
 from deepcls.paper import grids as ex
 from deepcls.progress import LOG_BAR_INTERVAL, bar_timing
@@ -284,6 +286,28 @@ def test_parallel_grid_trains_each_run_once_and_chains_the_lengths_of_a_config(d
     }
     with pytest.raises(ConfigError, match="jobs must be >= 1"):
         run_grid([short], results_dir=str(tmp_path), jobs=0)
+
+
+def test_a_family_declared_in_the_grids_process_trains_in_its_worker_processes(
+    own_registry: None, data_dir: Path, tmp_path: Path
+) -> None:
+    """A family registered by the user's own code (a notebook, a script), not by a module the package
+    imports: the grid's spawned workers are given the declarations and build its models too."""
+    register_family("toy", builder=toy, options=("batch_norm",))
+    register_model("toy1", "toy", min_input_size=8)
+    runs = [RunConfig(dataset="mnist", model="toy1", epochs=1, subset=200, test_subset=100, seed=s) for s in (0, 1)]
+    outcomes = run_grid(runs, results_dir=str(tmp_path), data_dir=str(data_dir), progress=False, jobs=2)
+    assert set(outcomes) == {Outcome(c.run_id) for c in runs}  # no error: both built and trained
+    assert {RunStore(tmp_path).status(c) for c in runs} == {"complete"}
+
+    register_family("inline", builder=lambda name, **options: toy(name, **options))  # defined here: not importable
+    register_model("inline1", "inline", min_input_size=8)
+    runs = [c.replace(model="inline1") for c in runs]
+    with pytest.raises(ConfigError) as info:
+        run_grid(runs, results_dir=str(tmp_path), data_dir=str(data_dir), progress=False, jobs=2)
+    message = str(info.value)
+    assert "family inline: worker processes cannot import its builder" in message and "jobs=1" in message
+    assert "\n" not in message and not any(RunStore(tmp_path).has(c) for c in runs)
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(

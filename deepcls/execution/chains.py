@@ -10,6 +10,7 @@ from deepcls.config import RunConfig
 from deepcls.engine import runtime
 from deepcls.engine.fit import fit
 from deepcls.errors import DeepclsError
+from deepcls.models.catalog import Declarations, declare
 
 BAR_POSITION: int | None = None  # this worker's progress-bar line
 
@@ -33,6 +34,7 @@ class Options:
     force: bool = False
     progress: bool | None = None
     keep_weights: bool = False  # complete runs' weights in their run folders (deepcls.store.weights)
+    models: Declarations = ()  # the families and models the grid's process knows (catalog.declarations)
 
 
 class Executor(Protocol):
@@ -43,6 +45,7 @@ class Executor(Protocol):
 
 def train_chain(chain: Chain, options: Options) -> list[Outcome]:
     """Fit each config in turn (in this process); one outcome each. Bad input (DeepclsError) raises."""
+    declare(options.models)  # a worker knows the families its grid's process declared (a notebook's own)
     outcomes = []
     for config in chain:
         runtime.configure(config.device, config.threads)

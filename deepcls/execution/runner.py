@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 import warnings
@@ -33,6 +34,7 @@ from deepcls.errors import ConfigError
 from deepcls.execution import chains
 from deepcls.execution.chains import Chain, Executor, Options, Outcome, train_chain
 from deepcls.execution.interleaved import RUNS_AT_ONCE, train_together
+from deepcls.models.catalog import Declarations, declarations
 from deepcls.numeric import device_type
 from deepcls.progress import bar_timing, show_progress
 from deepcls.store.runs import RunStore
@@ -52,6 +54,7 @@ class LocalExecutor:
             for chain in chains:
                 yield train_chain(chain, options)
             return
+        _check_importable(options.models)
         context = multiprocessing.get_context("spawn")
         slots = context.Queue()
         for slot in range(1, self.jobs + 1):
@@ -102,7 +105,7 @@ class ConcurrentExecutor:
             budget_s=self.budget_s,
             log=self.log,
             checkpoint_every_s=self.checkpoint_every_s,
-            **asdict(options),  # results_dir, data_dir, force, progress: fit_steps' options
+            **{k: v for k, v in asdict(options).items() if k != "models"},  # fit_steps' options (models: known here)
         ):
             yield [Outcome(run_id, error) for run_id, error in finished]
 
@@ -158,7 +161,7 @@ def run_grid(
     if isinstance(executor, str):
         executor = make_executor(executor, **(executor_options or {}))
     executor = executor or default_executor(configs, jobs)
-    options = Options(str(store.root), data_dir, force, progress, keep_weights)
+    options = Options(str(store.root), data_dir, force, progress, keep_weights, declarations())
     unique = list(dict.fromkeys(configs))
     todo = [c for c in unique if force or not store.has(c)]
     if tensorboard_dir is not None:
@@ -202,6 +205,26 @@ def extension_chains(configs: list[RunConfig]) -> list[list[RunConfig]]:
     for config in configs:
         chains.setdefault(config.lineage, []).append(config)
     return [sorted(chain, key=lambda c: c.epochs) for chain in chains.values()]
+
+
+def _check_importable(models: Declarations) -> None:
+    """ConfigError, in one line, for a family whose builder a spawned worker cannot import: a function
+    of ``__main__`` (a notebook's or a script's own), a lambda or a nested function. Workers import
+    builders by module; ``"module:function"`` or a function of an importable module works, as does jobs=1."""
+    for kind, keywords in models:
+        builder = keywords.get("builder")
+        if kind != "family" or isinstance(builder, str):
+            continue
+        where = getattr(builder, "__module__", None)
+        try:
+            pickle.dumps(builder)
+        except Exception:
+            where = None
+        if where in (None, "__main__"):
+            raise ConfigError(
+                f"family {keywords['name']}: worker processes cannot import its builder {builder!r} "
+                "(defined here, not in a module); declare it as 'module:function' or train with jobs=1"
+            )
 
 
 WATCH_PARENT_S = 1.0  # how often a worker checks that the grid's process is still there

@@ -10,7 +10,8 @@ A family is data: the build options its models accept, the settings the report's
 (``defaults``), what the ``best`` profile's recipe needs (its learning rate; batch norm wherever
 the family offers the option) and the builder, named as ``"module:function"`` so that declaring it
 imports nothing. A model of a new family is two calls, from anywhere that runs before the model is
-used (for the CLI and its worker processes: a module the package imports, such as this one)::
+used (for the CLI: a module the package imports, such as this one; a grid hands what its process
+declared to its worker processes and cluster tasks, :func:`declarations`)::
 
     register_family("tinynet", builder="deepcls.models.tinynet:tinynet", options=("batch_norm",),
                     defaults={"batch_norm": False})
@@ -24,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -214,6 +215,33 @@ def register_model(name: str, family: str, *, min_input_size: int = 28) -> Model
     info = ModelInfo(name, family, min_input_size, _FAMILIES[family].options)
     _MODELS[name] = info
     return info
+
+
+Declarations = tuple[tuple[str, dict[str, Any]], ...]  # ("family" | "model", register_* keywords), in order
+
+
+def declarations() -> Declarations:
+    """Every family and model registered in this process, in order, as plain values: what a worker
+    process or a cluster task registers again with :func:`declare`, so that a family declared from a
+    notebook or a script is known wherever its runs train."""
+    families = [
+        ("family", {**{k.name: getattr(f, k.name) for k in fields(f)}, "defaults": dict(f.defaults)})
+        for f in _FAMILIES.values()
+    ]
+    models = [
+        ("model", {"name": m.name, "family": m.family, "min_input_size": m.min_input_size}) for m in _MODELS.values()
+    ]
+    return tuple(families + models)
+
+
+def declare(declared: Declarations) -> None:
+    """Register the families and models of ``declared`` (from :func:`declarations`) that this process
+    does not know yet; one it knows under the same name keeps its own declaration."""
+    for kind, keywords in declared:
+        if kind == "family" and keywords["name"] not in _FAMILIES:
+            register_family(**keywords)
+        elif kind == "model" and keywords["name"] not in _MODELS:
+            register_model(**keywords)
 
 
 def list_models() -> list[str]:
