@@ -203,6 +203,24 @@ def test_summary_hand_checked_and_restores_mode() -> None:
     assert not net[0]._forward_hooks
 
 
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((1, 8, 8), "the network cannot take 1x8x8 inputs: Given groups=1, weight of size [8, 3, 3, 3]"),
+        ((3, 4, 4), "the network cannot take 3x4x4 inputs: mat1 and mat2 shapes cannot be multiplied"),
+        ("3,8,8", "input_shape must be positive whole numbers such as (3, 32, 32), got '3,8,8'"),
+        ((3, 0, 8), "input_shape must be positive whole numbers"),
+        ((), "input_shape must be positive whole numbers"),
+    ],
+)
+def test_a_summary_of_an_input_the_network_cannot_take_is_one_config_error(shape: object, message: str) -> None:
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 8 * 8, 4)).train()
+    with pytest.raises(ConfigError) as info:
+        model_summary(net, shape)  # type: ignore[arg-type]
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+    assert net.training
+
+
 def _expected_std(scheme: str, fan_in: int, fan_out: int) -> float:
     return {
         "xavier_uniform": math.sqrt(6 / (fan_in + fan_out)) / math.sqrt(3),

@@ -148,6 +148,10 @@ def test_a_loaded_network_needs_its_dataset_and_gets_its_padding(pictures: list[
 
     cifar = build_for_dataset("vgg7", "cifar10", width="reduced", classifier_width=64)  # grey JPEG -> RGB
     assert all(name in get_spec("cifar10").classes for name, _ in predict(cifar, pictures[1], 2, dataset="cifar10")[0])
+    with pytest.raises(ConfigError) as info:  # a CIFAR-10 network given MNIST's images: one line, torch's reason
+        predict(cifar.train(), digit, dataset="mnist")
+    assert str(info.value).startswith("the network cannot take 1x28x28 inputs: Given groups=1")
+    assert "\n" not in str(info.value) and cifar.training
 
 
 def test_arrays_that_are_not_images_are_refused_in_one_line() -> None:

@@ -27,6 +27,7 @@ from deepcls.data import BatchLoader, DatasetSpec, Split, get_spec
 from deepcls.engine.evaluate import load_model, stored_run
 from deepcls.errors import ConfigError, DataError
 from deepcls.models import input_padding
+from deepcls.models.registry import refused_input
 from deepcls.store.runs import RunRecord, RunStore
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
@@ -108,7 +109,7 @@ def _classify(
         Split(pixels, labels), spec, batch_size=BATCH_SIZE, device=device, pad_to=pad_to, channels_last=channels_last
     )
     found: list[Prediction] = []
-    with torch.no_grad():
+    with torch.no_grad(), refused_input((spec.channels, *spec.image_shape[:2])):
         for batch, _ in loader.epoch(0):
             probabilities = model(batch).float().softmax(dim=1)
             values, indices = probabilities.topk(top, dim=1)

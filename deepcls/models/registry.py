@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -59,6 +61,20 @@ def build_for_dataset(name: str, dataset: str, *, init: str = "default", **optio
     return build_model(name, in_channels=spec.channels, num_classes=spec.num_classes, init=init, **options)
 
 
+@contextlib.contextmanager
+def refused_input(shape: tuple[int, ...]) -> Iterator[None]:
+    """A network that cannot take inputs of ``shape`` (one image's, such as (1, 28, 28)) raises a torch
+    RuntimeError from deep inside its forward pass; say it as one ConfigError line, torch's first line
+    kept. Running out of memory is not the input's fault and passes through."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        raise ConfigError(f"the network cannot take {'x'.join(map(str, shape))} inputs: {lines[0]}") from None
+
+
 def model_summary(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> dict[str, int]:
     """``{"params": trainable parameters, "macs": multiply-accumulates for one image}``.
 
@@ -66,13 +82,16 @@ def model_summary(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) 
     FLOPs) for one forward pass of a ``input_shape`` image, in eval mode without autograd;
     every module's training mode is restored afterwards.
     """
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if not shape or not all(type(n) is int and n > 0 for n in shape):
+        raise ConfigError(f"input_shape must be positive whole numbers such as (3, 32, 32), got {input_shape!r}")
     param = next(model.parameters(), None)
-    x = torch.zeros(1, *input_shape) if param is None else param.new_zeros(1, *input_shape)
+    x = torch.zeros(1, *shape) if param is None else param.new_zeros(1, *shape)
     modes = [(m, m.training) for m in model.modules()]
     counter = FlopCounterMode(display=False)
     try:
         model.eval()
-        with torch.no_grad(), counter:
+        with torch.no_grad(), counter, refused_input(shape):
             model(x)
     finally:
         for module, training in modes:
