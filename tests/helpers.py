@@ -103,8 +103,8 @@ def history_frame(epochs: int = 2, acc: float = 90.0) -> pd.DataFrame:
 
 def save_run(store: RunStore, config: RunConfig, tag: str, status: str = "complete", acc: float = 90.0) -> Path:
     """A run folder as the trainer writes it, every file agreeing with the others: a finished run
-    ends at test accuracy ``acc`` with all 100 test images right; any other status has no epochs.
-    ``tag`` (in metrics.json) tells versions of one run apart."""
+    ends at test accuracy ``acc`` with all 100 test images right; any other status has no epochs (a
+    diverged one diverged in its first). ``tag`` (in metrics.json) tells versions of one run apart."""
     epochs = config.epochs if status == "complete" else 0
     history = history_frame(epochs, acc)
     metrics = {
@@ -112,7 +112,7 @@ def save_run(store: RunStore, config: RunConfig, tag: str, status: str = "comple
         "status": status,
         "profile": config.profile,
         "epochs_run": len(history),
-        "diverged_epoch": None,
+        "diverged_epoch": 1 if status == "diverged" else None,
         "extended_from": None,
         "wall_time_s": 1.0,
         "device": "cpu",

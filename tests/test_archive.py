@@ -220,6 +220,37 @@ def test_import_refuses_an_archive_whose_run_does_not_hash_to_its_folder(
     assert RunStore(tmp_path / "here").run_ids() == []
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"status": "diverged"}, "it is diverged, yet records all 2 of its epochs"),
+        ({"diverged_epoch": 3}, "it is complete, yet names a diverged epoch 3"),
+    ],
+)
+def test_import_refuses_a_run_whose_outcome_training_cannot_have_written(
+    change: dict, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A diverged run's history stops before the epoch it diverged in; a complete one ran every epoch."""
+    entries = edited(entries_of(exported(tmp_path, [RUNS[1]])), "/metrics.json", metrics_edit(**change))
+    store = held_store(tmp_path / "here")
+    before = snapshot(store.root)
+    code, _, err = imported(write_archive(tmp_path / "odd.tar.gz", entries), store.root, capsys)
+    assert code == 2 and f"run {RUNS[1].run_id}: {message}; refused" in one_line(err)
+    assert snapshot(store.root) == before and leftovers(store.root) == []
+
+
+def test_import_takes_a_run_that_diverged_as_training_leaves_one(tmp_path: Path) -> None:
+    source = RunStore(tmp_path / "source")
+    save_run(source, ONE, "archive", status="diverged")  # no epoch recorded: it diverged in its first
+    store = RunStore(tmp_path / "here")
+    archive = pack_runs(source, [ONE.run_id], tmp_path / "runs.tar.gz")
+    assert merge_runs(archive, store) == ([ONE.run_id], [])
+    assert store.status(ONE) == "diverged" and store.load(ONE).metrics["diverged_epoch"] == 1
+    later = edited(entries_of(archive), "/metrics.json", metrics_edit(diverged_epoch=2))
+    with pytest.raises(StoreError, match="it names diverged epoch 2, not 1, the one after the 0 its history records"):
+        merge_runs(write_archive(tmp_path / "later.tar.gz", later), RunStore(tmp_path / "other"))
+
+
 def test_a_time_boxed_job_trains_the_tables_in_the_order_named() -> None:
     """``--tables`` is a priority: a short job spends itself on the first tables named."""
     from deepcls.execution.timebox import tables_first

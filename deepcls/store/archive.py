@@ -23,7 +23,7 @@ from typing import IO, TypeVar
 from deepcls.atomic import atomic_path
 from deepcls.config import RunConfig
 from deepcls.errors import StoreError
-from deepcls.store.runs import FINISHED, RUN_FILES, DamagedRun, RunStore, disagreement
+from deepcls.store.runs import FINISHED, RUN_FILES, DamagedRun, RunRecord, RunStore, disagreement
 from deepcls.store.weights import HASH_KEY, WEIGHTS_FILE, sha256
 
 MAX_MEMBERS = 10_000  # entries in one archive (a run is 1 folder and up to 6 files)
@@ -190,6 +190,26 @@ def _show(name: str) -> str:
 
 
 # ---------------------------------------------------------------------- verification
+def _outcome_disagrees(record: RunRecord) -> str | None:
+    """Why a finished run's status cannot be what training wrote, or None. A run arriving from elsewhere
+    must be whole, as ``fit`` leaves one: complete after every epoch of its config and no divergence,
+    or diverged at the epoch after its last recorded one (that epoch's numbers were not finite, so its
+    history stops before it). A store's own runs are read more leniently (a stored run may predate its
+    config's length); an import is where numbers from another machine enter."""
+    rows, epochs = len(record.history), record.config.epochs
+    at = record.metrics.get("diverged_epoch")
+    if record.status == "complete":
+        if rows != epochs:
+            return f"it is complete with {rows} of its {epochs} epochs"
+        if at is not None:
+            return f"it is complete, yet names a diverged epoch {at!r}"
+    elif rows >= epochs:
+        return f"it is diverged, yet records all {epochs} of its epochs"
+    elif type(at) is not int or at != rows + 1:
+        return f"it names diverged epoch {at!r}, not {rows + 1}, the one after the {rows} its history records"
+    return None
+
+
 def _verified(incoming: RunStore, run_id: str, archive: str | os.PathLike) -> RunConfig:
     """The config of an extracted run that passes every check; StoreError naming the first that fails."""
     folder = incoming.run_dir(run_id)
@@ -205,10 +225,7 @@ def _verified(incoming: RunStore, run_id: str, archive: str | os.PathLike) -> Ru
         raise StoreError(f"{archive}: run folder {run_id} holds metrics of run {named!r}; refused")
     if record.status not in FINISHED:
         raise StoreError(f"{archive}: run {run_id} is {record.status}, not finished; refused")
-    rows, epochs = len(record.history), record.config.epochs
-    whole = record.status != "complete" or rows == epochs  # a stored run may predate its config's length
-    problem = disagreement(record) or (None if whole else f"it is complete with {rows} of its {epochs} epochs")
-    if problem:
+    if problem := disagreement(record) or _outcome_disagrees(record):
         raise StoreError(f"{archive}: run {run_id}: {problem}; refused")
     weights = folder / WEIGHTS_FILE
     if weights.is_file() and sha256(weights.read_bytes()) != record.metrics.get(HASH_KEY):
