@@ -11,6 +11,7 @@ import dataclasses
 import errno
 import math
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -73,6 +74,28 @@ def _a_path(text: str) -> str:
     return text
 
 
+DATA_DIR_HELP = "folder with <dataset>.npz, downloaded there if missing (default: $DEEPCLS_DATA_DIR or ./data)"
+RESULTS_DIR_HELP = "run store and reports (default: $DEEPCLS_RESULTS_DIR or ./results)"
+PROFILE_HELP = (
+    "smoke (seconds a run: checks the machinery), quick (10%% of the epochs on 3,000 images), "
+    "paper (the report's recipes), best (deepcls's recipe)"
+)
+
+
+def _folders(parser: argparse.ArgumentParser, data: bool = True) -> None:
+    """``--data-dir`` (unless ``data`` is False) and ``--results-dir``, said alike by every command."""
+    if data:
+        parser.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    parser.add_argument("--results-dir", default=None, help=RESULTS_DIR_HELP)
+
+
+def _config_help(name: str, default: object) -> str:
+    """What RunConfig's field ``name`` says of itself, for a command that sets it outside a run."""
+    field = next(f for f in dataclasses.fields(RunConfig) if f.name == name)
+    said = re.sub(r"(; default: .*|\s*\(default: [^)]*\))$", "", field.metadata["help"])  # a run's default, not ours
+    return f"{said} (default: {default})".replace("%", "%%")
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -119,8 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train one run (or reuse it from the store)")
     add_config_arguments(train)
-    train.add_argument("--data-dir", help="folder with <dataset>.npz (default: $DEEPCLS_DATA_DIR or ./data)")
-    train.add_argument("--results-dir", help="run store root (default: $DEEPCLS_RESULTS_DIR or ./results)")
+    _folders(train)
     train.add_argument("--force", action="store_true", help="retrain even if the run is stored")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--keep-weights", action="store_true", help=KEEP_WEIGHTS)
@@ -131,8 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("run", metavar="RUN", help="a run id (deepcls results shows them)")
     evaluate.add_argument("--device", default="auto", help="where to evaluate (default: auto)")
-    evaluate.add_argument("--data-dir", default=None)
-    evaluate.add_argument("--results-dir", default=None)
+    _folders(evaluate)
 
     reproduce = sub.add_parser(
         "reproduce",
@@ -141,22 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or --profile for its complete runs)")
     reproduce.add_argument("--profile", default=None, choices=PROFILE_NAMES, help="without RUN: this profile's runs")
     reproduce.add_argument("--sample", type=_at_least_one, default=None, metavar="K", help="K of them, a fixed draw")
-    reproduce.add_argument("--data-dir", default=None)
-    reproduce.add_argument("--results-dir", default=None)
+    _folders(reproduce)
     reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
 
     predict = sub.add_parser("predict", help="classify image files with a stored run's network: its top classes")
     predict.add_argument("run", metavar="RUN", help="a run id (deepcls results shows them)")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...), any size")
     predict.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per image (default: 3)")
-    predict.add_argument("--results-dir", default=None)
+    _folders(predict, data=False)
 
     report = sub.add_parser("report", help="execute the notebooks and render the HTML report")
-    report.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
+    report.add_argument("--profile", default="quick", choices=PROFILE_NAMES, help=f"{PROFILE_HELP} (default: quick)")
     report.add_argument("--jobs", type=_at_least_one, default=1, help="notebooks executed in parallel")
     report.add_argument("--notebooks", default=None, help="comma-separated notebook names (default: all)")
-    report.add_argument("--data-dir", default=None)
-    report.add_argument("--results-dir", default=None)
+    _folders(report)
     report.add_argument("--force", action="store_true", help="retrain runs even if stored")
     report.add_argument(
         "--rerun", action="store_true", help="execute every notebook again, ignoring the execution cache"
@@ -169,13 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     bench = sub.add_parser("bench", help="images/s of the deepcls engine vs a plain reference loop")
-    bench.add_argument("--model", default="resnet18")
-    bench.add_argument("--stem", default=None)
-    bench.add_argument("--dataset", default="cifar10")
+    bench.add_argument("--model", default="resnet18", help=_config_help("model", "resnet18"))
+    bench.add_argument("--stem", default=None, help=_config_help("stem", "the model's"))
+    bench.add_argument("--dataset", default="cifar10", help=_config_help("dataset", "cifar10"))
     bench.add_argument("--batch-size", default="128", help="one or more, comma-separated (e.g. 32,128)")
-    bench.add_argument("--steps", type=int, default=20)
-    bench.add_argument("--augment", default="flip,crop")
-    bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
+    bench.add_argument("--steps", type=int, default=20, help="timed training steps of each loop (default: 20)")
+    bench.add_argument("--augment", default="flip,crop", metavar="OPS", help=_config_help("augment", "flip,crop"))
+    bench.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, default=False, help=_config_help("compile", "no")
+    )
     bench.add_argument(
         "--precision",
         default="auto",
@@ -192,11 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="4",
         help="the concurrent mode's run counts, comma-separated (default: 4; 0: leave it out)",
     )
-    bench.add_argument("--data-dir", default=None)
+    bench.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     bench.add_argument("--json", action="store_true", help="print one JSON object (a list for several batch sizes)")
 
     results = sub.add_parser("results", help="reported vs reproduced from the run store (--train: run missing rows)")
-    results.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
+    results.add_argument("--profile", default="quick", choices=PROFILE_NAMES, help=f"{PROFILE_HELP} (default: quick)")
     results.add_argument("--tables", default=None, help="comma-separated table names (default: all)")
     results.add_argument("--rows", default=None, help="comma-separated row numbers (default: all)")
     results.add_argument(
@@ -219,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser(
         "ledger", help="which of the report's conclusions hold (--plan: the seeds they need; --train: train them)"
     )
-    ledger.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
+    ledger.add_argument("--profile", default="quick", choices=PROFILE_NAMES, help=f"{PROFILE_HELP} (default: quick)")
     ledger.add_argument("--conclusions", default=None, help="comma-separated conclusion ids (default: all)")
     action = ledger.add_mutually_exclusive_group()
     action.add_argument("--plan", action="store_true", help="list the runs that take undecided lines to the next look")
@@ -262,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     markdown = sub.add_parser("markdown", help="write results/RESULTS.md (every profile's tables) from the run store")
     markdown.add_argument("--profiles", default="paper,best,quick", help="comma-separated (default: paper,best,quick)")
     markdown.add_argument("--path", default=None, help="default: RESULTS.md in the results folder")
-    markdown.add_argument("--results-dir", default=None)
+    _folders(markdown, data=False)
     markdown.add_argument("--readme", default=None, metavar="PATH", help="also rewrite the headline table of PATH")
 
     runs = sub.add_parser("runs", help="run archives: move finished runs between stores (a GPU node, a cluster job)")
@@ -271,10 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_ids", nargs="*", metavar="RUN", help="run ids (default: every finished run of --profile)")
     export.add_argument("--profile", default=None, choices=PROFILE_NAMES, help="without RUN: this profile's runs")
     export.add_argument("--out", required=True, help="the archive to write (.tar.gz)")
-    export.add_argument("--results-dir", default=None)
+    _folders(export, data=False)
     load = steps.add_parser("import", help="verify an archive's runs and move them into the store")
-    load.add_argument("archive")
-    load.add_argument("--results-dir", default=None)
+    load.add_argument("archive", help="a .tar.gz written by deepcls runs export")
+    _folders(load, data=False)
     load.add_argument("--replace", action="store_true", help="also replace finished runs the store has already")
     sub.add_parser("info", help="models, datasets, device and versions")
     return parser
@@ -305,8 +326,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--keep-weights", action="store_true", help=f"with --train: {KEEP_WEIGHTS}")
     parser.add_argument("--tensorboard", type=_a_path, default=None, metavar="DIR", help=f"with --train: {TENSORBOARD}")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--results-dir", default=None)
+    _folders(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -600,6 +601,28 @@ def test_train_help_documents_every_option_with_its_values_and_no_markup() -> No
     for said in ("from: constant, step, cosine, triangle", "from: auto, fp32, bf16", "a count, not a fraction"):
         assert said in out
     assert all(name in out for name in list_models())
+
+
+def _commands(parser: argparse.ArgumentParser, name: str = "deepcls") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every command's parser, nested ones (``runs export``) included, with its name."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, child in action.choices.items():
+                yield from _commands(child, f"{name} {sub}")
+
+
+def test_every_option_and_argument_of_every_command_says_what_it_is() -> None:
+    undocumented = [
+        f"{name} {action.option_strings[-1] if action.option_strings else action.dest}"
+        for name, parser in _commands(build_parser())
+        for action in parser._actions
+        if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) and not action.help
+    ]
+    assert not undocumented
+    for name, parser in _commands(build_parser()):
+        width = max(map(len, parser.format_help().splitlines()))
+        assert width <= 100, name
 
 
 # ---------------------------------------------------------------------- failures, a full disk, Ctrl-C: one line
