@@ -12,7 +12,6 @@ that does not resolve, a ``Protocol``), so a hint it does not understand never r
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import numbers
@@ -180,19 +179,6 @@ def describe(hint: Any) -> str:
     if isinstance(hint, type):
         return "os.PathLike" if hint.__name__ == "PathLike" else hint.__name__
     return str(hint)
-
-
-def unknown(what: str, names: Iterable[str], known: Iterable[str], *, quoted: bool = False) -> str:
-    """The one line for names that are not among ``known``: each with the closest known one where
-    there is a close one ("unknown conclusion se_help (did you mean se_helps?)"), then the known ones;
-    ``quoted``: the names as Python reprs."""
-    known = list(dict.fromkeys(known))
-    named = []
-    for name in names:
-        close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-        shown = repr(name) if quoted else str(name)
-        named.append(f"{shown} (did you mean {close[0]}?)" if close else shown)
-    return f"unknown {what} {', '.join(named)}; known: {', '.join(known)}"
 
 
 def as_bool(name: str, value: object) -> bool:

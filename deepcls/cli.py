@@ -21,7 +21,7 @@ from contextlib import nullcontext
 
 from deepcls import api
 from deepcls.config import MODEL_OPTIONS, PROFILE_NAMES, RunConfig
-from deepcls.errors import DeepclsError
+from deepcls.errors import DeepclsError, unknown
 from deepcls.progress import activity
 
 if typing.TYPE_CHECKING:
@@ -43,6 +43,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(EXIT_USAGE, f"deepcls: error: {message}\n")
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        """argparse's check of a value against ``choices``, naming the closest (as Python 3.14's
+        ``suggest_on_error`` does): "unknown choice 'papr' (did you mean paper?)"."""
+        if action.choices is not None and value not in action.choices:
+            raise argparse.ArgumentError(action, unknown("choice", [value], action.choices, quoted=True))
 
 
 def _at_least_one(text: str) -> int:
@@ -439,9 +445,8 @@ def _results(args: argparse.Namespace) -> int:
 
     _needs_train(args)
     names = api.names("--tables", args.tables) if args.tables is not None else list(experiments.ALL_TABLES)
-    unknown = sorted(set(names) - set(experiments.ALL_TABLES))
-    if unknown:
-        raise DeepclsError(api.unknown("table(s)", unknown, experiments.ALL_TABLES))
+    if strangers := sorted(set(names) - set(experiments.ALL_TABLES)):
+        raise DeepclsError(unknown("table(s)", strangers, experiments.ALL_TABLES))
     seeds = list(api.whole_numbers("--seeds", args.seeds))
     rows = list(api.whole_numbers("--rows", args.rows)) if args.rows else None
     grid = experiments.grid(names, args.profile, seeds, rows)
@@ -578,9 +583,8 @@ def _ledger(args: argparse.Namespace) -> int:
 
     known = {c.id: c for c in ledger.CONCLUSIONS}
     ids = api.names("--conclusions", args.conclusions) if args.conclusions is not None else list(known)
-    unknown = [i for i in ids if i not in known]
-    if unknown:
-        raise DeepclsError(api.unknown("conclusion(s)", unknown, known))
+    if strangers := [i for i in ids if i not in known]:
+        raise DeepclsError(unknown("conclusion(s)", strangers, known))
     conclusions = [known[i] for i in ids]
     _needs_train(args, also_without=("--jobs",) if args.plan else ())
     if args.runs is not None and not (args.plan or args.train):

@@ -13,7 +13,7 @@ from typing import Any
 
 from deepcls.api import checked, conforms, shown
 from deepcls.data import AUGMENTATION_NAMES, DATASETS, parse_augment
-from deepcls.errors import ConfigError
+from deepcls.errors import ConfigError, check_known, unknown
 from deepcls.models import INIT_SCHEMES, check_option, list_models, model_info
 from deepcls.models.catalog import option_values
 from deepcls.numeric import DEVICE, PRECISIONS
@@ -59,7 +59,7 @@ CUSTOM = "custom"  # the profile of a run trained by hand (``deepcls train``)
 
 def get_profile(name: str) -> Profile:
     if name not in PROFILES:
-        raise ConfigError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+        raise ConfigError(unknown("profile", [name], PROFILES, quoted=True))
     return PROFILES[name]
 
 
@@ -177,8 +177,8 @@ class RunConfig:
             if not ok:
                 raise ConfigError(message)
 
-        check(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
-        check(self.model in list_models(), f"unknown model {self.model!r}; known: {', '.join(list_models())}")
+        check_known("dataset", self.dataset, DATASETS)
+        check_known("model", self.model, list_models())
         accepted = [name for name in MODEL_OPTIONS if name in model_info(self.model).options]
         for name in MODEL_OPTIONS:
             value = getattr(self, name)
@@ -188,11 +188,11 @@ class RunConfig:
             )
             if value is not None:
                 check_option(name, value)
-        check(self.init in INIT_SCHEMES, f"unknown init {self.init!r}; known: {', '.join(INIT_SCHEMES)}")
-        check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
-        check(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
-        check(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
-        check(self.profile in RUN_PROFILES, f"unknown profile {self.profile!r}; known: {', '.join(RUN_PROFILES)}")
+        check_known("init", self.init, INIT_SCHEMES)
+        check_known("optimizer", self.optimizer, OPTIMIZERS)
+        check_known("schedule", self.schedule, SCHEDULES)
+        check_known("precision", self.precision, PRECISIONS)
+        check_known("profile", self.profile, RUN_PROFILES)
         check(_is_finite(self.lr) and self.lr > 0, f"lr must be a positive finite number, got {self.lr!r}")
         check(_is_int(self.epochs) and self.epochs > 0, f"epochs must be a positive integer, got {self.epochs!r}")
         check(self.epochs <= MAX_EPOCHS, f"epochs must be at most {MAX_EPOCHS}, got {self.epochs!r}")

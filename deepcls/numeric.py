@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deepcls.errors import ConfigError
+from deepcls.errors import ConfigError, unknown
 
 if TYPE_CHECKING:
     import torch
@@ -116,7 +116,7 @@ def native_bf16(device: torch.device) -> bool:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` -> ``bf16`` where it is native on ``device``, else ``fp32``; an explicit choice as given."""
     if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+        raise ConfigError(unknown("precision", [precision], PRECISIONS, quoted=True))
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     return precision

@@ -8,7 +8,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from deepcls import api
 from deepcls.api import as_bool, as_seeds, check, checked
 
 if TYPE_CHECKING:
@@ -19,11 +18,10 @@ if TYPE_CHECKING:
 
 def _check_executor(name: str) -> None:
     """An unknown executor name fails when the study is made, not after its first grid is read."""
-    from deepcls.errors import ConfigError
+    from deepcls.errors import check_known
     from deepcls.execution.runner import EXECUTORS
 
-    if name not in EXECUTORS:
-        raise ConfigError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
+    check_known("executor", name, EXECUTORS)
 
 
 def markdown(text: str) -> Any:
@@ -157,14 +155,13 @@ class Study:
         """The ledger's lines about ``tables`` (default: all), formatted for reading. No table or an
         unknown one is a ConfigError line (an empty ledger would read as "nothing to judge")."""
         from deepcls.analysis import ledger
-        from deepcls.errors import ConfigError
+        from deepcls.errors import ConfigError, unknown
         from deepcls.paper.grids import ALL_TABLES
         from deepcls.report.formatting import format_ledger
 
         if tables is not None:
-            unknown = [t for t in tables if t not in ALL_TABLES]
-            if unknown:
-                raise ConfigError(api.unknown("table(s)", unknown, ALL_TABLES, quoted=True))
+            if strangers := [t for t in tables if t not in ALL_TABLES]:
+                raise ConfigError(unknown("table(s)", strangers, ALL_TABLES, quoted=True))
             if not tables:
                 raise ConfigError(f"no table selected; known: {', '.join(ALL_TABLES)}")
         conclusions = ledger.CONCLUSIONS if tables is None else ledger.about(tables)

@@ -8,13 +8,15 @@ from __future__ import annotations
 import inspect
 import os
 import random
+import re
 import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, run_cli
+from helpers import one_line as one_error_line
 
 import deepcls as dc
 from deepcls.api import call_problem, conforms, describe
@@ -320,6 +322,29 @@ def test_an_unknown_name_suggests_the_closest_known_one(capsys: pytest.CaptureFi
     assert main(["ledger", "--conclusions", "se_help,zzz"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("deepcls: error: unknown conclusion(s) se_help (did you mean se_helps?), zzz; known: ")
+    for argv, said in [
+        (["results", "--profile", "papr"], "argument --profile: unknown choice 'papr' (did you mean paper?); known:"),
+        (["trian"], "argument command: unknown choice 'trian' (did you mean train?); known: train, evaluate"),
+        (["train", "--model", "resnt18"], "unknown model 'resnt18' (did you mean resnet18?); known: resnet18"),
+        (["train", "--augment", "flp"], "unknown augmentation 'flp' (did you mean flip?); known: flip"),
+        (["report", "--notebooks", "05_squeez"], "unknown notebook(s) 05_squeez (did you mean 05_squeeze_excitation?)"),
+    ]:
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and one_error_line(err).startswith(f"deepcls: error: {said}")
+    with pytest.raises(ConfigError, match=r"^unknown model 'vgg_16' \(did you mean vgg16\?\); known: resnet18"):
+        dc.RunConfig(dataset="mnist", model="vgg_16")
+
+
+def test_every_unknown_name_is_said_one_way() -> None:
+    """ "unknown <what> <name> (did you mean ...?); known: ..." comes from deepcls.errors.unknown alone."""
+    by_hand = [
+        f"{path.relative_to(REPO_ROOT)}:{n}"
+        for path in sorted((REPO_ROOT / "deepcls").rglob("*.py"))
+        if path.name != "errors.py"
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"""f["']unknown .*; known""", line)
+    ]
+    assert not by_hand
 
 
 def test_the_python_api_refuses_what_the_cli_refuses() -> None:

@@ -32,7 +32,7 @@ BAD_FIELDS = [
     ({"batch_size": 0}, r"batch_size must be a positive integer"),
     ({"optimizer": "rmsprop"}, r"unknown optimizer 'rmsprop'; known: sgd, adam, adamw"),
     ({"schedule": "linear"}, r"unknown schedule 'linear'; known: constant, step, cosine, triangle"),
-    ({"precision": "fp16"}, r"unknown precision 'fp16'; known: auto, fp32, bf16"),
+    ({"precision": "fp16"}, r"unknown precision 'fp16' \(did you mean bf16\?\); known: auto, fp32, bf16"),
     ({"init": "orthogonal"}, r"unknown init 'orthogonal'"),
     ({"augment": ("flip", "mixup")}, r"unknown augmentation 'mixup'"),
     ({"augment": "crop,blur"}, r"unknown augmentation 'blur'"),

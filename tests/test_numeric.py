@@ -32,7 +32,7 @@ def test_auto_is_bf16_only_where_it_is_native_and_an_explicit_emulated_bf16_warn
 def test_precision_is_recorded_not_hashed_and_checked() -> None:
     assert RunConfig().precision == "auto"
     assert RunConfig(precision="fp32").run_id == RunConfig(precision="bf16").run_id == RunConfig().run_id
-    with pytest.raises(ConfigError, match="unknown precision 'fp16'; known: auto, fp32, bf16"):
+    with pytest.raises(ConfigError, match=r"unknown precision 'fp16' \(did you mean bf16\?\); known: auto, fp32, bf16"):
         RunConfig(precision="fp16")
 
 

@@ -56,13 +56,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from deepcls import api, progress
+from deepcls import progress
 from deepcls.analysis import statistics as st
 from deepcls.analysis.costs import UNKNOWN, Cost, row_costs
 from deepcls.analysis.measures import CONFUSED_PAIRS, QUANTITIES, collapsed, test_accuracy
 from deepcls.analysis.results import SEEDS_LOOKED_UP, records, results_table
 from deepcls.config import RunConfig
-from deepcls.errors import ConfigError, StoreError
+from deepcls.errors import ConfigError, StoreError, unknown
 from deepcls.models import model_info
 from deepcls.numeric import class_label
 from deepcls.paper import grids as experiments
@@ -844,8 +844,8 @@ def about(tables: Sequence[str]) -> tuple[Conclusion, ...]:
     """The conclusions with a side in one of ``tables`` (what a table's notebook shows); ConfigError
     for no table or one the report does not have."""
     known = experiments.ALL_TABLES
-    if unknown := sorted(set(tables) - set(known)):
-        raise ConfigError(api.unknown("table(s)", unknown, known))
+    if strangers := sorted(set(tables) - set(known)):
+        raise ConfigError(unknown("table(s)", strangers, known))
     if not tables:
         raise ConfigError(f"no table given; known: {', '.join(known)}")
     return tuple(c for c in CONCLUSIONS if any(s is not None and s[0] in tables for s in (c.a, c.b)))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepcls.errors import ConfigError
+from deepcls.errors import ConfigError, unknown
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ DATASETS: dict[str, DatasetSpec] = {
 def get_spec(name: str) -> DatasetSpec:
     """The spec of a known dataset, or one clear error."""
     if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        raise ConfigError(unknown("dataset", [name], DATASETS, quoted=True))
     return DATASETS[name]
 
 
@@ -102,7 +102,7 @@ def parse_augment(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     names = [n.strip() for n in names if n.strip() and n.strip() != "none"]
     for n in names:
         if n not in AUGMENTATION_NAMES:
-            raise ConfigError(f"unknown augmentation {n!r}; known: {', '.join(AUGMENTATION_NAMES)}")
+            raise ConfigError(unknown("augmentation", [n], AUGMENTATION_NAMES, quoted=True))
     # applying one twice is another experiment (rotate twice: a wider angle distribution), not an alias
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from deepcls.config import RunConfig, threads_per_job
 from deepcls.engine import runtime
 from deepcls.engine.tensorboard import log_dir, write_stored
-from deepcls.errors import ConfigError
+from deepcls.errors import ConfigError, unknown
 from deepcls.execution import chains
 from deepcls.execution.chains import Chain, Executor, Options, Outcome, train_chain
 from deepcls.execution.interleaved import RUNS_AT_ONCE, train_together
@@ -128,7 +128,7 @@ def make_executor(name: str = "local", **options) -> Executor:
     """An executor by name, with its options: ``local`` (``jobs``), ``concurrent`` (``runs``, ``budget_s``, ...),
     ``ray`` (``address``, ``num_cpus``, ``num_gpus``, ...: deepcls.execution.ray_cluster.RayExecutor)."""
     if name not in EXECUTORS:
-        raise ConfigError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
+        raise ConfigError(unknown("executor", [name], EXECUTORS, quoted=True))
     return EXECUTORS[name](**options)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
-from deepcls.errors import ConfigError
+from deepcls.errors import ConfigError, unknown
 
 # ---------------------------------------------------------------------------- architecture tables
 # ResNet name -> (block kind, blocks per stage): "basic" = two 3x3 convs, "bottleneck" = 1x1-3x3-1x1.
@@ -106,7 +106,7 @@ def check_option(option: str, value: Any) -> None:
 def option_values(option: str) -> str:
     """What ``option`` accepts, in words ("one of 'imagenet', 'cifar'"): ``deepcls train --help``."""
     if option not in _CHECKS:
-        raise ConfigError(f"unknown model option {option!r}; known: {', '.join(_CHECKS)}")
+        raise ConfigError(unknown("model option", [option], _CHECKS, quoted=True))
     return _CHECKS[option][1]
 
 
@@ -209,7 +209,7 @@ def register_model(name: str, family: str, *, min_input_size: int = 28) -> Model
     unknown family or a ``min_input_size`` that is not a positive integer."""
     _check_name("model", name, _MODELS)
     if family not in _FAMILIES:
-        raise ConfigError(f"model {name}: unknown family {family!r}; known: {', '.join(_FAMILIES)}")
+        raise ConfigError(f"model {name}: {unknown('family', [family], _FAMILIES, quoted=True)}")
     if type(min_input_size) is not int or min_input_size < 1:
         raise ConfigError(f"model {name}: min_input_size must be a positive integer, got {min_input_size!r}")
     info = ModelInfo(name, family, min_input_size, _FAMILIES[family].options)
@@ -257,7 +257,7 @@ def list_families() -> list[str]:
 def model_info(name: str) -> ModelInfo:
     """Metadata of model ``name``; ConfigError if unknown."""
     if name not in _MODELS:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(_MODELS)}")
+        raise ConfigError(unknown("model", [name], _MODELS, quoted=True))
     return _MODELS[name]
 
 

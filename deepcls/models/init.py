@@ -7,7 +7,7 @@ from functools import partial
 
 from torch import Tensor, nn
 
-from deepcls.errors import ConfigError
+from deepcls.errors import ConfigError, unknown
 from deepcls.models.catalog import INIT_SCHEMES
 
 _he_uniform = partial(nn.init.kaiming_uniform_, mode="fan_in", nonlinearity="relu")
@@ -34,7 +34,7 @@ def init_weights(model: nn.Module, scheme: str) -> nn.Module:
     "default" leaves the model untouched.
     """
     if scheme not in _INITIALISERS:
-        raise ConfigError(f"unknown init scheme {scheme!r}; known: {', '.join(INIT_SCHEMES)}")
+        raise ConfigError(unknown("init scheme", [scheme], INIT_SCHEMES, quoted=True))
     initialise = _INITIALISERS[scheme]
     if initialise is None:
         return model

@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepcls import api
 from deepcls.config import PROFILES, RunConfig, get_profile
-from deepcls.errors import ConfigError
+from deepcls.errors import ConfigError, unknown
 from deepcls.models import Family, family_of
 
 REPORT_TITLE = "Deeper Networks for Image Classification"
@@ -58,7 +57,7 @@ def paper_table(table: str | None = None) -> pd.DataFrame:
         if table not in set(frame["table"]):
             known = dict.fromkeys(table_rows()["table"])
             if table not in known:
-                raise ConfigError(api.unknown("table", [table], known, quoted=True))
+                raise ConfigError(unknown("table", [table], known, quoted=True))
         frame = frame[frame["table"] == table]
     return frame.reset_index(drop=True).copy()
 
@@ -145,7 +144,7 @@ def table_rows(table: str | None = None) -> pd.DataFrame:
     rows = rows.sort_values(["table", "row"], key=lambda c: c.map(order) if c.name == "table" else c)
     if table is not None:
         if table not in set(rows["table"]):
-            raise ConfigError(api.unknown("table", [table], rows["table"], quoted=True))
+            raise ConfigError(unknown("table", [table], rows["table"], quoted=True))
         rows = rows[rows["table"] == table]
     return rows.reset_index(drop=True)
 

@@ -34,7 +34,7 @@ from deepcls.analysis import ledger
 from deepcls.analysis.results import results_table
 from deepcls.atomic import write_text, write_with
 from deepcls.config import get_profile, threads_per_job
-from deepcls.errors import ConfigError, StoreError
+from deepcls.errors import ConfigError, StoreError, unknown
 from deepcls.paper.grids import ALL_TABLES, REPORT_TITLE, grid
 from deepcls.report import formatting as tables
 from deepcls.report import plots, verdicts
@@ -141,9 +141,8 @@ def build_report(
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     names = notebook_names(notebooks_dir)
     if only:
-        unknown = sorted(set(only) - set(names))
-        if unknown:
-            raise ConfigError(f"unknown notebook(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        if strangers := sorted(set(only) - set(names)):
+            raise ConfigError(unknown("notebook(s)", strangers, names))
         names = [n for n in names if n in only]
     root = resolve_results_dir(results_dir).resolve()
     out_dir, html_dir = root / "notebooks" / profile, root / "report" / profile
