@@ -215,12 +215,12 @@ def _check_importable(models: Declarations) -> None:
         builder = keywords.get("builder")
         if kind != "family" or isinstance(builder, str):
             continue
-        where = getattr(builder, "__module__", None)
         try:
-            pickle.dumps(builder)
-        except Exception:
-            where = None
-        if where in (None, "__main__"):
+            pickle.dumps(builder)  # by reference: pickle names the function's module and qualified name
+            portable = getattr(builder, "__module__", "__main__") != "__main__"
+        except Exception:  # a lambda or a nested function, which pickle cannot name
+            portable = False
+        if not portable:
             raise ConfigError(
                 f"family {keywords['name']}: worker processes cannot import its builder {builder!r} "
                 "(defined here, not in a module); declare it as 'module:function' or train with jobs=1"
