@@ -179,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="execute the notebooks and render the HTML report")
     report.add_argument("--profile", default="quick", choices=PROFILE_NAMES, help=f"{PROFILE_HELP} (default: quick)")
-    report.add_argument("--jobs", type=_at_least_one, default=1, help="notebooks executed in parallel")
+    report.add_argument(
+        "--jobs", type=_at_least_one, default=1, help="notebooks executed, and runs trained, at once (default: 1)"
+    )
     report.add_argument("--notebooks", default=None, help="comma-separated notebook names (default: all)")
     _folders(report)
     report.add_argument("--force", action="store_true", help="retrain runs even if stored")

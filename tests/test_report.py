@@ -282,6 +282,16 @@ def test_a_changed_run_executes_only_the_notebooks_that_read_it(
     assert summary.startswith("report smoke: executed 2 notebooks (05, 00), reused 0, trained 0 runs, wrote ")
     assert "KeyboardInterrupt" not in out + err  # the kernels were stopped without an interrupt
 
+    shutil.rmtree(RunStore(root).run_dir(se["config"].iloc[0]))  # a run to train: first, here, then the notebooks
+    assert build() == 0
+    out = capfd.readouterr().out
+    lines = out.strip().splitlines()
+    assert re.fullmatch(r"\[smoke\] training 1 run first \(resnet_se\): ≈ \d.* on \S.*", lines[0])
+    assert lines[1].startswith("[smoke] Ctrl-C stops, keeping checkpoints") and len(lines[1]) <= 100
+    assert re.search(r"\[smoke\] executing 05_squeeze_excitation \([^)]*runs changed\) \.\.\.", out), out
+    assert lines[-1].startswith("report smoke: executed 2 notebooks (05, 00), reused 0, trained 1 run, wrote ")
+    assert RunStore(root).status(se["config"].iloc[0]) == "complete"
+
 
 def test_a_notebook_reads_the_tables_its_code_names_and_the_overview_reads_everything() -> None:
     def reads(name: str) -> cache.Reads:

@@ -14,6 +14,7 @@ import functools
 import html
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import papermill
 from nbconvert import HTMLExporter
 
@@ -35,6 +37,7 @@ from deepcls.analysis.results import results_table
 from deepcls.atomic import write_text, write_with
 from deepcls.config import get_profile, threads_per_job
 from deepcls.errors import ConfigError, StoreError, unknown
+from deepcls.execution.runner import run_grid
 from deepcls.paper.grids import ALL_TABLES, REPORT_TITLE, grid
 from deepcls.report import formatting as tables
 from deepcls.report import plots, verdicts
@@ -131,8 +134,10 @@ def build_report(
     runs read and ledger lines are those its executed copy was made from; ``rerun=True`` executes every
     one anyway, as ``force=True`` (retrain the stored runs) does. A file whose content is unchanged is not
     written (``index.html``: apart from its generation time), so a build on an unchanged store leaves the
-    results folder as it was. ``train=False`` renders from the store alone: runs not stored yet show as
-    pending. The last line says what was executed, reused, trained and written, and how long it took.
+    results folder as it was. The runs the notebooks to execute would train (their tables' seed 0, not
+    stored) are trained first, in this process, ``jobs`` at once, with progress and a line saying about how
+    long they take here; ``train=False`` renders from the store alone: runs not stored yet show as pending.
+    The last line says what was executed, reused, trained and written, and how long it took.
     """
     started = time.monotonic()
     get_profile(profile)
@@ -163,7 +168,6 @@ def build_report(
     sources = {n: _source(notebooks_dir / f"{n}.ipynb") for n in names}
     cache, runs_before = ExecutionCache(out_dir), stored_runs(store)
     written: list[str] = []
-    staging = Path(tempfile.mkdtemp(prefix="deepcls-report-"))  # pages rendered here, copied in if changed
 
     def decide(name: str, fingerprints: Fingerprints) -> Decision:
         source = sources[name]
@@ -192,9 +196,18 @@ def build_report(
     env = {"DEEPCLS_PROGRESS": "0"}  # kernels inherit it: no progress bars in the pages
     if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(threads_per_job(jobs))
+    fingerprints = Fingerprints(profile, store)
+    decisions = [decide(n, fingerprints) for n in names if n != OVERVIEW]
+    if train and not force:  # trained here first, with progress, not silently inside the notebooks
+        planned = [fingerprints.to_train(sources[d.name]) for d in decisions if d.execute and sources[d.name]]
+        if planned and not (missing := pd.concat(planned).drop_duplicates("config")).empty:
+            for line in training_note(missing, profile, store, jobs):
+                print(f"[{profile}] {line}", flush=True)
+            run_grid(list(missing["config"]), store=store, data_dir=data_dir, jobs=jobs)
+            fingerprints = Fingerprints(profile, store)
+            decisions = [decide(n, fingerprints) for n in names if n != OVERVIEW]
+    staging = Path(tempfile.mkdtemp(prefix="deepcls-report-"))  # pages rendered here, copied in if changed
     try:
-        fingerprints = Fingerprints(profile, store)
-        decisions = [decide(n, fingerprints) for n in names if n != OVERVIEW]
         with _environment(**env):
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 outcomes = list(pool.map(run, [d for d in decisions if d.execute]))
@@ -263,6 +276,29 @@ def _modified(path: Path) -> int | None:
         return path.stat().st_mtime_ns
     except OSError:
         return None
+
+
+def training_note(missing: pd.DataFrame, profile: str, store: RunStore, jobs: int) -> list[str]:
+    """What a build will train before its notebooks show it, and about how long that takes here (from
+    the store's times, deepcls.analysis.costs): on a clone of the report, the ``paper`` profile's missing
+    runs can take hours on a CPU, which the one who asked should know before they start."""
+    from deepcls.analysis.costs import Cost, row_costs
+    from deepcls.engine.runtime import target_device
+
+    keys = list(zip(missing["table"], missing["row"]))
+    device = target_device("auto", threads_per_job(jobs))
+    costs = row_costs(profile, store, (0,), on=device)
+    if any(math.isnan(costs[k].seconds) for k in keys):  # no run here to scale from: the reference device's
+        costs = row_costs(profile, store, (0,))
+    each = [costs[k] for k in keys]
+    devices = "/".join(dict.fromkeys(c.device for c in each))  # one, unless a row was timed only elsewhere
+    total = Cost(sum(c.seconds for c in each), devices, any(c.estimated for c in each))
+    count = len(missing)
+    by_table = ", ".join(f"{t} {n}" if n > 1 else t for t, n in missing["table"].value_counts(sort=False).items())
+    return [
+        f"training {count} run{'s' * (count != 1)} first ({by_table}): {total.text()}",
+        "Ctrl-C stops, keeping checkpoints (the next build resumes them); --no-train renders without",
+    ]
 
 
 def summary_line(profile: str, executed: list[str], reused: int, trained: int, written: int, seconds: float) -> str:

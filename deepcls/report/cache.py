@@ -134,10 +134,16 @@ class Fingerprints:
 
     def must_train(self, notebook: nbformat.NotebookNode) -> bool:
         """True when the notebook trains and a seed-0 run of its tables is not stored (or failed)."""
+        return not self.to_train(notebook).empty
+
+    def to_train(self, notebook: nbformat.NotebookNode) -> pd.DataFrame:
+        """The grid lines (table, row, config) of the seed-0 runs the notebook would train: those of its
+        tables not stored (or failed); none for a notebook that does not train."""
         reads = notebook_reads(notebook)
+        lines = grid(reads.tables or ALL_TABLES, self.profile)
         if not reads.trains:
-            return False
-        return not all(self.store.has(c) for c in grid(reads.tables or ALL_TABLES, self.profile)["config"])
+            return lines.iloc[:0]
+        return lines[[not self.store.has(c) for c in lines["config"]]]
 
     def runs_read(self, tables: tuple[str, ...] | None) -> str:
         """SHA-256 of the runs ``tables`` read at the profile (``None``: the whole store)."""
