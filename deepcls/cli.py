@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import functools
 import math
 import os
 import re
@@ -381,8 +382,10 @@ def _fail(message: str, code: int) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from deepcls.execution.runner import run_grid
     from deepcls.report.build import build_report
 
+    _torch_ready()
     return build_report(
         profile=args.profile,
         jobs=args.jobs,
@@ -392,6 +395,7 @@ def _report(args: argparse.Namespace) -> int:
         train=args.train,
         rerun=args.rerun,
         only=api.names("--notebooks", args.notebooks) if args.notebooks is not None else None,
+        trainer=functools.partial(run_grid, data_dir=args.data_dir, results_dir=args.results_dir, jobs=args.jobs),
     )
 
 
@@ -596,7 +600,7 @@ def _ledger(args: argparse.Namespace) -> int:
     store = RunStore(args.results_dir)
     on = None  # the ledger's cost notes: on the reference device, as RESULTS.md's (no device, nor torch, needed)
     if args.plan or args.train:
-        from deepcls.engine.runtime import target_device
+        from deepcls.numeric import target_device
 
         on = target_device(threads=threads_per_job(args.jobs))  # where they would train (Ray: its driver's)
         whole = planner.plan(args.profile, store, conclusions, on)

@@ -192,7 +192,7 @@ def short_device(names: str | None) -> str:
         return "—"
     short = []
     for name in names.split(" | "):
-        if ": " not in name:  # short already (a benchmark's device: deepcls.engine.runtime.target_device)
+        if ": " not in name:  # short already (a benchmark's device: deepcls.numeric.target_device)
             short.append(name)
             continue
         kind, _, detail = name.partition(": ")
@@ -202,3 +202,12 @@ def short_device(names: str | None) -> str:
             threads = next((w for w in detail.split() if w.startswith("x") and w[1:].isdigit()), "")
             short.append(f"{kind.upper()} {threads}".strip())
     return "/".join(dict.fromkeys(short))
+
+
+def target_device(device: str = "auto", threads: int | None = None) -> str:
+    """The short name of where runs would train here (``"H100"``, ``"CPU x1"``): on the CPU one thread
+    per run unless ``threads`` says otherwise, as ``--jobs`` = cores trains them."""
+    resolved = resolve_device(device)
+    if resolved.type == "cpu":
+        return f"CPU x{threads or 1}"
+    return short_device(device_name(resolved))

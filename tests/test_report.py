@@ -23,6 +23,7 @@ from deepcls.analysis import ledger
 from deepcls.analysis.ledger import CONCLUSIONS
 from deepcls.analysis.results import results_table
 from deepcls.config import threads_per_job
+from deepcls.execution.runner import run_grid
 from deepcls.numeric import resolve_device
 from deepcls.paper import grids as ex
 from deepcls.report import cache, plots, verdicts
@@ -282,8 +283,8 @@ def test_a_changed_run_executes_only_the_notebooks_that_read_it(
     assert summary.startswith("report smoke: executed 2 notebooks (05, 00), reused 0, trained 0 runs, wrote ")
     assert "KeyboardInterrupt" not in out + err  # the kernels were stopped without an interrupt
 
-    shutil.rmtree(RunStore(root).run_dir(se["config"].iloc[0]))  # a run to train: first, here, then the notebooks
-    assert build() == 0
+    shutil.rmtree(RunStore(root).run_dir(se["config"].iloc[0]))  # a run to train: first, in view, as the CLI does
+    assert build(trainer=functools.partial(run_grid, data_dir=str(data_dir), results_dir=str(root))) == 0
     out = capfd.readouterr().out
     lines = out.strip().splitlines()
     assert re.fullmatch(r"\[smoke\] training 1 run first \(resnet_se\): ≈ \d.* on \S.*", lines[0])

@@ -161,7 +161,7 @@ def ledger(
     """One line per conclusion and metric (``report``, ``honest``): n, mean ± std per side, the
     difference and its intervals, the p-values before and after the correction, the verdict and
     whether the report's one run lies inside our prediction interval. An undecided line says what its
-    missing seeds cost on device ``on`` (deepcls.engine.runtime.target_device).
+    missing seeds cost on device ``on`` (deepcls.numeric.target_device).
 
     Lines of :data:`CONCLUSIONS` are always answered within the whole ledger, so that a subset (one
     notebook's lines, ``--conclusions``) shows the adjusted p-values of the full family."""

@@ -45,7 +45,7 @@ def plan(
     runs' times, less the epochs in its resume checkpoint or in a shorter run of its chain that is kept or
     planned before it (a 30-epoch run continues into the 50-epoch one), NaN if never run, ``timed_on``, the
     device of those times, ``estimated`` where they come from the row's MACs: see deepcls.analysis.costs;
-    ``on`` is the device the runs would train on, deepcls.engine.runtime.target_device; ``progress``, how
+    ``on`` is the device the runs would train on, deepcls.numeric.target_device; ``progress``, how
     far an interrupted or running one has got). A seconds line needs no runs: ``deepcls ledger --time``
     measures it.
     Lines go in order of expected decisions per hour: the chance that the next look decides a line

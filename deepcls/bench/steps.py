@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 from deepcls.bench.timing import benchmark, synchronize
 from deepcls.config import RunConfig
 from deepcls.engine.fit import Trainer
-from deepcls.engine.runtime import configure, target_device
-from deepcls.numeric import resolve_precision
+from deepcls.engine.runtime import configure
+from deepcls.numeric import resolve_precision, target_device
 from deepcls.progress import bar_timing, show_progress
 from deepcls.store.timings import StepTiming, step_config
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import torch
 
-from deepcls.numeric import device_name, resolve_device, short_device
+from deepcls.numeric import resolve_device
 
 TINY = 1e-20  # its square, 1e-40, lies below float32's smallest normal number (1.18e-38)
 _flushing: bool | None = None
@@ -127,12 +127,3 @@ def thread_count(threads: int | None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
-
-
-def target_device(device: str = "auto", threads: int | None = None) -> str:
-    """The short name of where runs would train here (``"H100"``, ``"CPU x1"``): on the CPU one thread
-    per run unless ``threads`` says otherwise, as ``--jobs`` = cores trains them."""
-    resolved = resolve_device(device)
-    if resolved.type == "cpu":
-        return f"CPU x{threads or 1}"
-    return short_device(device_name(resolved))

@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,9 +35,9 @@ from nbconvert import HTMLExporter
 from deepcls.analysis import ledger
 from deepcls.analysis.results import results_table
 from deepcls.atomic import write_text, write_with
-from deepcls.config import get_profile, threads_per_job
+from deepcls.config import RunConfig, get_profile, threads_per_job
 from deepcls.errors import ConfigError, StoreError, unknown
-from deepcls.execution.runner import run_grid
+from deepcls.numeric import target_device
 from deepcls.paper.grids import ALL_TABLES, REPORT_TITLE, grid
 from deepcls.report import formatting as tables
 from deepcls.report import plots, verdicts
@@ -126,6 +126,7 @@ def build_report(
     notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
     train: bool = True,
     rerun: bool = False,
+    trainer: Callable[[list[RunConfig]], object] | None = None,
 ) -> int:
     """Execute the notebooks (or ``only`` these) whose inputs changed, render them and write the index;
     0 if every notebook ran.
@@ -134,9 +135,11 @@ def build_report(
     runs read and ledger lines are those its executed copy was made from; ``rerun=True`` executes every
     one anyway, as ``force=True`` (retrain the stored runs) does. A file whose content is unchanged is not
     written (``index.html``: apart from its generation time), so a build on an unchanged store leaves the
-    results folder as it was. The runs the notebooks to execute would train (their tables' seed 0, not
-    stored) are trained first, in this process, ``jobs`` at once, with progress and a line saying about how
-    long they take here; ``train=False`` renders from the store alone: runs not stored yet show as pending.
+    results folder as it was. ``trainer`` (``deepcls report`` passes deepcls.execution.runner.run_grid,
+    ``jobs`` at once) is given the runs the notebooks would train (their tables' seed 0, not stored) before
+    any executes, after a line saying about how long they take here, so they train with progress in view;
+    without it the notebooks train them. ``train=False`` renders from the store alone: runs not stored yet
+    show as pending.
     The last line says what was executed, reused, trained and written, and how long it took.
     """
     started = time.monotonic()
@@ -198,12 +201,12 @@ def build_report(
         env["OMP_NUM_THREADS"] = str(threads_per_job(jobs))
     fingerprints = Fingerprints(profile, store)
     decisions = [decide(n, fingerprints) for n in names if n != OVERVIEW]
-    if train and not force:  # trained here first, with progress, not silently inside the notebooks
+    if train and not force and trainer is not None:  # trained first, in view, not silently inside the notebooks
         planned = [fingerprints.to_train(sources[d.name]) for d in decisions if d.execute and sources[d.name]]
         if planned and not (missing := pd.concat(planned).drop_duplicates("config")).empty:
             for line in training_note(missing, profile, store, jobs):
                 print(f"[{profile}] {line}", flush=True)
-            run_grid(list(missing["config"]), store=store, data_dir=data_dir, jobs=jobs)
+            trainer(list(missing["config"]))
             fingerprints = Fingerprints(profile, store)
             decisions = [decide(n, fingerprints) for n in names if n != OVERVIEW]
     staging = Path(tempfile.mkdtemp(prefix="deepcls-report-"))  # pages rendered here, copied in if changed
@@ -283,7 +286,6 @@ def training_note(missing: pd.DataFrame, profile: str, store: RunStore, jobs: in
     the store's times, deepcls.analysis.costs): on a clone of the report, the ``paper`` profile's missing
     runs can take hours on a CPU, which the one who asked should know before they start."""
     from deepcls.analysis.costs import Cost, row_costs
-    from deepcls.engine.runtime import target_device
 
     keys = list(zip(missing["table"], missing["row"]))
     device = target_device("auto", threads_per_job(jobs))

@@ -36,7 +36,7 @@ class StepTiming:
     """Seconds per epoch of sides a and b, one pair per repeat (timed back to back in one process).
 
     ``steps`` are a side's optimisation steps per epoch; ``device`` names the device and threads
-    (deepcls.engine.runtime.target_device); ``configs`` are the sides' :func:`step_config`."""
+    (deepcls.numeric.target_device); ``configs`` are the sides' :func:`step_config`."""
 
     conclusion: str
     profile: str
