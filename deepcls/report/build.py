@@ -139,8 +139,7 @@ def build_report(
     ``jobs`` at once) is given the runs the notebooks would train (their tables' seed 0, not stored) before
     any executes, after a line saying about how long they take here, so they train with progress in view;
     without it the notebooks train them. ``train=False`` renders from the store alone: runs not stored yet
-    show as pending.
-    The last line says what was executed, reused, trained and written, and how long it took.
+    show as pending. The last line says what was executed, reused, trained and written, and how long.
     """
     started = time.monotonic()
     get_profile(profile)
