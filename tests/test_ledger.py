@@ -517,9 +517,12 @@ def test_the_benchmark_times_both_models_in_one_process(data_dir: Path, tmp_path
     timing = load_timing(RunStore(tmp_path), PROFILE, SLOWER.id)
     assert timing is not None and timing.repeats == 3 and timing.device == "CPU x1"
     assert timing.steps == (94, 94)  # the quick profile's 3,000 images in batches of 32
-    assert min(timing.seconds_a) > max(timing.seconds_b)
-    line = verdict(tmp_path, SLOWER)
-    assert line["verdict"] == "holds" and line["n_a"] == 3
+    line = verdict(tmp_path, SLOWER)  # read from the stored measurement, not the runs
+    ratio = float(np.exp(np.mean(np.log(np.divide(timing.seconds_a, timing.seconds_b)))))
+    assert line["n_a"] == 3 and line["ratio"] == pytest.approx(ratio) and ratio > 1  # twice the MACs
+    # Three repeats on a shared machine may leave the interval wide: the verdict's rule is tested above
+    # on fixed numbers (test_seconds_per_epoch_come_from_a_paired_benchmark_not_from_runs).
+    assert line["verdict"] in ("holds", "inconclusive")
 
 
 def test_the_plan_decides_the_cheapest_conclusions_first_and_trains_a_shared_run_once(tmp_path: Path) -> None:
